@@ -1,0 +1,77 @@
+"""Load a graph from a file, a string or a dict: the public entry points."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+from .arrays import DEFAULT_MAX_ELEMENTS
+from .errors import CgraphError, Position
+from .graph import Graph
+from .spec import build_spec
+from .yamlsafe import parse
+
+
+def load(
+    path: str | os.PathLike,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    output: str | None = None,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> Graph:
+    """Load a graph file (YAML or JSON); ``file:`` paths are relative to its folder."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as file:
+            raw = file.read()
+    except OSError as exc:
+        raise CgraphError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return loads(
+        decode(raw, path),
+        source=path,
+        base_dir=os.path.dirname(path) or ".",
+        overrides=overrides,
+        output=output,
+        max_elements=max_elements,
+    )
+
+
+def loads(
+    text: str,
+    *,
+    source: str = "<string>",
+    base_dir: str = ".",
+    overrides: Mapping[str, Any] | None = None,
+    output: str | None = None,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> Graph:
+    """Load a graph from YAML or JSON text; ``source`` names it in error messages."""
+    data = parse(text, source)
+    return _graph(data, source, base_dir, overrides, output, max_elements)
+
+
+def from_dict(
+    data: Mapping[str, Any],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    output: str | None = None,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> Graph:
+    """Load a graph from a dict shaped like a graph file (``{"inputs": ..., "nodes": ...}``)."""
+    return _graph(data, "<dict>", ".", overrides, output, max_elements)
+
+
+def decode(raw: bytes, source: str) -> str:
+    """Graph-file bytes as text: UTF-8, with or without a byte-order mark."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CgraphError(f"not UTF-8 text (byte {exc.start})", Position(source)) from None
+
+
+def _graph(data: Any, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int) -> Graph:
+    arrays = {name: np.asarray(value, dtype=np.float64) for name, value in (overrides or {}).items()}
+    spec = build_spec(data, source, base_dir, arrays, output, max_elements)
+    return Graph(spec, max_elements)

@@ -1,0 +1,203 @@
+"""Input arrays: numbers, nested lists, filled, random and .npy sources, checked before allocating."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from .errors import CgraphError, Position
+from .yamlsafe import key_position_of, parse, position_of
+
+DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
+RANDOM_KINDS = ("normal", "uniform")
+SOURCE_KEYS = ("value", "fill", "random", "file")
+ARRAY_KEYS = (*SOURCE_KEYS, "shape", "seed", "dtype")
+DEFAULT_MAX_ELEMENTS = 100_000_000
+
+
+def suggest(word: str, choices: Any) -> str:
+    """A ' (did you mean 'x'?)' hint naming the closest choice, or ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def describe(value: Any) -> str:
+    """A short description of a parsed YAML value, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"string '{value}'" if len(value) <= 40 else "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def is_number(value: Any) -> bool:
+    """True for an int or float that is not a bool."""
+    return type(value) in (int, float)
+
+
+def array_from_data(data: Any, pos: Position | None, dtype: Any = np.float64) -> np.ndarray:
+    """A number or a rectangular nested list as an array; errors point at the offending item."""
+    if is_number(data):
+        return np.array(data, dtype=dtype)
+    if not isinstance(data, list):
+        raise CgraphError(f"expected a number or a list of numbers, got {describe(data)}", pos)
+    shape = []
+    probe: Any = data
+    while isinstance(probe, list):
+        shape.append(len(probe))
+        if not probe:
+            break
+        probe = probe[0]
+    level = [data]
+    for depth in range(len(shape)):
+        last = depth == len(shape) - 1
+        following = []
+        for row in level:
+            for index, item in enumerate(row):
+                if last:
+                    if not is_number(item):
+                        what = "a nested list (the array is ragged)" if isinstance(item, list) else describe(item)
+                        raise CgraphError(f"expected a number, got {what}", position_of(row, index) or pos)
+                elif not isinstance(item, list):
+                    raise CgraphError(
+                        f"expected a list, got {describe(item)} (the array is ragged)", position_of(row, index) or pos
+                    )
+                elif len(item) != shape[depth + 1]:
+                    raise CgraphError(
+                        f"ragged array: this row has {len(item)} items, the first has {shape[depth + 1]}",
+                        position_of(row, index) or pos,
+                    )
+                else:
+                    following.append(item)
+        level = following
+    return np.array(data, dtype=dtype)
+
+
+def build_array(
+    data: Any,
+    pos: Position | None,
+    base_dir: str,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> np.ndarray:
+    """An input's array from its YAML form: a number, a nested list, or a mapping of ARRAY_KEYS."""
+    if not isinstance(data, dict):
+        array = array_from_data(data, pos)
+        _check_size(array.size, max_elements, pos)
+        return array
+    for key in data:
+        if key not in ARRAY_KEYS:
+            raise CgraphError(
+                f"unknown key '{key}' in an input{suggest(key, ARRAY_KEYS)}; expected one of: {', '.join(ARRAY_KEYS)}",
+                key_position_of(data, key) or pos,
+            )
+    sources = [key for key in SOURCE_KEYS if key in data]
+    if len(sources) != 1:
+        found = f"found {' and '.join(sources)}" if sources else "found none"
+        raise CgraphError(f"an input needs exactly one of {', '.join(SOURCE_KEYS)}; {found}", pos)
+    source = sources[0]
+    where = position_of(data, source) or pos
+    dtype = _dtype(data, pos)
+    if "shape" in data and source not in ("fill", "random"):
+        raise CgraphError(f"'shape' goes with 'fill' or 'random', not with '{source}'", key_position_of(data, "shape") or pos)
+    if "seed" in data and source != "random":
+        raise CgraphError("'seed' goes with 'random'", key_position_of(data, "seed") or pos)
+
+    if source == "value":
+        array = array_from_data(data["value"], where, dtype)
+        _check_size(array.size, max_elements, where)
+        return array
+    if source == "file":
+        return load_npy(data["file"], where, base_dir, dtype, max_elements)
+    if "shape" not in data:
+        raise CgraphError(f"'{source}' needs a 'shape', e.g. shape: [2, 3]", pos)
+    shape = _shape(data["shape"], position_of(data, "shape") or pos)
+    _check_size(math.prod(shape), max_elements, position_of(data, "shape") or pos)
+    if source == "fill":
+        fill = data["fill"]
+        if not is_number(fill):
+            raise CgraphError(f"'fill' must be a number, got {describe(fill)}", where)
+        return np.full(shape, fill, dtype=dtype)
+    kind = data["random"]
+    if kind not in RANDOM_KINDS:
+        hint = suggest(kind, RANDOM_KINDS) if isinstance(kind, str) else ""
+        raise CgraphError(f"'random' must be one of: {', '.join(RANDOM_KINDS)}; got {describe(kind)}{hint}", where)
+    seed = data.get("seed", 0)
+    if type(seed) is not int or seed < 0:
+        raise CgraphError(f"'seed' must be a non-negative integer, got {describe(seed)}", position_of(data, "seed") or pos)
+    rng = np.random.default_rng(seed)
+    sample = rng.standard_normal(shape) if kind == "normal" else rng.random(shape)
+    return sample.astype(dtype, copy=False)
+
+
+def load_npy(path: Any, pos: Position | None, base_dir: str, dtype: Any, max_elements: int) -> np.ndarray:
+    """A real-valued array from a .npy file, memory-mapped where its dtype already fits."""
+    if not isinstance(path, str) or not path:
+        raise CgraphError(f"'file' must be a path to a .npy file, got {describe(path)}", pos)
+    full = os.path.join(base_dir, os.path.expanduser(path))
+    try:
+        array = np.load(full, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise CgraphError(f"file not found: {path}", pos) from None
+    except PermissionError:
+        raise CgraphError(f"permission denied: {path}", pos) from None
+    except IsADirectoryError:
+        raise CgraphError(f"not a file: {path}", pos) from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise CgraphError(f"not a readable .npy file: {path} ({exc})", pos) from None
+    if not isinstance(array, np.ndarray):
+        raise CgraphError(f"not a .npy file: {path} (an .npz archive?)", pos)
+    if array.dtype.kind not in "fiu":
+        raise CgraphError(f"{path} holds {array.dtype} data; expected real numbers", pos)
+    _check_size(array.size, max_elements, pos)
+    return array if array.dtype == dtype else array.astype(dtype)
+
+
+def _dtype(data: dict, pos: Position | None) -> Any:
+    name = data.get("dtype", "float64")
+    if name not in DTYPES:
+        hint = suggest(name, DTYPES) if isinstance(name, str) else ""
+        raise CgraphError(
+            f"'dtype' must be one of: {', '.join(DTYPES)}; got {describe(name)}{hint}",
+            position_of(data, "dtype") or pos,
+        )
+    return DTYPES[name]
+
+
+def _shape(shape: Any, pos: Position | None) -> tuple[int, ...]:
+    if is_number(shape):
+        shape = [shape]
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+        raise CgraphError(f"'shape' must be a list of non-negative integers, got {describe(shape)}", pos)
+    if len(shape) > 32:
+        raise CgraphError(f"'shape' has {len(shape)} dimensions; at most 32 are supported", pos)
+    return tuple(shape)
+
+
+def _check_size(count: int, max_elements: int, pos: Position | None) -> None:
+    if count > max_elements:
+        raise CgraphError(
+            f"array of {count:,} elements is over the limit of {max_elements:,} (raise it with --max-elements)", pos
+        )
+
+
+
+def parse_array_option(text: str, option: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
+    """A command-line array: a number, a YAML/JSON list, or @file.npy (relative to the current folder)."""
+    try:
+        if text.startswith("@"):
+            return load_npy(text[1:], None, ".", np.float64, max_elements)
+        array = array_from_data(parse(text, option), None)
+        _check_size(array.size, max_elements, None)
+        return array
+    except CgraphError as error:
+        raise CgraphError(f"{option}: {error.message}") from None

@@ -1,0 +1,219 @@
+"""The validated graph spec: inputs with their arrays, nodes in dependency order, the output."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .arrays import DEFAULT_MAX_ELEMENTS, build_array, describe, suggest
+from .errors import CgraphError, Position
+from .layers import REGISTRY
+from .yamlsafe import key_position_of, position_of
+
+TOP_KEYS = ("inputs", "nodes", "output")
+NODE_KEYS = ("op", "inputs")
+MAX_NAME_LENGTH = 200
+
+
+@dataclass
+class InputSpec:
+    """A named input array and where it was defined."""
+
+    name: str
+    value: np.ndarray
+    pos: Position | None
+
+
+@dataclass
+class NodeSpec:
+    """A named node: its op, the names of its inputs, and where each was written."""
+
+    name: str
+    op: str
+    args: tuple[str, ...]
+    pos: Position | None
+    arg_pos: tuple[Position | None, ...] = field(default=())
+
+
+@dataclass
+class GraphSpec:
+    """A whole graph: inputs in file order, nodes in dependency order, and the output's name."""
+
+    source: str
+    inputs: dict[str, InputSpec]
+    nodes: dict[str, NodeSpec]
+    output: str
+    overridden: frozenset[str] = frozenset()
+
+    def position(self, name: str) -> Position | None:
+        """Where the input or node ``name`` was defined."""
+        item = self.inputs.get(name) or self.nodes.get(name)
+        return item.pos if item else None
+
+
+def build_spec(
+    data: Any,
+    source: str,
+    base_dir: str = ".",
+    overrides: dict[str, np.ndarray] | None = None,
+    output: str | None = None,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> GraphSpec:
+    """Validate parsed YAML ``data`` into a GraphSpec; ``overrides`` replace inputs' values."""
+    top = Position(source)
+    if data is None:
+        raise CgraphError("the graph file is empty: it needs 'inputs' and 'nodes'", top)
+    if not isinstance(data, dict):
+        raise CgraphError(f"the top level must be a mapping with 'inputs' and 'nodes', got {describe(data)}", _pos(data, top))
+    for key in data:
+        if key not in TOP_KEYS:
+            raise CgraphError(
+                f"unknown top-level key '{key}'{suggest(key, TOP_KEYS)}; expected: {', '.join(TOP_KEYS)}",
+                key_position_of(data, key) or top,
+            )
+    if "nodes" not in data:
+        raise CgraphError("the graph has no 'nodes'", _pos(data, top))
+
+    inputs_data = data.get("inputs") or {}
+    if not isinstance(inputs_data, dict):
+        raise CgraphError(f"'inputs' must be a mapping of names to arrays, got {describe(inputs_data)}", position_of(data, "inputs") or top)
+    nodes_data = data["nodes"]
+    if not isinstance(nodes_data, dict) or not nodes_data:
+        what = "an empty mapping" if isinstance(nodes_data, dict) else describe(nodes_data)
+        raise CgraphError(f"'nodes' must be a mapping of names to nodes, got {what}", position_of(data, "nodes") or top)
+
+    overrides = overrides or {}
+    inputs: dict[str, InputSpec] = {}
+    for name, value in inputs_data.items():
+        name_pos = key_position_of(inputs_data, name) or top
+        _check_name(name, name_pos)
+        value_pos = position_of(inputs_data, name) or name_pos
+        array = build_array(value, value_pos, base_dir, max_elements)
+        if name in overrides:
+            array = overrides[name].astype(array.dtype, copy=False)
+        inputs[name] = InputSpec(name, array, name_pos)
+
+    written: dict[str, NodeSpec] = {}
+    for name, body in nodes_data.items():
+        name_pos = key_position_of(nodes_data, name) or top
+        _check_name(name, name_pos)
+        if name in inputs:
+            raise CgraphError(f"node '{name}' has the name of an input; names must be unique", name_pos)
+        written[name] = _node(name, body, position_of(nodes_data, name) or name_pos, name_pos, inputs)
+
+    for name in overrides:
+        if name not in inputs:
+            kind = "is a node, not an input" if name in written else f"is not an input{suggest(name, inputs)}"
+            raise CgraphError(f"--set: '{name}' {kind}")
+
+    for node in written.values():
+        for arg, pos in zip(node.args, node.arg_pos):
+            if arg == node.name:
+                raise CgraphError(f"node '{node.name}' uses itself as an input", pos)
+            if arg not in inputs and arg not in written:
+                raise CgraphError(f"node '{node.name}' uses unknown name '{arg}'{suggest(arg, [*inputs, *written])}", pos)
+
+    nodes = {name: written[name] for name in _dependency_order(written)}
+    chosen = _output(data, nodes, inputs, output, top)
+    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides))
+
+
+def _pos(data: Any, default: Position) -> Position:
+    return getattr(data, "pos", None) or default
+
+
+def _check_name(name: Any, pos: Position) -> None:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise CgraphError(
+            f"invalid name '{name}': use letters, digits and underscores, not starting with a digit", pos
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise CgraphError(f"name of {len(name)} characters is longer than the limit of {MAX_NAME_LENGTH}", pos)
+
+
+def _node(name: str, body: Any, pos: Position, name_pos: Position, inputs: dict) -> NodeSpec:
+    if not isinstance(body, dict):
+        raise CgraphError(f"node '{name}' must be a mapping like {{op: mul, inputs: [a, b]}}, got {describe(body)}", pos)
+    for key in body:
+        if key not in NODE_KEYS:
+            raise CgraphError(
+                f"node '{name}': unknown key '{key}'{suggest(key, NODE_KEYS)}; expected: {', '.join(NODE_KEYS)}",
+                key_position_of(body, key) or pos,
+            )
+    if "op" not in body:
+        raise CgraphError(f"node '{name}' has no 'op' (one of: {', '.join(REGISTRY)})", pos)
+    op = body["op"]
+    op_pos = position_of(body, "op") or pos
+    if op not in REGISTRY:
+        hint = suggest(op, REGISTRY) if isinstance(op, str) else ""
+        shown = f"'{op}'" if isinstance(op, str) else describe(op)
+        raise CgraphError(f"node '{name}': unknown op {shown}{hint}; known ops: {', '.join(REGISTRY)}", op_pos)
+    if "inputs" not in body:
+        raise CgraphError(f"node '{name}' has no 'inputs'", pos)
+    args = body["inputs"]
+    args_pos = position_of(body, "inputs") or pos
+    if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
+        raise CgraphError(f"node '{name}': 'inputs' must be a list of names, got {describe(args)}", args_pos)
+    arity = len(REGISTRY[op].args)
+    if len(args) != arity:
+        raise CgraphError(f"node '{name}': op '{op}' takes {arity} inputs, got {len(args)}", args_pos)
+    arg_pos = tuple(position_of(args, i) or args_pos for i in range(len(args)))
+    return NodeSpec(name, op, tuple(args), name_pos, arg_pos)
+
+
+def _dependency_order(nodes: dict[str, NodeSpec]) -> list[str]:
+    """Node names with every node after the nodes it uses, otherwise in file order."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1: being visited, 2: done
+    for root in nodes:
+        if state.get(root):
+            continue
+        stack = [(root, iter(nodes[root].args))]
+        state[root] = 1
+        while stack:
+            name, pending = stack[-1]
+            for arg in pending:
+                if arg not in nodes or state.get(arg) == 2:
+                    continue
+                if state.get(arg) == 1:
+                    path = [entry[0] for entry in stack]
+                    cycle = path[path.index(arg):] + [arg]
+                    raise CgraphError(f"cycle: {' -> '.join(reversed(cycle))}", nodes[arg].pos)
+                state[arg] = 1
+                stack.append((arg, iter(nodes[arg].args)))
+                break
+            else:
+                stack.pop()
+                state[name] = 2
+                order.append(name)
+    return order
+
+
+def _output(data: Any, nodes: dict[str, NodeSpec], inputs: dict, requested: str | None, top: Position) -> str:
+    if requested is None and "output" in data:
+        requested = data["output"]
+        where = position_of(data, "output") or top
+    else:
+        where = None
+    if requested is not None:
+        if not isinstance(requested, str):
+            raise CgraphError(f"output must be a node's name, got {describe(requested)}", where)
+        if requested in nodes:
+            return requested
+        if requested in inputs:
+            problem = f"'{requested}' is an input; the output must be a node"
+        else:
+            problem = f"unknown node '{requested}'{suggest(requested, nodes)}"
+        raise CgraphError(f"output: {problem}" if where else f"--output: {problem}", where)
+    used = {arg for node in nodes.values() for arg in node.args}
+    sinks = [name for name in nodes if name not in used]
+    if len(sinks) != 1:
+        raise CgraphError(
+            f"the graph has {len(sinks)} nodes that feed no other ({', '.join(sinks)}): "
+            "name one with 'output:' in the file or --output",
+            _pos(data, top),
+        )
+    return sinks[0]

@@ -1,0 +1,186 @@
+"""Safe YAML reading: text to plain Python data that remembers where each item stood.
+
+Only YAML's standard scalars, sequences and mappings are read. Anchors, aliases,
+merge keys and non-standard tags are refused, duplicate keys are errors, nesting
+depth is bounded, and the document is built from the event stream without
+recursion. Plain scalars resolve as in YAML 1.2's core schema, so ``1e3`` is a
+number and ``yes`` is a string; mapping keys are always strings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import yaml
+
+from .errors import CgraphError, Position
+
+MAX_DEPTH = 64
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {None, "!", _TAG + "str", _TAG + "int", _TAG + "float", _TAG + "bool", _TAG + "null"}
+_INT = re.compile(r"[-+]?[0-9]+\Z")
+_AMBIGUOUS_INT = re.compile(r"[-+]?0[0-9]+\Z")
+_FLOAT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\Z")
+_SPECIAL_FLOATS = {
+    **{s + ".inf": math.inf for s in ("", "+")},
+    **{s + ".Inf": math.inf for s in ("", "+")},
+    **{s + ".INF": math.inf for s in ("", "+")},
+    "-.inf": -math.inf, "-.Inf": -math.inf, "-.INF": -math.inf,
+    ".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan,
+}
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_NULLS = {"", "~", "null", "Null", "NULL"}
+_ALIAS_HINT = "define the value once as an input and use it by name"
+
+
+class YMap(dict):
+    """A mapping read from YAML, with the positions of itself, its keys and its values."""
+
+    def __init__(self, pos: Position) -> None:
+        super().__init__()
+        self.pos = pos
+        self.key_pos: dict[str, Position] = {}
+        self.value_pos: dict[str, Position] = {}
+
+
+class YSeq(list):
+    """A sequence read from YAML, with the positions of itself and its items."""
+
+    def __init__(self, pos: Position) -> None:
+        super().__init__()
+        self.pos = pos
+        self.item_pos: list[Position] = []
+
+
+def position_of(container: Any, key: Any) -> Position | None:
+    """Where ``container[key]`` stood in the source, if the container remembers."""
+    if isinstance(container, YMap):
+        return container.value_pos.get(key)
+    if isinstance(container, YSeq) and 0 <= key < len(container.item_pos):
+        return container.item_pos[key]
+    return None
+
+
+def key_position_of(container: Any, key: str) -> Position | None:
+    """Where the key ``key`` of a mapping stood in the source, if it remembers."""
+    if isinstance(container, YMap):
+        return container.key_pos.get(key)
+    return None
+
+
+def parse(text: str, filename: str) -> Any:
+    """Read one YAML document; raise CgraphError with a position on anything unsafe or malformed."""
+
+    def here(mark: Any) -> Position:
+        return Position(filename, mark.line + 1, mark.column + 1)
+
+    root: Any = None
+    stack: list[Any] = []  # open containers, innermost last
+    pending_key: list[str | None] = []  # per open container: the mapping key awaiting its value
+    documents = 0
+
+    def add(value: Any, pos: Position) -> None:
+        nonlocal root
+        if not stack:
+            root = value
+            return
+        parent = stack[-1]
+        if isinstance(parent, YSeq):
+            parent.append(value)
+            parent.item_pos.append(pos)
+            return
+        key = pending_key[-1]
+        if key is None:
+            if not isinstance(value, str):
+                raise CgraphError("a mapping key must be a name, not a list or mapping", pos)
+            if value in parent:
+                first = parent.key_pos[value]
+                raise CgraphError(
+                    f"duplicate key '{value}' (first defined at line {first.line}, column {first.col})", pos
+                )
+            if value == "<<":
+                raise CgraphError(f"merge keys (<<) are not supported: {_ALIAS_HINT}", pos)
+            parent.key_pos[value] = pos
+            pending_key[-1] = value
+        else:
+            parent[key] = value
+            parent.value_pos[key] = pos
+            pending_key[-1] = None
+
+    def awaiting_key() -> bool:
+        return bool(stack) and isinstance(stack[-1], YMap) and pending_key[-1] is None
+
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                pos = here(event.start_mark)
+                _refuse_anchor(event, pos)
+                if event.tag not in _SCALAR_TAGS:
+                    raise CgraphError(f"tag '{event.tag}' is not allowed: use plain numbers, strings, lists and mappings", pos)
+                if awaiting_key():
+                    add(event.value, pos)
+                else:
+                    add(_resolve(event, pos), pos)
+            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                pos = here(event.start_mark)
+                _refuse_anchor(event, pos)
+                is_map = kind is yaml.MappingStartEvent
+                if event.tag not in (None, "!", _TAG + ("map" if is_map else "seq")):
+                    raise CgraphError(f"tag '{event.tag}' is not allowed: use plain numbers, strings, lists and mappings", pos)
+                if len(stack) >= MAX_DEPTH:
+                    raise CgraphError(f"nested more than {MAX_DEPTH} levels deep", pos)
+                container = YMap(pos) if is_map else YSeq(pos)
+                add(container, pos)
+                stack.append(container)
+                pending_key.append(None)
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                stack.pop()
+                pending_key.pop()
+            elif kind is yaml.AliasEvent:
+                raise CgraphError(f"aliases (*{event.anchor}) are not supported: {_ALIAS_HINT}", here(event.start_mark))
+            elif kind is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise CgraphError("expected one YAML document, found another ('---')", here(event.start_mark))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "malformed YAML"
+        raise CgraphError(f"invalid YAML: {problem}", here(mark) if mark else Position(filename)) from None
+    except yaml.YAMLError as exc:
+        raise CgraphError(f"invalid YAML: {exc}", Position(filename)) from None
+    return root
+
+
+def _refuse_anchor(event: Any, pos: Position) -> None:
+    if event.anchor is not None:
+        raise CgraphError(f"anchors (&{event.anchor}) are not supported: {_ALIAS_HINT}", pos)
+
+
+def _resolve(event: Any, pos: Position) -> Any:
+    """A scalar's value: YAML 1.2 core schema for plain scalars, text for quoted ones."""
+    text = event.value
+    if event.style or event.tag in ("!", _TAG + "str"):
+        return text
+    if _INT.match(text):
+        if _AMBIGUOUS_INT.match(text):
+            raise CgraphError(
+                f"'{text}' is ambiguous (YAML 1.1 reads a leading zero as octal): "
+                f"write it without the leading zero, or quote it if it is a name",
+                pos,
+            )
+        return int(text)
+    if _FLOAT.match(text):
+        return float(text)
+    if text in _SPECIAL_FLOATS:
+        return _SPECIAL_FLOATS[text]
+    if text in _BOOLS:
+        return _BOOLS[text]
+    if text in _NULLS:
+        return None
+    return text
