@@ -74,7 +74,7 @@ def array_from_data(data: Any, pos: Position | None, dtype: Any = np.float64) ->
                     )
                 elif len(item) != shape[depth + 1]:
                     raise CgraphError(
-                        f"ragged array: this row has {len(item)} items, the first has {shape[depth + 1]}",
+                        f"ragged array: this row has {len(item)} items where the first row has {shape[depth + 1]}",
                         position_of(row, index) or pos,
                     )
                 else:

@@ -155,12 +155,16 @@ def _node(name: str, body: Any, pos: Position, name_pos: Position, inputs: dict)
         raise CgraphError(f"node '{name}' has no 'inputs'", pos)
     args = body["inputs"]
     args_pos = position_of(body, "inputs") or pos
-    if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
+    if not isinstance(args, list):
         raise CgraphError(f"node '{name}': 'inputs' must be a list of names, got {describe(args)}", args_pos)
+    arg_pos = tuple(position_of(args, i) or args_pos for i in range(len(args)))
+    for arg, pos in zip(args, arg_pos):
+        if not isinstance(arg, str):
+            hint = ": if it is a name, quote it" if arg is None or isinstance(arg, bool) else ""
+            raise CgraphError(f"node '{name}': expected the name of an input or node, got {describe(arg)}{hint}", pos)
     arity = len(REGISTRY[op].args)
     if len(args) != arity:
         raise CgraphError(f"node '{name}': op '{op}' takes {arity} inputs, got {len(args)}", args_pos)
-    arg_pos = tuple(position_of(args, i) or args_pos for i in range(len(args)))
     return NodeSpec(name, op, tuple(args), name_pos, arg_pos)
 
 

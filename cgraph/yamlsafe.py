@@ -122,7 +122,7 @@ def parse(text: str, filename: str) -> Any:
                 pos = here(event.start_mark)
                 _refuse_anchor(event, pos)
                 if event.tag not in _SCALAR_TAGS:
-                    raise CgraphError(f"tag '{event.tag}' is not allowed: use plain numbers, strings, lists and mappings", pos)
+                    raise CgraphError(_tag_message(event.tag), pos)
                 if awaiting_key():
                     add(event.value, pos)
                 else:
@@ -132,7 +132,7 @@ def parse(text: str, filename: str) -> Any:
                 _refuse_anchor(event, pos)
                 is_map = kind is yaml.MappingStartEvent
                 if event.tag not in (None, "!", _TAG + ("map" if is_map else "seq")):
-                    raise CgraphError(f"tag '{event.tag}' is not allowed: use plain numbers, strings, lists and mappings", pos)
+                    raise CgraphError(_tag_message(event.tag), pos)
                 if len(stack) >= MAX_DEPTH:
                     raise CgraphError(f"nested more than {MAX_DEPTH} levels deep", pos)
                 container = YMap(pos) if is_map else YSeq(pos)
@@ -155,6 +155,11 @@ def parse(text: str, filename: str) -> Any:
     except yaml.YAMLError as exc:
         raise CgraphError(f"invalid YAML: {exc}", Position(filename)) from None
     return root
+
+
+def _tag_message(tag: str) -> str:
+    shown = "!!" + tag[len(_TAG):] if tag.startswith(_TAG) else tag
+    return f"tag '{shown}' is not allowed: use plain numbers, strings, lists and mappings"
 
 
 def _refuse_anchor(event: Any, pos: Position) -> None:

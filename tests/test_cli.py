@@ -1,0 +1,223 @@
+"""The command line, through click's CliRunner and as the installed `cgraph` command."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cgraph import __version__
+from cgraph.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+APPLE = str(ROOT / "graphs" / "buy_apple.yaml")
+APPLE_ORANGE = str(ROOT / "graphs" / "buy_apple_orange.yaml")
+MATRICES = str(ROOT / "graphs" / "matrices.yaml")
+
+
+def run(*args: str, stdin: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=stdin)
+
+
+def run_json(*args: str, stdin: str | None = None) -> dict:
+    result = run(*args, "--format", "json", stdin=stdin)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_forward_text_shows_values_and_layer_shapes() -> None:
+    result = run("forward", APPLE_ORANGE)
+    assert result.exit_code == 0
+    assert "price = mul(all_price, tax)  MulLayer(x.shape=(), y.shape=()) -> out.shape=()" in result.stdout
+    assert "value: 715.0" in result.stdout
+    assert "grad" not in result.stdout
+
+
+def test_backward_text_shows_gradients_of_inputs_and_layer_inputs() -> None:
+    result = run("backward", APPLE_ORANGE, "--dout", "1")
+    assert result.exit_code == 0
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert ["dy", "(tax):", "650.0"] in lines
+    assert ["dx", "(apple):", "2.2"] in lines
+    assert result.stdout.count("grad:") == 9
+
+
+def test_backward_json_matches_the_book() -> None:
+    data = run_json("backward", APPLE_ORANGE)
+    assert data["output"] == "price"
+    assert data["dout"] == 1.0
+    nodes = data["nodes"]
+    assert list(nodes) == ["apple", "apple_num", "orange", "orange_num", "tax",
+                           "apple_price", "orange_price", "all_price", "price"]
+    assert nodes["tax"]["grad"] == 650.0
+    assert nodes["apple"] == {"op": "input", "inputs": [], "shape": [], "dtype": "float64", "value": 100.0,
+                              "grad": pytest.approx(2.2)}
+    price = nodes["price"]
+    assert price["op"] == "mul" and price["inputs"] == ["all_price", "tax"]
+    assert price["input_shapes"] == [[], []]
+    assert price["input_grads"] == [pytest.approx(1.1), 650.0]
+
+
+def test_forward_json_has_no_gradients() -> None:
+    data = run_json("forward", APPLE)
+    assert "dout" not in data
+    assert data["nodes"]["price"]["value"] == pytest.approx(220.0)
+    assert all("grad" not in entry and "input_grads" not in entry for entry in data["nodes"].values())
+
+
+def test_jsonl_is_one_entry_per_line_with_its_name() -> None:
+    result = run("backward", APPLE, "--format", "jsonl")
+    entries = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [entry["name"] for entry in entries] == ["apple", "apple_num", "tax", "apple_price", "price"]
+    assert entries[2]["grad"] == 200.0
+
+
+def test_set_replaces_an_input_and_node_filters() -> None:
+    data = run_json("backward", APPLE_ORANGE, "--set", "tax=1.2", "--node", "apple", "--node", "price")
+    assert list(data["nodes"]) == ["apple", "price"]
+    assert data["nodes"]["price"]["value"] == pytest.approx(650 * 1.2)
+    assert data["nodes"]["apple"]["grad"] == pytest.approx(2 * 1.2)
+
+
+def test_set_may_change_an_inputs_shape() -> None:
+    data = run_json("backward", APPLE, "--set", "apple=[100, 200]")
+    assert data["nodes"]["price"]["value"] == pytest.approx([220.0, 440.0])
+    assert data["nodes"]["tax"]["grad"] == pytest.approx(600.0)
+
+
+def test_output_option_picks_another_node() -> None:
+    data = run_json("backward", APPLE_ORANGE, "--output", "apple_price")
+    nodes = data["nodes"]
+    assert data["output"] == "apple_price"
+    assert nodes["apple"]["grad"] == 2.0
+    assert nodes["tax"]["grad"] == 0.0 and nodes["price"]["grad"] == 0.0
+
+
+def test_stdin_graph() -> None:
+    text = Path(APPLE).read_text()
+    data = run_json("backward", "-", "--set", "tax=1.2", "--node", "apple", "--node", "tax", stdin=text)
+    assert data["nodes"]["tax"]["grad"] == 200.0
+    assert data["nodes"]["apple"]["grad"] == pytest.approx(2.4)
+
+
+def test_json_graph_is_accepted() -> None:
+    graph = {"inputs": {"a": 3, "b": [1, 2]}, "nodes": {"c": {"op": "mul", "inputs": ["a", "b"]}}}
+    data = run_json("backward", "-", stdin=json.dumps(graph))
+    assert data["nodes"]["a"]["grad"] == 3.0
+    assert data["nodes"]["b"]["grad"] == [3.0, 3.0]
+
+
+def test_dout_list_and_npy_file(tmp_path: Path) -> None:
+    data = run_json("backward", MATRICES, "--dout", "[[1, 0], [0, 1]]")
+    assert data["nodes"]["a"]["grad"] == [[5.0, 0.0], [0.0, 8.0]]
+    np.save(tmp_path / "dout.npy", np.array([[0.0, 2.0], [0.0, 0.0]]))
+    data = run_json("backward", MATRICES, "--dout", f"@{tmp_path / 'dout.npy'}")
+    assert data["nodes"]["a"]["grad"] == [[0.0, 12.0], [0.0, 0.0]]
+    assert data["dout"] == [[0.0, 2.0], [0.0, 0.0]]
+
+
+def test_dout_is_broadcast_to_the_output_shape() -> None:
+    data = run_json("backward", MATRICES, "--dout", "[1, 2]")
+    assert data["dout"] == [[1.0, 2.0], [1.0, 2.0]]
+    assert data["nodes"]["c"]["grad"] == [[1.0, 2.0], [1.0, 2.0]]
+
+
+def test_non_finite_values_are_strict_json() -> None:
+    graph = "inputs: {a: [.inf, 1, .nan]}\nnodes: {b: {op: mul, inputs: [a, a]}}\n"
+    result = run("backward", "-", "--format", "json", stdin=graph)
+    data = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"bare {name} in JSON"))
+    assert data["nodes"]["b"]["value"] == ["Infinity", 1.0, "NaN"]
+    assert data["nodes"]["a"]["grad"] == ["Infinity", 2.0, "NaN"]
+
+
+def test_float32_input_keeps_its_dtype_in_gradients() -> None:
+    graph = "inputs: {a: {value: [1, 2], dtype: float32}, s: 3}\nnodes: {b: {op: mul, inputs: [a, s]}}\n"
+    data = run_json("backward", "-", stdin=graph)
+    assert data["nodes"]["a"]["dtype"] == "float32"
+    assert data["nodes"]["a"]["grad"] == [3.0, 3.0]
+    assert data["nodes"]["b"]["dtype"] == "float64"
+
+
+def test_precision_and_full() -> None:
+    graph = "inputs: {a: {shape: [2000], fill: 0.123456789}}\nnodes: {b: {op: add, inputs: [a, a]}}\n"
+    summarised = run("forward", "-", "--precision", "3", stdin=graph)
+    assert "0.123 0.123" in summarised.stdout and "..." in summarised.stdout
+    full = run("forward", "-", "--full", "--node", "a", stdin=graph)
+    assert "..." not in full.stdout
+    assert full.stdout.count("0.12345679") == 2000
+
+
+@pytest.mark.parametrize(
+    "args, stdin, message",
+    [
+        (["forward", "missing.yaml"], None, "cgraph: error: cannot read missing.yaml"),
+        (["forward", "-"], "inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, c]}}\n", "<stdin>:2:34: error: node 'b' uses unknown name 'c'"),
+        (["backward", MATRICES, "--dout", "[1, 2, 3]"], None, "cgraph: error: --dout: shape (3,) does not broadcast to the shape (2, 2)"),
+        (["backward", MATRICES, "--dout", "abc"], None, "cgraph: error: --dout: expected a number or a list of numbers, got string 'abc'"),
+        (["backward", MATRICES, "--dout", "@nope.npy"], None, "cgraph: error: --dout: file not found: nope.npy"),
+        (["forward", APPLE, "--set", "tax=[1, 2", ], None, "cgraph: error: --set tax: invalid YAML"),
+        (["forward", APPLE, "--set", "tx=1"], None, "cgraph: error: --set: 'tx' is not an input (did you mean 'tax'?)"),
+        (["forward", APPLE, "--node", "prize"], None, "cgraph: error: --node: unknown name 'prize' (did you mean 'price'?)"),
+        (["forward", APPLE, "--output", "prize"], None, "cgraph: error: --output: unknown node 'prize' (did you mean 'price'?)"),
+        (["forward", MATRICES, "--set", "a=[1, 2, 3]"], None, "matrices.yaml:8:3: error: node 'ab': mul cannot combine shapes a (3,) (from --set) and b (2, 2)"),
+    ],
+)
+def test_user_errors_are_one_line_on_stderr_and_exit_1(args: list[str], stdin: str | None, message: str) -> None:
+    result = run(*args, stdin=stdin)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert message in result.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    for args in (["forward"], ["forward", APPLE, "--set", "tax"], ["forward", APPLE, "--format", "xml"], ["nope"]):
+        result = run(*args)
+        assert result.exit_code == 2
+        assert result.stdout == ""
+
+
+def test_version_and_help_with_examples() -> None:
+    assert run("--version").stdout == f"cgraph {__version__}\n"
+    for command in ("forward", "backward"):
+        result = run(command, "--help")
+        assert result.exit_code == 0
+        assert f"$ cgraph {command} graphs/" in result.stdout
+
+
+cgraph_bin = shutil.which("cgraph")
+installed = pytest.mark.skipif(cgraph_bin is None, reason="the cgraph command is not installed")
+
+
+@installed
+def test_installed_command_runs_the_book_example() -> None:
+    result = subprocess.run([cgraph_bin, "backward", APPLE_ORANGE, "--format", "json"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["nodes"]["tax"]["grad"] == 650.0
+
+
+@installed
+def test_installed_command_reports_errors_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, a]}, b: {op: add, inputs: [a, a]}}\n")
+    result = subprocess.run([cgraph_bin, "forward", str(bad)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == f"{bad}:2:39: error: duplicate key 'b' (first defined at line 2, column 9)\n"
+
+
+@installed
+def test_closed_pipe_exits_quietly(tmp_path: Path) -> None:
+    graph = tmp_path / "big.yaml"
+    graph.write_text("inputs: {a: {shape: [200000], fill: 1}}\nnodes: {b: {op: add, inputs: [a, a]}}\n")
+    pipeline = f"'{cgraph_bin}' backward '{graph}' --full | head -1"
+    result = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert result.stdout == "backward, output 'b'\n"
+    assert "Traceback" not in result.stderr and "Error" not in result.stderr

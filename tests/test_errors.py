@@ -1,0 +1,151 @@
+"""Every user mistake in a graph file: the message's essential words and its position."""
+
+from __future__ import annotations
+
+import pytest
+
+import cgraph
+from cgraph.errors import CgraphError
+
+OK_NODES = "nodes: {b: {op: mul, inputs: [a, a]}}\n"
+
+# (graph text, words the message must contain, line, column); line None: no position in the file.
+CASES = [
+    ("", ["empty"], None, None),
+    ("[1, 2]\n", ["top level", "mapping"], 1, 1),
+    ("inputs: {a: 1}\n", ["no 'nodes'"], 1, 1),
+    ("input: {a: 1}\n" + OK_NODES, ["unknown top-level key 'input'", "did you mean 'inputs'"], 1, 1),
+    ("inputs: {a: 1}\nnodes: {}\n", ["'nodes'", "empty"], 2, 8),
+    ("inputs: {a: 1}\nnodes: [1]\n", ["'nodes' must be a mapping"], 2, 8),
+    ("inputs: [1]\n" + OK_NODES, ["'inputs' must be a mapping"], 1, 9),
+    ("inputs: {a: 1}\nnodes: {b: {op: mull, inputs: [a, a]}}\n", ["unknown op 'mull'", "did you mean 'mul'", "mul, add"], 2, 17),
+    ("inputs: {a: 1}\nnodes: {b: {inputs: [a, a]}}\n", ["no 'op'"], 2, 12),
+    ("inputs: {a: 1}\nnodes: {b: {op: mul}}\n", ["no 'inputs'"], 2, 12),
+    ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a]}}\n", ["takes 2 inputs, got 1"], 2, 30),
+    ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: a}}\n", ["list of names"], 2, 30),
+    ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, c]}}\n", ["unknown name 'c'"], 2, 34),
+    ("inputs: {apple: 1}\nnodes: {b: {op: mul, inputs: [apple, aple]}}\n", ["unknown name 'aple'", "did you mean 'apple'"], 2, 38),
+    ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, b]}}\n", ["'b' uses itself"], 2, 34),
+    ("inputs: {a: 1}\nnodes: {b: {op: mul, inpts: [a, a]}}\n", ["unknown key 'inpts'", "did you mean 'inputs'"], 2, 22),
+    ("inputs: {a: 1}\nnodes: {b: 3}\n", ["node 'b' must be a mapping"], 2, 12),
+    ("inputs: {a: 1}\nnodes: {a: {op: mul, inputs: [a, a]}}\n", ["name of an input"], 2, 9),
+    ("inputs: {2a: 1}\n" + OK_NODES, ["invalid name '2a'"], 1, 10),
+    ("inputs: {a-b: 1}\n" + OK_NODES, ["invalid name 'a-b'"], 1, 10),
+    (
+        "inputs: {a: 1}\nnodes:\n  b: {op: mul, inputs: [a, d]}\n  c: {op: mul, inputs: [b, a]}\n  d: {op: add, inputs: [c, a]}\n",
+        ["cycle: b -> c -> d -> b"], 3, 3,
+    ),
+    ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, a]}, c: {op: add, inputs: [a, a]}}\n", ["2 nodes that feed no other", "b, c"], 1, 1),
+    ("inputs: {a: 1}\n" + OK_NODES + "output: z\n", ["unknown node 'z'"], 3, 9),
+    ("inputs: {a: 1}\n" + OK_NODES + "output: a\n", ["'a' is an input"], 3, 9),
+    ("inputs: {a: 1, a: 2}\n" + OK_NODES, ["duplicate key 'a'", "line 1, column 10"], 1, 16),
+    ("inputs: {a: 1}\nnodes:\n  b: {op: mul, inputs: [a, a]}\n  b: {op: add, inputs: [a, a]}\n", ["duplicate key 'b'", "line 3, column 3"], 4, 3),
+    ("inputs: {a: &x 1}\n" + OK_NODES, ["anchors", "use it by name"], 1, 13),
+    ("inputs: {a: 1, c: *x}\n" + OK_NODES, ["aliases"], 1, 19),
+    ("inputs: {a: 1}\nnodes: {<<: {}, b: {op: mul, inputs: [a, a]}}\n", ["merge keys"], 2, 9),
+    ("inputs: {a: !!python/object/apply:os.system [ls]}\n" + OK_NODES, ["tag '!!python/object/apply:os.system'"], 1, 13),
+    ("inputs: {a: !custom 1}\n" + OK_NODES, ["tag '!custom'"], 1, 13),
+    ("inputs: {a: [1\n", ["invalid YAML"], 2, 1),
+    ("a: 1\n---\nb: 2\n", ["one YAML document"], 2, 1),
+    ("inputs: {a: [1, [2]]}\n" + OK_NODES, ["ragged"], 1, 17),
+    ("inputs: {a: [[1, 2], [3]]}\n" + OK_NODES, ["ragged", "1 items", "has 2"], 1, 22),
+    ("inputs: {a: [[1, 2], 3]}\n" + OK_NODES, ["expected a list", "ragged"], 1, 22),
+    ("inputs:\n  a:\n    - 1\n    - true\n" + OK_NODES, ["boolean true"], 4, 7),
+    ("inputs: {a: [1, null]}\n" + OK_NODES, ["null"], 1, 17),
+    ("inputs: {a: [1, 'x']}\n" + OK_NODES, ["string 'x'"], 1, 17),
+    ("inputs: {a: yes}\n" + OK_NODES, ["string 'yes'"], 1, 13),
+    ("inputs: {a: 010}\n" + OK_NODES, ["'010' is ambiguous", "octal"], 1, 13),
+    ("inputs: {a: {shape: [2]}}\n" + OK_NODES, ["exactly one of", "found none"], 1, 13),
+    ("inputs: {a: {fill: 1, value: 2}}\n" + OK_NODES, ["exactly one of", "value and fill"], 1, 13),
+    ("inputs: {a: {fill: 1}}\n" + OK_NODES, ["'fill' needs a 'shape'"], 1, 13),
+    ("inputs: {a: {fill: x, shape: [2]}}\n" + OK_NODES, ["'fill' must be a number"], 1, 20),
+    ("inputs: {a: {fill: 1, shape: [2, -1]}}\n" + OK_NODES, ["'shape' must be a list of non-negative integers"], 1, 30),
+    ("inputs: {a: {fill: 1, shape: [2.5]}}\n" + OK_NODES, ["'shape' must be a list"], 1, 30),
+    ("inputs: {a: {random: gauss, shape: [2]}}\n" + OK_NODES, ["'random' must be one of", "normal, uniform"], 1, 22),
+    ("inputs: {a: {random: normal, shape: [2], seed: x}}\n" + OK_NODES, ["'seed' must be a non-negative integer"], 1, 48),
+    ("inputs: {a: {value: 1, seed: 1}}\n" + OK_NODES, ["'seed' goes with 'random'"], 1, 24),
+    ("inputs: {a: {value: 1, shape: [1]}}\n" + OK_NODES, ["'shape' goes with 'fill' or 'random'"], 1, 24),
+    ("inputs: {a: {value: 1, dtype: int32}}\n" + OK_NODES, ["'dtype' must be one of", "float64, float32, float16"], 1, 31),
+    ("inputs: {a: {vale: 1}}\n" + OK_NODES, ["unknown key 'vale'", "did you mean 'value'"], 1, 14),
+    ("inputs: {a: {file: missing.npy}}\n" + OK_NODES, ["file not found: missing.npy"], 1, 20),
+    ("inputs: {a: {fill: 0, shape: [1000000, 1000000]}}\n" + OK_NODES, ["1,000,000,000,000 elements", "limit of 100,000,000"], 1, 30),
+    (
+        "inputs: {a: {fill: 1, shape: [100000, 1]}, c: {fill: 1, shape: [1, 100000]}}\nnodes: {b: {op: mul, inputs: [a, c]}}\n",
+        ["node 'b' would hold 10,000,000,000 elements"], 2, 9,
+    ),
+    ("inputs: {a: [1, 2], c: [1, 2, 3]}\nnodes: {b: {op: mul, inputs: [a, c]}}\n", ["node 'b'", "a (2,)", "c (3,)"], 2, 9),
+    (
+        "inputs: {x: {shape: [3, 2], fill: 1}, b: {shape: [3], fill: 1}}\nnodes: {y: {op: add, inputs: [x, b]}}\n",
+        ["node 'y'", "x (3, 2)", "b (3,)"], 2, 9,
+    ),
+    ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, a]}}\noutput: [b]\n", ["output must be a node's name"], 3, 9),
+    ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, null]}}\n", ["got null", "quote it"], 2, 34),
+    ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, true]}}\n", ["got boolean true", "quote it"], 2, 34),
+]
+
+
+@pytest.mark.parametrize("text, words, line, col", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+def test_bad_graph_is_refused_with_position(text: str, words: list[str], line: int | None, col: int | None) -> None:
+    with pytest.raises(CgraphError) as caught:
+        cgraph.loads(text, source="g.yaml")
+    error = caught.value
+    for word in words:
+        assert word in error.message
+    if line is None:
+        assert error.pos is None or error.pos.line is None
+    else:
+        assert (error.pos.file, error.pos.line, error.pos.col) == ("g.yaml", line, col)
+        assert str(error).startswith(f"g.yaml:{line}:{col}: error: ")
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(CASES) >= 50
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1e3", 1000.0),
+        ("-2.5E-3", -0.0025),
+        (".inf", float("inf")),
+        ("-.inf", float("-inf")),
+        ("+1", 1.0),
+        ("0", 0.0),
+        ("0.5", 0.5),
+        (".5", 0.5),
+    ],
+)
+def test_numbers_read_as_yaml_1_2(text: str, expected: float) -> None:
+    graph = cgraph.loads(f"inputs: {{a: {text}}}\nnodes: {{b: {{op: add, inputs: [a, a]}}}}\n")
+    assert graph.spec.inputs["a"].value == expected
+
+
+def test_yaml_1_1_words_as_keys_are_names() -> None:
+    text = "inputs: {on: 2, no: 3, y: 4, null: 5, true: 6}\nnodes:\n  s: {op: add, inputs: [on, no]}\n  t: {op: add, inputs: [s, y]}\n  u: {op: add, inputs: [t, 'null']}\n  v: {op: add, inputs: [u, 'true']}\n"
+    graph = cgraph.loads(text)
+    assert list(graph.spec.inputs) == ["on", "no", "y", "null", "true"]
+    assert graph.forward() == 20.0
+
+
+def test_nan_is_accepted_as_a_number() -> None:
+    graph = cgraph.loads("inputs: {a: .nan}\nnodes: {b: {op: add, inputs: [a, a]}}\n")
+    assert graph.forward() != graph.forward()  # NaN
+
+
+def test_set_of_unknown_input_is_refused() -> None:
+    with pytest.raises(CgraphError, match="'tx' is not an input.*did you mean 'tax'"):
+        cgraph.load("graphs/buy_apple.yaml", overrides={"tx": 1.0})
+    with pytest.raises(CgraphError, match="'price' is a node, not an input"):
+        cgraph.load("graphs/buy_apple.yaml", overrides={"price": 1.0})
+
+
+def test_unreadable_file() -> None:
+    with pytest.raises(CgraphError, match="cannot read no/such.yaml"):
+        cgraph.load("no/such.yaml")
+
+
+def test_non_utf8_file(tmp_path) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_bytes(b"inputs: {a: \xff}\n")
+    with pytest.raises(CgraphError, match="not UTF-8"):
+        cgraph.load(path)

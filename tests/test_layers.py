@@ -1,0 +1,422 @@
+"""Unit tests of cgraph.layers: MulLayer, AddLayer, sum_to, str(layer), out_shape, and every registered op.
+
+Expected values are hand computations or independent numpy computations, never the
+program's own output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cgraph.layers import REGISTRY, AddLayer, MulLayer, sum_to
+
+# Finite differences (test_registered_op_matches_finite_difference): central difference of
+# L = sum(dout * forward(...)) in float64 with step EPS; gradients must agree within
+# numpy.testing.assert_allclose(rtol=FD_RTOL, atol=FD_ATOL).
+EPS = 1e-6
+FD_RTOL = 1e-6
+FD_ATOL = 1e-8
+
+# Pairs of broadcast-compatible shapes (x, y) and the shape numpy gives for x * y.
+BROADCAST_CASES = [
+    ((), (), ()),
+    ((3,), (3,), (3,)),
+    ((2, 3), (2, 3), (2, 3)),
+    ((3, 2), (2,), (3, 2)),
+    ((2,), (3, 2), (3, 2)),
+    ((4, 1, 3), (5, 1), (4, 5, 3)),
+    ((), (2, 3), (2, 3)),
+    ((2, 3), (), (2, 3)),
+    ((3, 1), (1, 4), (3, 4)),
+    ((1, 1), (2, 3), (2, 3)),
+    ((2, 1, 3), (2, 4, 3), (2, 4, 3)),
+    ((1,), (2, 2, 2), (2, 2, 2)),
+]
+
+
+def _rand(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Values of magnitude in [0.5, 1.5] with random signs: away from 0 and from kinks."""
+    return np.asarray(rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape), dtype=np.float64)
+
+
+# --- scalars, by hand ---------------------------------------------------------------
+
+
+def test_mul_scalars_by_hand():
+    layer = MulLayer()
+    out = layer.forward(np.array(3.0), np.array(-4.0))
+    assert float(out) == -12.0
+    dx, dy = layer.backward(np.array(2.0))
+    # d(x*y)/dx = y, d(x*y)/dy = x, times dout = 2.
+    assert float(dx) == -8.0
+    assert float(dy) == 6.0
+    assert np.shape(dx) == () and np.shape(dy) == ()
+
+
+def test_add_scalars_by_hand():
+    layer = AddLayer()
+    out = layer.forward(np.array(3.0), np.array(-4.0))
+    assert float(out) == -1.0
+    dx, dy = layer.backward(np.array(2.5))
+    assert float(dx) == 2.5
+    assert float(dy) == 2.5
+    assert np.shape(dx) == () and np.shape(dy) == ()
+
+
+def test_mul_apple_example_by_hand():
+    # The book's example: 2 apples at 100 each, tax 1.1.
+    apple_mul = MulLayer()
+    tax_mul = MulLayer()
+    apple_price = apple_mul.forward(np.array(100.0), np.array(2.0))
+    price = tax_mul.forward(apple_price, np.array(1.1))
+    assert float(price) == pytest.approx(220.0)
+    dapple_price, dtax = tax_mul.backward(np.array(1.0))
+    dapple, dnum = apple_mul.backward(dapple_price)
+    assert float(dapple) == pytest.approx(2.2)
+    assert float(dnum) == pytest.approx(110.0)
+    assert float(dtax) == pytest.approx(200.0)
+
+
+# --- arrays, by hand ----------------------------------------------------------------
+
+
+def test_mul_same_shape_arrays_by_hand():
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    y = np.array([[5.0, -1.0], [0.5, 2.0]])
+    dout = np.array([[1.0, 2.0], [3.0, -1.0]])
+    layer = MulLayer()
+    np.testing.assert_array_equal(layer.forward(x, y), [[5.0, -2.0], [1.5, 8.0]])
+    dx, dy = layer.backward(dout)
+    np.testing.assert_array_equal(dx, [[5.0, -2.0], [1.5, -2.0]])  # dout * y
+    np.testing.assert_array_equal(dy, [[1.0, 4.0], [9.0, -4.0]])  # dout * x
+
+
+def test_mul_row_broadcast_by_hand():
+    # x (3, 2) times y (2,): y is repeated down the rows, so dy sums dout * x over rows.
+    x = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    y = np.array([10.0, -1.0])
+    dout = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 3.0]])
+    layer = MulLayer()
+    np.testing.assert_array_equal(layer.forward(x, y), [[10.0, -2.0], [30.0, -4.0], [50.0, -6.0]])
+    dx, dy = layer.backward(dout)
+    assert dx.shape == (3, 2)
+    assert dy.shape == (2,)
+    np.testing.assert_array_equal(dx, [[10.0, 0.0], [0.0, -1.0], [20.0, -3.0]])
+    # column 0: 1*1 + 0*3 + 2*5 = 11; column 1: 0*2 + 1*4 + 3*6 = 22
+    np.testing.assert_array_equal(dy, [11.0, 22.0])
+
+
+def test_add_row_broadcast_by_hand():
+    x = np.zeros((3, 2))
+    y = np.array([1.0, 2.0])
+    dout = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    layer = AddLayer()
+    np.testing.assert_array_equal(layer.forward(x, y), [[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]])
+    dx, dy = layer.backward(dout)
+    assert dx.shape == (3, 2) and dy.shape == (2,)
+    np.testing.assert_array_equal(dx, dout)
+    np.testing.assert_array_equal(dy, [9.0, 12.0])
+
+
+def test_add_scalar_and_matrix_by_hand():
+    x = np.array(7.0)
+    y = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    dout = np.array([[1.0, 1.0, 1.0], [1.0, 1.0, 2.0]])
+    layer = AddLayer()
+    np.testing.assert_array_equal(layer.forward(x, y), [[8.0, 9.0, 10.0], [11.0, 12.0, 13.0]])
+    dx, dy = layer.backward(dout)
+    assert np.shape(dx) == ()
+    assert float(dx) == 7.0  # sum of dout
+    np.testing.assert_array_equal(dy, dout)
+
+
+def test_mul_scalar_and_matrix_by_hand():
+    x = np.array(2.0)
+    y = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    dout = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
+    layer = MulLayer()
+    np.testing.assert_array_equal(layer.forward(x, y), 2.0 * y)
+    dx, dy = layer.backward(dout)
+    assert np.shape(dx) == ()
+    assert float(dx) == 1.0 * 1.0 + 2.0 * 6.0  # sum(dout * y)
+    assert dy.shape == (2, 3)
+    np.testing.assert_array_equal(dy, 2.0 * dout)
+
+
+def test_mul_column_times_row_by_hand():
+    # outer product: x (2, 1) * y (1, 3)
+    x = np.array([[1.0], [2.0]])
+    y = np.array([[3.0, 4.0, 5.0]])
+    dout = np.ones((2, 3))
+    layer = MulLayer()
+    np.testing.assert_array_equal(layer.forward(x, y), [[3.0, 4.0, 5.0], [6.0, 8.0, 10.0]])
+    dx, dy = layer.backward(dout)
+    assert dx.shape == (2, 1) and dy.shape == (1, 3)
+    np.testing.assert_array_equal(dx, [[12.0], [12.0]])  # row sums of y
+    np.testing.assert_array_equal(dy, [[3.0, 3.0, 3.0]])  # column sums of x
+
+
+# --- arrays, against independent numpy computations ---------------------------------
+
+
+def _independent_reduce(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` back to ``shape`` one axis at a time, without cgraph's sum_to."""
+    result = grad
+    while result.ndim > len(shape):
+        result = result.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and result.shape[axis] != 1:
+            result = result.sum(axis=axis, keepdims=True)
+    assert result.shape == shape
+    return result
+
+
+@pytest.mark.parametrize(("xs", "ys", "outs"), BROADCAST_CASES)
+def test_mul_broadcast_against_numpy(xs, ys, outs):
+    rng = np.random.default_rng(abs(hash((xs, ys))) % 2**32)
+    x, y, dout = _rand(rng, xs), _rand(rng, ys), _rand(rng, outs)
+    layer = MulLayer()
+    out = layer.forward(x, y)
+    assert np.shape(out) == outs
+    np.testing.assert_allclose(out, x * y, rtol=1e-15, atol=0)
+    dx, dy = layer.backward(dout)
+    assert np.shape(dx) == xs
+    assert np.shape(dy) == ys
+    np.testing.assert_allclose(dx, _independent_reduce(dout * y, xs), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dy, _independent_reduce(dout * x, ys), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(("xs", "ys", "outs"), BROADCAST_CASES)
+def test_add_broadcast_against_numpy(xs, ys, outs):
+    rng = np.random.default_rng(abs(hash((ys, xs))) % 2**32)
+    x, y, dout = _rand(rng, xs), _rand(rng, ys), _rand(rng, outs)
+    layer = AddLayer()
+    out = layer.forward(x, y)
+    assert np.shape(out) == outs
+    np.testing.assert_allclose(out, x + y, rtol=1e-15, atol=0)
+    dx, dy = layer.backward(dout)
+    assert np.shape(dx) == xs
+    assert np.shape(dy) == ys
+    np.testing.assert_allclose(dx, _independent_reduce(np.broadcast_to(dout, outs), xs), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dy, _independent_reduce(np.broadcast_to(dout, outs), ys), rtol=1e-12, atol=1e-14)
+
+
+def test_mul_dy_for_row_vector_is_column_sum():
+    # The case named in the brief: y (2,) broadcast against x (3, 2).
+    rng = np.random.default_rng(1)
+    x, y, dout = _rand(rng, (3, 2)), _rand(rng, (2,)), _rand(rng, (3, 2))
+    layer = MulLayer()
+    layer.forward(x, y)
+    dx, dy = layer.backward(dout)
+    np.testing.assert_allclose(dy, (dout * x).sum(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(dx, dout * y, rtol=1e-13)
+
+
+def test_mul_three_d_against_two_d():
+    # x (4, 1, 3) with y (5, 1): out (4, 5, 3).
+    rng = np.random.default_rng(2)
+    x, y, dout = _rand(rng, (4, 1, 3)), _rand(rng, (5, 1)), _rand(rng, (4, 5, 3))
+    layer = MulLayer()
+    layer.forward(x, y)
+    dx, dy = layer.backward(dout)
+    assert dx.shape == (4, 1, 3) and dy.shape == (5, 1)
+    # out[i, j, k] = x[i, 0, k] * y[j, 0]
+    expected_dx = np.einsum("ijk,j->ik", dout, y[:, 0])[:, None, :]
+    expected_dy = np.einsum("ijk,ik->j", dout, x[:, 0, :])[:, None]
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-12)
+    np.testing.assert_allclose(dy, expected_dy, rtol=1e-12)
+
+
+def test_backward_does_not_modify_inputs_or_dout():
+    rng = np.random.default_rng(3)
+    for cls in (MulLayer, AddLayer):
+        x, y, dout = _rand(rng, (3, 2)), _rand(rng, (2,)), _rand(rng, (3, 2))
+        saved = (x.copy(), y.copy(), dout.copy())
+        layer = cls()
+        layer.forward(x, y)
+        layer.backward(dout)
+        layer.backward(dout)
+        for before, after in zip(saved, (x, y, dout)):
+            np.testing.assert_array_equal(before, after)
+
+
+def test_backward_can_run_twice_with_same_result():
+    rng = np.random.default_rng(4)
+    x, y, dout = _rand(rng, (4, 1, 3)), _rand(rng, (5, 1)), _rand(rng, (4, 5, 3))
+    for cls in (MulLayer, AddLayer):
+        layer = cls()
+        layer.forward(x, y)
+        first = [g.copy() for g in layer.backward(dout)]
+        second = layer.backward(dout)
+        for a, b in zip(first, second):
+            np.testing.assert_array_equal(a, b)
+
+
+# --- sum_to -------------------------------------------------------------------------
+
+
+def test_sum_to_same_shape_is_unchanged():
+    grad = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(sum_to(grad, (2, 3)), grad)
+
+
+def test_sum_to_drops_leading_axes():
+    grad = np.arange(6.0).reshape(2, 3)  # [[0, 1, 2], [3, 4, 5]]
+    result = sum_to(grad, (3,))
+    assert result.shape == (3,)
+    np.testing.assert_array_equal(result, [3.0, 5.0, 7.0])
+
+
+def test_sum_to_keeps_size_one_axes():
+    grad = np.arange(6.0).reshape(2, 3)
+    rows = sum_to(grad, (2, 1))
+    assert rows.shape == (2, 1)
+    np.testing.assert_array_equal(rows, [[3.0], [12.0]])
+    cols = sum_to(grad, (1, 3))
+    assert cols.shape == (1, 3)
+    np.testing.assert_array_equal(cols, [[3.0, 5.0, 7.0]])
+
+
+def test_sum_to_scalar_shape():
+    grad = np.arange(6.0).reshape(2, 3)
+    result = sum_to(grad, ())
+    assert np.shape(result) == ()
+    assert float(result) == 15.0
+    one = sum_to(grad, (1, 1))
+    assert one.shape == (1, 1) and float(one[0, 0]) == 15.0
+
+
+def test_sum_to_mixed_leading_and_inner_axes():
+    grad = np.arange(24.0).reshape(2, 3, 4)
+    result = sum_to(grad, (3, 1))
+    assert result.shape == (3, 1)
+    # element [j, 0] = sum over i, k of grad[i, j, k]
+    expected = np.array([[sum(grad[i, j, k] for i in range(2) for k in range(4))] for j in range(3)])
+    np.testing.assert_array_equal(result, expected)
+    inner = sum_to(grad, (1, 3, 1))
+    assert inner.shape == (1, 3, 1)
+    np.testing.assert_array_equal(inner, expected[None, :, :])
+
+
+def test_sum_to_grad_already_size_one_on_axis():
+    grad = np.arange(3.0).reshape(1, 3)
+    result = sum_to(grad, (1, 3))
+    np.testing.assert_array_equal(result, grad)
+    result = sum_to(np.arange(3.0).reshape(3, 1), (1,))
+    assert result.shape == (1,)
+    np.testing.assert_array_equal(result, [3.0])
+
+
+@pytest.mark.parametrize(("xs", "ys", "outs"), BROADCAST_CASES)
+def test_sum_to_matches_independent_reduce(xs, ys, outs):
+    rng = np.random.default_rng(5)
+    grad = _rand(rng, outs)
+    for shape in (xs, ys):
+        result = sum_to(grad, shape)
+        assert np.shape(result) == shape
+        np.testing.assert_allclose(result, _independent_reduce(grad, shape), rtol=1e-12, atol=1e-14)
+
+
+# --- str and out_shape --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [MulLayer, AddLayer])
+@pytest.mark.parametrize(("xs", "ys", "outs"), [((3, 2), (2,), (3, 2)), ((4, 1, 3), (5, 1), (4, 5, 3)), ((), (2, 3), (2, 3))])
+def test_str_after_forward_names_class_and_shapes(cls, xs, ys, outs):
+    layer = cls()
+    before = str(layer)
+    assert cls.__name__ in before
+    layer.forward(np.ones(xs), np.ones(ys))
+    text = str(layer)
+    assert cls.__name__ in text
+    assert "->" in text
+    inputs_part, output_part = text.split("->", 1)
+    assert str(xs) in inputs_part
+    assert str(ys) in inputs_part
+    assert str(outs) in output_part
+    # the x shape is written before the y shape
+    assert inputs_part.index(f"x.shape={xs}") < inputs_part.index(f"y.shape={ys}")
+
+
+@pytest.mark.parametrize("cls", [MulLayer, AddLayer])
+def test_out_shape_rejects_incompatible_shapes(cls):
+    with pytest.raises(ValueError):
+        cls.out_shape((3, 2), (3,))
+    with pytest.raises(ValueError):
+        cls.out_shape((2, 3), (4, 3))
+
+
+@pytest.mark.parametrize("cls", [MulLayer, AddLayer])
+@pytest.mark.parametrize(("xs", "ys", "outs"), BROADCAST_CASES)
+def test_out_shape_matches_numpy(cls, xs, ys, outs):
+    assert tuple(cls.out_shape(xs, ys)) == outs
+    assert tuple(cls.out_shape(ys, xs)) == outs
+
+
+def test_registry_names_mul_and_add():
+    assert REGISTRY["mul"] is MulLayer
+    assert REGISTRY["add"] is AddLayer
+    for op, cls in REGISTRY.items():
+        assert cls.op == op
+
+
+# --- every registered op against finite differences ---------------------------------
+
+# Shape tuples for ops of one and two arguments; all broadcast-compatible.
+SHAPES_BY_ARITY = {
+    1: [((),), ((3,),), ((2, 3),), ((2, 1, 3),)],
+    2: [(xs, ys) for xs, ys, _ in BROADCAST_CASES],
+}
+
+
+def _registry_cases():
+    for op in sorted(REGISTRY):
+        arity = len(REGISTRY[op].args)
+        if arity not in SHAPES_BY_ARITY:  # pragma: no cover - no such op yet
+            yield pytest.param(op, None, marks=pytest.mark.skip(reason=f"no shapes for {arity} arguments"), id=op)
+            continue
+        for i, shapes in enumerate(SHAPES_BY_ARITY[arity]):
+            yield pytest.param(op, shapes, id=f"{op}-{i}-{'-'.join(str(s) for s in shapes)}")
+
+
+def _loss(cls, inputs, dout):
+    """L = sum(dout * forward(*inputs)) with a fresh layer."""
+    out = cls().forward(*[np.array(a, copy=True) for a in inputs])
+    return float(np.sum(dout * np.asarray(out, dtype=np.float64)))
+
+
+@pytest.mark.parametrize(("op", "shapes"), list(_registry_cases()))
+def test_registered_op_matches_finite_difference(op, shapes):
+    cls = REGISTRY[op]
+    assert len(shapes) == len(cls.args)
+    rng = np.random.default_rng(sum(map(ord, op)) * 1000 + len(str(shapes)))
+    inputs = [_rand(rng, shape) for shape in shapes]
+    saved = [a.copy() for a in inputs]
+
+    layer = cls()
+    out = np.asarray(layer.forward(*inputs))
+    expected_shape = tuple(np.broadcast_shapes(*shapes))
+    assert out.shape == expected_shape
+    assert tuple(cls.out_shape(*shapes)) == expected_shape
+    dout = _rand(rng, out.shape)
+    grads = layer.backward(dout.copy())
+    assert len(grads) == len(shapes)
+
+    for index, (value, grad) in enumerate(zip(inputs, grads)):
+        assert np.shape(grad) == value.shape, f"gradient {index} of {op} has shape {np.shape(grad)}, input {value.shape}"
+        numeric = np.zeros(value.shape)
+        for pos in np.ndindex(value.shape):
+            plus = [a.copy() for a in inputs]
+            minus = [a.copy() for a in inputs]
+            plus[index][pos] += EPS
+            minus[index][pos] -= EPS
+            numeric[pos] = (_loss(cls, plus, dout) - _loss(cls, minus, dout)) / (2 * EPS)
+        np.testing.assert_allclose(
+            np.asarray(grad, dtype=np.float64), numeric, rtol=FD_RTOL, atol=FD_ATOL,
+            err_msg=f"op {op}, gradient of argument {cls.args[index]!r}",
+        )
+
+    # neither pass modified its arguments
+    for before, after in zip(saved, inputs):
+        np.testing.assert_array_equal(before, after)
