@@ -34,6 +34,7 @@ def graph_options(command: Callable) -> Callable:
         click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Output format."),
         click.option("--precision", type=click.IntRange(0, 17), default=8, show_default=True, help="Digits after the point in text output."),
         click.option("--full", is_flag=True, help="Print large arrays in full instead of summarised (text output)."),
+        click.option("--strict", is_flag=True, help="Fail (exit 1) where a value or gradient is NaN or infinite."),
         click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
                      help="Refuse arrays with more elements than this."),
     ]
@@ -100,6 +101,7 @@ def _run(
     fmt: str,
     precision: int,
     full: bool,
+    strict: bool,
     max_elements: int,
 ) -> None:
     from . import api, render
@@ -125,6 +127,13 @@ def _run(
     except CgraphError as error:
         click.echo(str(error), err=True)
         sys.exit(1)
+    problems = graph.non_finite()
+    for name, message in problems:
+        where = graph.spec.position(name)
+        kind = "error" if strict else "warning"
+        click.echo(f"{where}: {kind}: {message}" if where else f"cgraph: {kind}: {message}", err=True)
+    if problems and strict:
+        sys.exit(1)
 
     if fmt == "json":
         _write([render.render_json(graph, nodes)])
@@ -136,7 +145,7 @@ def _run(
 
 def _write(lines: Iterable[str]) -> None:
     """Write lines to stdout in large chunks."""
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     chunk: list[str] = []
     for line in lines:
         chunk.append(line)

@@ -107,3 +107,28 @@ class Graph:
         self.grads = grads
         self.input_grads = input_grads
         return grads
+
+    def non_finite(self) -> list[tuple[str, str]]:
+        """Where NaN or infinity entered: (name, message) for inputs that hold them, the first
+        node whose value is non-finite from finite inputs, and the first node whose backward
+        turned a finite gradient into a non-finite one."""
+        found = [(name, f"input '{name}' holds NaN or infinity")
+                 for name in self.spec.inputs if not _finite(self.values[name])]
+        for name, node in self.spec.nodes.items():
+            if not _finite(self.values[name]) and all(_finite(self.values[arg]) for arg in node.args):
+                found.append((name, f"node '{name}' ({node.op}) produced NaN or infinity from finite inputs"))
+                break
+        if self.grads:
+            for name, node in reversed(self.spec.nodes.items()):
+                if not _finite(self.grads[name]):
+                    continue
+                bad = [arg for arg, grad in zip(node.args, self.input_grads[name]) if not _finite(grad)]
+                if bad:
+                    found.append((name, f"node '{name}' ({node.op}) backward produced NaN or infinity in the "
+                                        f"gradient of '{bad[0]}' from a finite gradient"))
+                    break
+        return found
+
+
+def _finite(array: Any) -> bool:
+    return bool(np.isfinite(array).all())

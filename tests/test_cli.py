@@ -221,3 +221,28 @@ def test_closed_pipe_exits_quietly(tmp_path: Path) -> None:
     result = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert result.stdout == "backward, output 'b'\n"
     assert "Traceback" not in result.stderr and "Error" not in result.stderr
+
+
+NON_FINITE = "inputs: {a: [1, 0], z: 0}\nnodes:\n  l: {op: mul, inputs: [a, a]}\n  m: {op: add, inputs: [l, z]}\n"
+
+
+def test_non_finite_input_is_a_warning_naming_the_input() -> None:
+    result = run("backward", "-", "--set", "z=.inf", "--format", "json", stdin=NON_FINITE)
+    assert result.exit_code == 0
+    assert result.stderr == "<stdin>:1:21: warning: input 'z' holds NaN or infinity\n"
+    assert json.loads(result.stdout)["nodes"]["m"]["value"] == ["Infinity", "Infinity"]
+
+
+def test_strict_fails_on_the_node_that_overflowed() -> None:
+    # 1e300 * 1e300 overflows to inf in float64: node l produces it from finite inputs.
+    result = run("backward", "-", "--set", "a=[1e300, 2]", "--strict", stdin=NON_FINITE)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == "<stdin>:3:3: error: node 'l' (mul) produced NaN or infinity from finite inputs\n"
+
+
+def test_non_finite_gradient_from_finite_values_is_reported() -> None:
+    # dout = 1e300 is finite, but d a = dout * 2a = 2e300 * 1e10 overflows in l's backward.
+    result = run("backward", "-", "--set", "a=[1e10, 1]", "--dout", "1e300", stdin=NON_FINITE)
+    assert result.exit_code == 0
+    assert "<stdin>:3:3: warning: node 'l' (mul) backward produced NaN or infinity in the gradient of 'a'" in result.stderr

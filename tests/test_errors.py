@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from click.testing import CliRunner
 
 import cgraph
+from cgraph.cli import cli
 from cgraph.errors import CgraphError
 
 OK_NODES = "nodes: {b: {op: mul, inputs: [a, a]}}\n"
@@ -95,7 +99,19 @@ def test_bad_graph_is_refused_with_position(text: str, words: list[str], line: i
         assert error.pos is None or error.pos.line is None
     else:
         assert (error.pos.file, error.pos.line, error.pos.col) == ("g.yaml", line, col)
-        assert str(error).startswith(f"g.yaml:{line}:{col}: error: ")
+
+
+@pytest.mark.parametrize("text, words, line, col", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+def test_command_reports_bad_graph_on_one_line(tmp_path: Path, text: str, words: list[str], line: int | None, col: int | None) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["backward", str(path)])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    prefix = f"{path}:{line}:{col}: error: " if line else f"{path}: error: "
+    assert result.stderr.startswith(prefix)
+    assert all(word in result.stderr for word in words)
 
 
 def test_corpus_is_large_enough() -> None:
