@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any, Callable, Iterable
 
@@ -157,16 +158,19 @@ def _write(lines: Iterable[str]) -> None:
     out.flush()
 
 
+def _interrupted(signum: int, frame: Any) -> None:
+    print("cgraph: interrupted", file=sys.stderr)
+    sys.exit(130)
+
+
 def main() -> None:
     """Entry point: run the command; Ctrl-C and a closed pipe end it quietly."""
+    signal.signal(signal.SIGINT, _interrupted)
     try:
         code = cli.main(prog_name="cgraph", standalone_mode=False)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
-    except (click.Abort, KeyboardInterrupt):
-        print("cgraph: interrupted", file=sys.stderr)
-        sys.exit(130)
     except BrokenPipeError:
         # The reader went away (`cgraph ... | head`): stop quietly, and keep Python from
         # complaining again when it flushes stdout at exit.
