@@ -18,7 +18,8 @@ class Graph:
 
     ``values``, ``grads`` and ``input_grads`` map names to arrays (the latter to one
     gradient per node input, as the layer's backward returned it) and fill in as
-    :meth:`forward` and :meth:`backward` run.
+    :meth:`forward` and :meth:`backward` run. A graph whose values are all 0-d float64
+    runs on Python floats, so there its values and gradients are floats.
     """
 
     def __init__(self, spec: GraphSpec, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
@@ -30,6 +31,18 @@ class Graph:
         self.grads: dict[str, Any] = {}
         self.input_grads: dict[str, tuple[Any, ...]] = {}
         self.dout: Any = None
+        # The passes work on lists indexed like `names`: inputs, then nodes in dependency order.
+        self._names = [*spec.inputs, *spec.nodes]
+        index = {name: i for i, name in enumerate(self._names)}
+        first = len(spec.inputs)
+        self._plan = [
+            (first + k, layer.forward, layer.backward, tuple(index[arg] for arg in node.args))
+            for k, (layer, node) in enumerate(zip(self.layers.values(), spec.nodes.values()))
+        ]
+        # A graph of 0-d float64 values runs on Python floats, several times faster than numpy scalars.
+        self._floats = all(
+            item.value.dtype == np.float64 for item in spec.inputs.values()
+        ) and not any(self.shapes.values())
 
     def _infer_shapes(self, max_elements: int) -> dict[str, Shape]:
         """Every value's shape, checked before anything is computed."""
@@ -55,12 +68,22 @@ class Graph:
 
     def forward(self) -> Any:
         """Run every node in dependency order; return the output's value."""
-        values = {name: item.value for name, item in self.spec.inputs.items()}
+        values: list[Any] = [item.value for item in self.spec.inputs.values()]
+        if self._floats:
+            values = [float(value) for value in values]
+        values.extend([None] * len(self._plan))
         with np.errstate(all="ignore"):
-            for name, node in self.spec.nodes.items():
-                values[name] = self.layers[name].forward(*[values[arg] for arg in node.args])
-        self.values = values
-        return values[self.output]
+            for out, forward, _, args in self._plan:
+                if len(args) == 2:
+                    values[out] = forward(values[args[0]], values[args[1]])
+                elif len(args) == 1:
+                    values[out] = forward(values[args[0]])
+                else:
+                    values[out] = forward(*[values[arg] for arg in args])
+        self._values = values
+        self.values = dict(zip(self._names, values))
+        self.grads, self.input_grads = {}, {}
+        return self.values[self.output]
 
     def backward(self, dout: Any = 1.0) -> dict[str, Any]:
         """Inject ``dout`` at the output, run backward; return every input's and node's gradient.
@@ -70,7 +93,7 @@ class Graph:
         """
         if not self.values:
             self.forward()
-        out = self.values[self.output]
+        out = np.asarray(self.values[self.output])
         dout = np.asarray(dout, dtype=out.dtype)
         try:
             fits = broadcast_shapes(dout.shape, out.shape) == out.shape
@@ -80,33 +103,34 @@ class Graph:
             raise CgraphError(
                 f"--dout: shape {dout.shape} does not broadcast to the shape {out.shape} of output '{self.output}'"
             )
-        self.dout = np.array(np.broadcast_to(dout, out.shape))
+        self.dout = float(dout) if self._floats else np.array(np.broadcast_to(dout, out.shape))
 
-        grads: dict[str, Any] = {self.output: self.dout}
-        input_grads: dict[str, tuple[Any, ...]] = {}
+        values = self._values
+        grads: list[Any] = [None] * len(values)
+        grads[self._names.index(self.output)] = self.dout
+        input_grads: list[Any] = [None] * len(self._plan)
+        first = len(values) - len(self._plan)
         with np.errstate(all="ignore"):
-            for name, node in reversed(self.spec.nodes.items()):
-                grad = grads.get(name)
+            for out, _, backward, args in reversed(self._plan):
+                grad = grads[out]
                 if grad is None:
                     continue
-                arg_grads = self.layers[name].backward(grad)
-                input_grads[name] = arg_grads
-                for arg, arg_grad in zip(node.args, arg_grads):
-                    previous = grads.get(arg)
+                arg_grads = input_grads[out - first] = backward(grad)
+                for arg, arg_grad in zip(args, arg_grads):
+                    previous = grads[arg]
                     grads[arg] = arg_grad if previous is None else previous + arg_grad
 
-        for name, value in self.values.items():
-            grad = grads.get(name)
+        for i, grad in enumerate(grads):
             if grad is None:
-                grads[name] = np.zeros(value.shape, value.dtype)
-            elif grad.dtype != value.dtype:
-                grads[name] = grad.astype(value.dtype)
-        for name, node in self.spec.nodes.items():
-            if name not in input_grads:
-                input_grads[name] = tuple(np.zeros(self.shapes[arg], self.values[arg].dtype) for arg in node.args)
-        self.grads = grads
-        self.input_grads = input_grads
-        return grads
+                grads[i] = _zeros_like(values[i])
+            elif not self._floats and grad.dtype != values[i].dtype:
+                grads[i] = grad.astype(values[i].dtype)
+        for k, (_, _, _, args) in enumerate(self._plan):
+            if input_grads[k] is None:
+                input_grads[k] = tuple(_zeros_like(values[arg]) for arg in args)
+        self.grads = dict(zip(self._names, grads))
+        self.input_grads = dict(zip(self._names[first:], input_grads))
+        return self.grads
 
     def non_finite(self) -> list[tuple[str, str]]:
         """Where NaN or infinity entered: (name, message) for inputs that hold them, the first
@@ -128,6 +152,10 @@ class Graph:
                                         f"gradient of '{bad[0]}' from a finite gradient"))
                     break
         return found
+
+
+def _zeros_like(value: Any) -> Any:
+    return 0.0 if type(value) is float else np.zeros(value.shape, value.dtype)
 
 
 def _finite(array: Any) -> bool:

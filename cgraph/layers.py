@@ -33,23 +33,33 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
     return tuple(np.broadcast_shapes(*shapes))
 
 
+def shape_of(value: Any) -> Shape:
+    """The shape of an array, or () for a Python float (a 0-d float64 value)."""
+    return getattr(value, "shape", ())
+
+
 def sum_to(grad: Any, shape: Shape) -> Any:
     """Sum ``grad`` over the axes along which a value of ``shape`` was broadcast."""
-    if grad.shape == shape:
+    grad_shape = getattr(grad, "shape", ())
+    if grad_shape == shape:
         return grad
-    lead = grad.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, size in enumerate(shape) if size == 1 and grad.shape[lead + i] != 1)
-    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+    lead = len(grad_shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, size in enumerate(shape) if size == 1 and grad_shape[lead + i] != 1
+    )
+    return np.sum(grad, axis=axes, keepdims=True).reshape(shape)
 
 
 class BaseLayer:
-    """One node's operation: ``forward(x, y) -> out`` and ``backward(dout) -> (dx, dy)``."""
+    """One node's operation: ``forward(x, y) -> out`` and ``backward(dout) -> (dx, dy)``.
+
+    ``forward`` keeps its inputs under the names in ``args`` (``self.x``, ``self.y``)
+    for ``backward`` and for ``str(layer)``. Values may be numpy arrays or, for 0-d
+    float64 values, Python floats, so layers use :func:`shape_of` rather than ``.shape``.
+    """
 
     op: ClassVar[str] = ""
     args: ClassVar[tuple[str, ...]] = ("x", "y")
-
-    def __init__(self) -> None:
-        self.in_shapes: tuple[Shape, ...] = ()
 
     def forward(self, *inputs: Any) -> Any:
         """The node's value from its input values; keeps what backward needs."""
@@ -65,10 +75,11 @@ class BaseLayer:
         return broadcast_shapes(*shapes)
 
     def __str__(self) -> str:
-        if not self.in_shapes:
+        if not hasattr(self, self.args[0]):
             return f"{type(self).__name__} (not run)"
-        shapes = ", ".join(f"{name}.shape={shape}" for name, shape in zip(self.args, self.in_shapes))
-        return f"{type(self).__name__}({shapes}) -> out.shape={self.out_shape(*self.in_shapes)}"
+        in_shapes = [shape_of(getattr(self, name)) for name in self.args]
+        shapes = ", ".join(f"{name}.shape={shape}" for name, shape in zip(self.args, in_shapes))
+        return f"{type(self).__name__}({shapes}) -> out.shape={self.out_shape(*in_shapes)}"
 
 
 @register
@@ -79,13 +90,11 @@ class MulLayer(BaseLayer):
 
     def forward(self, x: Any, y: Any) -> Any:
         self.x, self.y = x, y
-        self.in_shapes = (x.shape, y.shape)
         return x * y
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
-        dx = sum_to(dout * self.y, self.in_shapes[0])
-        dy = sum_to(dout * self.x, self.in_shapes[1])
-        return dx, dy
+        x, y = self.x, self.y
+        return sum_to(dout * y, shape_of(x)), sum_to(dout * x, shape_of(y))
 
 
 @register
@@ -95,8 +104,8 @@ class AddLayer(BaseLayer):
     op = "add"
 
     def forward(self, x: Any, y: Any) -> Any:
-        self.in_shapes = (x.shape, y.shape)
+        self.x, self.y = x, y
         return x + y
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
-        return sum_to(dout, self.in_shapes[0]), sum_to(dout, self.in_shapes[1])
+        return sum_to(dout, shape_of(self.x)), sum_to(dout, shape_of(self.y))

@@ -26,6 +26,8 @@ def entry_names(graph: Graph, only: Iterable[str] = ()) -> list[str]:
 
 def json_value(value: Any) -> Any:
     """An array as a number or nested lists; NaN and infinities as the strings JSON allows."""
+    if type(value) is float and math.isfinite(value):
+        return value
     array = np.asarray(value)
     if array.dtype.kind != "f" or np.isfinite(array).all():
         return array.tolist()
@@ -43,8 +45,8 @@ def json_entry(graph: Graph, name: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "op": node.op if node else "input",
         "inputs": list(node.args) if node else [],
-        "shape": list(value.shape),
-        "dtype": str(value.dtype),
+        "shape": list(graph.shapes[name]),
+        "dtype": str(np.asarray(value).dtype),
         "value": json_value(value),
     }
     if graph.grads:
@@ -102,12 +104,13 @@ def render_text(graph: Graph, only: Iterable[str] = (), precision: int = 8, full
     for name in entry_names(graph, only):
         value = graph.values[name]
         node = graph.spec.nodes.get(name)
-        dtype = "" if value.dtype == np.float64 else f", {value.dtype}"
+        dtype = np.asarray(value).dtype
+        dtype = "" if dtype == np.float64 else f", {dtype}"
         rows = [("value", value)]
         if node:
             yield f"\n{name} = {node.op}({', '.join(node.args)})  {graph.layers[name]}{dtype}"
         else:
-            yield f"\n{name}: input, shape {value.shape}{dtype}"
+            yield f"\n{name}: input, shape {graph.shapes[name]}{dtype}"
         if graph.grads:
             rows.append(("grad", graph.grads[name]))
             if node:

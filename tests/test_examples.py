@@ -45,4 +45,4 @@ def test_example_values_and_gradients(name: str) -> None:
     for key, expected in grads.items():
         np.testing.assert_allclose(graph.grads[key], expected, rtol=1e-12)
     for key, value in graph.values.items():
-        assert graph.grads[key].shape == np.shape(value)
+        assert np.shape(graph.grads[key]) == np.shape(value)
