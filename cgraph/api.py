@@ -11,7 +11,7 @@ from .arrays import DEFAULT_MAX_ELEMENTS
 from .errors import CgraphError, Position
 from .graph import Graph
 from .spec import build_spec
-from .yamlsafe import parse
+from .yamlsafe import parse, quick_parse
 
 
 def load(
@@ -48,8 +48,13 @@ def loads(
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Graph:
     """Load a graph from YAML or JSON text; ``source`` names it in error messages."""
-    data = parse(text, source)
-    return _graph(data, source, base_dir, overrides, output, max_elements)
+    data = quick_parse(text)
+    if data is not None:
+        try:
+            return _graph(data, source, base_dir, overrides, output, max_elements, lambda: parse(text, source))
+        except CgraphError:
+            pass  # the quick reader keeps no positions: read it again to say where
+    return _graph(parse(text, source), source, base_dir, overrides, output, max_elements)
 
 
 def from_dict(
@@ -71,7 +76,9 @@ def decode(raw: bytes, source: str) -> str:
         raise CgraphError(f"not UTF-8 text (byte {exc.start})", Position(source)) from None
 
 
-def _graph(data: Any, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int) -> Graph:
+def _graph(
+    data: Any, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int, reread: Any = None
+) -> Graph:
     arrays = {name: np.asarray(value, dtype=np.float64) for name, value in (overrides or {}).items()}
-    spec = build_spec(data, source, base_dir, arrays, output, max_elements)
+    spec = build_spec(data, source, base_dir, arrays, output, max_elements, reread)
     return Graph(spec, max_elements)

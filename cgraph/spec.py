@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -47,11 +47,16 @@ class GraphSpec:
     nodes: dict[str, NodeSpec]
     output: str
     overridden: frozenset[str] = frozenset()
+    reread: Callable[[], Any] | None = None  # the source read again with positions, if it was read without
 
     def position(self, name: str) -> Position | None:
         """Where the input or node ``name`` was defined."""
         item = self.inputs.get(name) or self.nodes.get(name)
-        return item.pos if item else None
+        if item is None or self.reread is None or (item.pos and item.pos.line):
+            return item.pos if item else None
+        data = self.reread()
+        section = data.get("inputs" if name in self.inputs else "nodes")
+        return key_position_of(section, name)
 
 
 def build_spec(
@@ -61,8 +66,12 @@ def build_spec(
     overrides: dict[str, np.ndarray] | None = None,
     output: str | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    reread: Callable[[], Any] | None = None,
 ) -> GraphSpec:
-    """Validate parsed YAML ``data`` into a GraphSpec; ``overrides`` replace inputs' values."""
+    """Validate parsed YAML ``data`` into a GraphSpec; ``overrides`` replace inputs' values.
+
+    ``reread`` gives the source's data with positions, where ``data`` has none.
+    """
     top = Position(source)
     if data is None:
         raise CgraphError("the graph file is empty: it needs 'inputs' and 'nodes'", top)
@@ -118,7 +127,7 @@ def build_spec(
 
     nodes = {name: written[name] for name in _dependency_order(written)}
     chosen = _output(data, nodes, inputs, output, top)
-    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides))
+    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), reread)
 
 
 def _pos(data: Any, default: Position) -> Position:

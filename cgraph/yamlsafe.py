@@ -9,6 +9,7 @@ number and ``yes`` is a string; mapping keys are always strings.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -33,8 +34,11 @@ _SPECIAL_FLOATS = {
     "-.inf": -math.inf, "-.Inf": -math.inf, "-.INF": -math.inf,
     ".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan,
 }
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_NULLS = {"", "~", "null", "Null", "NULL"}
+_KEYWORDS = {
+    "true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False,
+    "": None, "~": None, "null": None, "Null": None, "NULL": None,
+}
+_NUMBER_START = set("0123456789+-.")
 _ALIAS_HINT = "define the value once as an input and use it by name"
 
 
@@ -169,23 +173,125 @@ def _refuse_anchor(event: Any, pos: Position) -> None:
 
 def _resolve(event: Any, pos: Position) -> Any:
     """A scalar's value: YAML 1.2 core schema for plain scalars, text for quoted ones."""
-    text = event.value
     if event.style or event.tag in ("!", _TAG + "str"):
-        return text
-    if _INT.match(text):
-        if _AMBIGUOUS_INT.match(text):
-            raise CgraphError(
-                f"'{text}' is ambiguous (YAML 1.1 reads a leading zero as octal): "
-                f"write it without the leading zero, or quote it if it is a name",
-                pos,
-            )
-        return int(text)
-    if _FLOAT.match(text):
-        return float(text)
-    if text in _SPECIAL_FLOATS:
-        return _SPECIAL_FLOATS[text]
-    if text in _BOOLS:
-        return _BOOLS[text]
-    if text in _NULLS:
+        return event.value
+    try:
+        return resolve_plain(event.value)
+    except ValueError as exc:
+        raise CgraphError(str(exc), pos) from None
+
+
+def resolve_plain(text: str) -> Any:
+    """A plain scalar's value in YAML 1.2's core schema; ValueError for ambiguous octal-looking ints."""
+    if text[:1] in _NUMBER_START:
+        if _INT.match(text):
+            if _AMBIGUOUS_INT.match(text):
+                raise ValueError(
+                    f"'{text}' is ambiguous (YAML 1.1 reads a leading zero as octal): "
+                    f"write it without the leading zero, or quote it if it is a name"
+                )
+            return int(text)
+        if _FLOAT.match(text):
+            return float(text)
+        return _SPECIAL_FLOATS.get(text, text)
+    return _KEYWORDS.get(text, text)
+
+
+# --- the quick reader -------------------------------------------------------
+#
+# Most graph files are JSON, or YAML of one simple shape: top-level keys whose values
+# are either one-line flow values or a block of `name: one-line flow value` lines.
+# quick_parse turns such YAML into JSON text (quoting names, which is all that sets
+# the two apart there) and reads it with the json module, many times faster than a
+# YAML parser. Anything outside that shape, or that JSON would read differently from
+# YAML 1.2 (`+1`, `.5`, `True`, quoted strings, ...), makes it give up (None), and the
+# text goes through `parse`. It keeps no positions: a file it read that turns out to
+# be wrong is read again by `parse` to say where.
+
+_LINE = re.compile(r"( *)([^\W\d]\w*):(?: +(\S.*))?$")
+_COMMENT = re.compile(r"(?:^|\s)#")
+_NAME = re.compile(r"\b([^\W\d]\w*)")
+_JSON_WORDS = {"true", "false", "null"}
+_NOT_JSON_LIKE = re.compile(r"""["'&*!|>%@`~]|:(?! )""")
+
+
+class _Unsupported(Exception):
+    """Raised inside quick_parse for anything outside its subset."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _Unsupported
+    return result
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _Unsupported  # NaN and Infinity are not JSON; in YAML they are strings
+
+
+def quick_parse(text: str) -> Any:
+    """The data of a JSON document, or of YAML in the simple one-line-per-entry shape; None otherwise."""
+    try:
+        if text.lstrip()[:1] != "{":
+            text = _yaml_as_json(text)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
+    except (ValueError, _Unsupported, RecursionError):
         return None
-    return text
+
+
+def _yaml_as_json(text: str) -> str:
+    parts = ["{"]
+    in_block = False  # inside the block of a top-level key written alone on its line
+    indent = 0
+    for line in text.split("\n"):
+        if "#" in line:
+            match = _COMMENT.search(line)
+            if match:
+                line = line[: match.start()]
+        line = line.rstrip()
+        if not line:
+            continue
+        match = _LINE.match(line)
+        if match is None:
+            raise _Unsupported
+        spaces, key, value = match.groups()
+        if spaces:
+            if not in_block or (indent and len(spaces) != indent) or value is None:
+                raise _Unsupported
+            indent = len(spaces)
+            parts.append(f"{key}: {value},")
+            continue
+        if in_block:
+            _close(parts)
+        if value is None:
+            parts.append(f"{key}: {{")
+            in_block, indent = True, 0
+        else:
+            parts.append(f"{key}: {value},")
+            in_block = False
+    if in_block:
+        _close(parts)
+    if parts[-1].endswith(","):
+        parts[-1] = parts[-1][:-1]
+    parts.append("}")
+    document = "\n".join(parts)
+    if _NOT_JSON_LIKE.search(document):
+        raise _Unsupported
+    pieces = _NAME.split(document)  # text, name, text, name, ..., text
+    pieces[1::2] = [_quote(name) for name in pieces[1::2]]
+    return "".join(pieces)
+
+
+def _quote(name: str) -> str:
+    if name in _KEYWORDS:
+        if name not in _JSON_WORDS:
+            raise _Unsupported  # True, NULL, ...: YAML's, not JSON's
+        return name
+    return f'"{name}"'
+
+
+def _close(parts: list[str]) -> None:
+    if parts[-1].endswith(","):
+        parts[-1] = parts[-1][:-1]
+    parts.append("},")
