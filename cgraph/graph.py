@@ -36,7 +36,7 @@ class Graph:
         index = {name: i for i, name in enumerate(self._names)}
         first = len(spec.inputs)
         self._plan = [
-            (first + k, layer.forward, layer.backward, tuple(index[arg] for arg in node.args))
+            (first + k, layer.forward, layer.backward, tuple(map(index.__getitem__, node.args)))
             for k, (layer, node) in enumerate(zip(self.layers.values(), spec.nodes.values()))
         ]
         # A graph of 0-d float64 values runs on Python floats, several times faster than numpy scalars.
@@ -48,7 +48,7 @@ class Graph:
         """Every value's shape, checked before anything is computed."""
         shapes = {name: item.value.shape for name, item in self.spec.inputs.items()}
         for name, node in self.spec.nodes.items():
-            arg_shapes = [shapes[arg] for arg in node.args]
+            arg_shapes = [*map(shapes.__getitem__, node.args)]
             try:
                 shape = REGISTRY[node.op].out_shape(*arg_shapes)
             except ValueError:
@@ -57,7 +57,7 @@ class Graph:
                     for arg, shape in zip(node.args, arg_shapes)
                 )
                 raise CgraphError(f"node '{name}': {node.op} cannot combine shapes {described}", node.pos) from None
-            if math.prod(shape) > max_elements:
+            if shape and math.prod(shape) > max_elements:
                 raise CgraphError(
                     f"node '{name}' would hold {math.prod(shape):,} elements, over the limit of "
                     f"{max_elements:,} (raise it with --max-elements)",

@@ -28,7 +28,7 @@ def register(cls: type[BaseLayer]) -> type[BaseLayer]:
 def broadcast_shapes(*shapes: Shape) -> Shape:
     """The numpy broadcast of ``shapes``; ValueError where they do not broadcast."""
     first = shapes[0]
-    if all(shape == first for shape in shapes):
+    if len(shapes) == 2 and shapes[1] == first or all(shape == first for shape in shapes):
         return first
     return tuple(np.broadcast_shapes(*shapes))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -27,15 +27,14 @@ class InputSpec:
     pos: Position | None
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeSpec:
-    """A named node: its op, the names of its inputs, and where each was written."""
+    """A named node: its op, the names of its inputs, and where it was written."""
 
     name: str
     op: str
     args: tuple[str, ...]
     pos: Position | None
-    arg_pos: tuple[Position | None, ...] = field(default=())
 
 
 @dataclass
@@ -107,11 +106,11 @@ def build_spec(
 
     written: dict[str, NodeSpec] = {}
     for name, body in nodes_data.items():
-        name_pos = key_position_of(nodes_data, name) or top
-        _check_name(name, name_pos)
+        name_pos = key_position_of(nodes_data, name)
+        _check_name(name, name_pos or top)
         if name in inputs:
-            raise CgraphError(f"node '{name}' has the name of an input; names must be unique", name_pos)
-        written[name] = _node(name, body, position_of(nodes_data, name) or name_pos, name_pos, inputs)
+            raise CgraphError(f"node '{name}' has the name of an input; names must be unique", name_pos or top)
+        written[name] = _node(name, body, position_of(nodes_data, name) or name_pos or top, name_pos)
 
     for name in overrides:
         if name not in inputs:
@@ -119,10 +118,11 @@ def build_spec(
             raise CgraphError(f"--set: '{name}' {kind}")
 
     for node in written.values():
-        for arg, pos in zip(node.args, node.arg_pos):
-            if arg == node.name:
-                raise CgraphError(f"node '{node.name}' uses itself as an input", pos)
-            if arg not in inputs and arg not in written:
+        for index, arg in enumerate(node.args):
+            if arg not in inputs and arg not in written or arg == node.name:
+                pos = position_of(nodes_data[node.name]["inputs"], index) or node.pos or top
+                if arg == node.name:
+                    raise CgraphError(f"node '{node.name}' uses itself as an input", pos)
                 raise CgraphError(f"node '{node.name}' uses unknown name '{arg}'{suggest(arg, [*inputs, *written])}", pos)
 
     nodes = {name: written[name] for name in _dependency_order(written)}
@@ -143,7 +143,18 @@ def _check_name(name: Any, pos: Position) -> None:
         raise CgraphError(f"name of {len(name)} characters is longer than the limit of {MAX_NAME_LENGTH}", pos)
 
 
-def _node(name: str, body: Any, pos: Position, name_pos: Position, inputs: dict) -> NodeSpec:
+def _node(name: str, body: Any, pos: Position, name_pos: Position | None) -> NodeSpec:
+    if isinstance(body, dict) and len(body) == 2:
+        op, args = body.get("op"), body.get("inputs")
+        layer = REGISTRY.get(op) if isinstance(op, str) else None
+        if layer and isinstance(args, list) and len(args) == len(layer.args) and all(type(arg) is str for arg in args):
+            return NodeSpec(name, op, tuple(args), name_pos)
+    _refuse_node(name, body, pos)
+    raise AssertionError(f"node '{name}' is neither accepted nor refused")
+
+
+def _refuse_node(name: str, body: Any, pos: Position) -> None:
+    """Raise the error that says what is wrong with a node that is not {op: OP, inputs: [NAME, ...]}."""
     if not isinstance(body, dict):
         raise CgraphError(f"node '{name}' must be a mapping like {{op: mul, inputs: [a, b]}}, got {describe(body)}", pos)
     for key in body:
@@ -155,30 +166,39 @@ def _node(name: str, body: Any, pos: Position, name_pos: Position, inputs: dict)
     if "op" not in body:
         raise CgraphError(f"node '{name}' has no 'op' (one of: {', '.join(REGISTRY)})", pos)
     op = body["op"]
-    op_pos = position_of(body, "op") or pos
     if op not in REGISTRY:
         hint = suggest(op, REGISTRY) if isinstance(op, str) else ""
         shown = f"'{op}'" if isinstance(op, str) else describe(op)
-        raise CgraphError(f"node '{name}': unknown op {shown}{hint}; known ops: {', '.join(REGISTRY)}", op_pos)
+        raise CgraphError(
+            f"node '{name}': unknown op {shown}{hint}; known ops: {', '.join(REGISTRY)}", position_of(body, "op") or pos
+        )
     if "inputs" not in body:
         raise CgraphError(f"node '{name}' has no 'inputs'", pos)
     args = body["inputs"]
     args_pos = position_of(body, "inputs") or pos
     if not isinstance(args, list):
         raise CgraphError(f"node '{name}': 'inputs' must be a list of names, got {describe(args)}", args_pos)
-    arg_pos = tuple(position_of(args, i) or args_pos for i in range(len(args)))
-    for arg, pos in zip(args, arg_pos):
+    for index, arg in enumerate(args):
         if not isinstance(arg, str):
             hint = ": if it is a name, quote it" if arg is None or isinstance(arg, bool) else ""
-            raise CgraphError(f"node '{name}': expected the name of an input or node, got {describe(arg)}{hint}", pos)
+            raise CgraphError(
+                f"node '{name}': expected the name of an input or node, got {describe(arg)}{hint}",
+                position_of(args, index) or args_pos,
+            )
     arity = len(REGISTRY[op].args)
     if len(args) != arity:
         raise CgraphError(f"node '{name}': op '{op}' takes {arity} inputs, got {len(args)}", args_pos)
-    return NodeSpec(name, op, tuple(args), name_pos, arg_pos)
 
 
 def _dependency_order(nodes: dict[str, NodeSpec]) -> list[str]:
     """Node names with every node after the nodes it uses, otherwise in file order."""
+    seen: set[str] = set()
+    for name, node in nodes.items():
+        if any(arg in nodes and arg not in seen for arg in node.args):
+            break
+        seen.add(name)
+    else:
+        return list(nodes)  # already in dependency order, as most files are
     order: list[str] = []
     state: dict[str, int] = {}  # 1: being visited, 2: done
     for root in nodes:

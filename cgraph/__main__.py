@@ -1,0 +1,5 @@
+"""`python -m cgraph`: the cgraph command."""
+
+from .cli import main
+
+main()
