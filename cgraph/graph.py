@@ -50,7 +50,7 @@ class Graph:
         for name, node in self.spec.nodes.items():
             arg_shapes = [*map(shapes.__getitem__, node.args)]
             try:
-                shape = REGISTRY[node.op].out_shape(*arg_shapes)
+                shape = self.layers[name].out_shape(*arg_shapes)
             except ValueError:
                 described = " and ".join(
                     f"{arg} {shape}{' (from --set)' if arg in self.spec.overridden else ''}"

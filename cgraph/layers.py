@@ -60,6 +60,10 @@ class BaseLayer:
 
     op: ClassVar[str] = ""
     args: ClassVar[tuple[str, ...]] = ("x", "y")
+    # The rules, for explaining a node: the value and each input's gradient, written with
+    # {x}, {y} (the inputs, by the names in `args`), {out} (the value) and dout.
+    formula: ClassVar[str] = ""
+    grad_formulas: ClassVar[tuple[str, ...]] = ()
 
     def forward(self, *inputs: Any) -> Any:
         """The node's value from its input values; keeps what backward needs."""
@@ -69,8 +73,7 @@ class BaseLayer:
         """The gradient of each input, given the gradient ``dout`` of the output."""
         raise NotImplementedError
 
-    @classmethod
-    def out_shape(cls, *shapes: Shape) -> Shape:
+    def out_shape(self, *shapes: Shape) -> Shape:
         """The output's shape for inputs of ``shapes``; ValueError where they do not fit."""
         return broadcast_shapes(*shapes)
 
@@ -87,6 +90,8 @@ class MulLayer(BaseLayer):
     """Elementwise product: out = x * y."""
 
     op = "mul"
+    formula = "{x} * {y}"
+    grad_formulas = ("dout * {y}", "dout * {x}")
 
     def forward(self, x: Any, y: Any) -> Any:
         self.x, self.y = x, y
@@ -102,6 +107,8 @@ class AddLayer(BaseLayer):
     """Elementwise sum: out = x + y."""
 
     op = "add"
+    formula = "{x} + {y}"
+    grad_formulas = ("dout * 1", "dout * 1")
 
     def forward(self, x: Any, y: Any) -> Any:
         self.x, self.y = x, y
