@@ -116,18 +116,28 @@ class Graph:
                 if grad is None:
                     continue
                 arg_grads = input_grads[out - first] = backward(grad)
+                if len(args) == 2:  # the common case, unrolled
+                    x, y = args
+                    dx, dy = arg_grads
+                    previous = grads[x]
+                    grads[x] = dx if previous is None else previous + dx
+                    previous = grads[y]
+                    grads[y] = dy if previous is None else previous + dy
+                    continue
                 for arg, arg_grad in zip(args, arg_grads):
                     previous = grads[arg]
                     grads[arg] = arg_grad if previous is None else previous + arg_grad
 
-        for i, grad in enumerate(grads):
-            if grad is None:
-                grads[i] = _zeros_like(values[i])
-            elif not self._floats and grad.dtype != values[i].dtype:
-                grads[i] = grad.astype(values[i].dtype)
-        for k, (_, _, _, args) in enumerate(self._plan):
-            if input_grads[k] is None:
-                input_grads[k] = tuple(_zeros_like(values[arg]) for arg in args)
+        if self._floats:
+            grads = [0.0 if grad is None else grad for grad in grads]
+        else:
+            grads = [_zeros_like(value) if grad is None else grad.astype(value.dtype, copy=False)
+                     for grad, value in zip(grads, values)]
+        if None in input_grads:
+            input_grads = [
+                tuple(_zeros_like(values[arg]) for arg in args) if arg_grads is None else arg_grads
+                for (_, _, _, args), arg_grads in zip(self._plan, input_grads)
+            ]
         self.grads = dict(zip(self._names, grads))
         self.input_grads = dict(zip(self._names[first:], input_grads))
         return self.grads

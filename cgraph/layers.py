@@ -50,6 +50,16 @@ def sum_to(grad: Any, shape: Shape) -> Any:
     return np.sum(grad, axis=axes, keepdims=True).reshape(shape)
 
 
+def unbroadcast(grad: Any, value: Any) -> Any:
+    """``grad`` summed over the axes along which ``value`` was broadcast, so it has value's shape."""
+    if type(grad) is float:
+        return grad  # 0-d: nothing was broadcast
+    shape = getattr(value, "shape", ())
+    if grad.shape == shape:
+        return grad
+    return sum_to(grad, shape)
+
+
 class BaseLayer:
     """One node's operation: ``forward(x, y) -> out`` and ``backward(dout) -> (dx, dy)``.
 
@@ -58,6 +68,7 @@ class BaseLayer:
     float64 values, Python floats, so layers use :func:`shape_of` rather than ``.shape``.
     """
 
+    __slots__ = ()  # subclasses may list their fields in __slots__ for speed, or have a __dict__
     op: ClassVar[str] = ""
     args: ClassVar[tuple[str, ...]] = ("x", "y")
     # The rules, for explaining a node: the value and each input's gradient, written with
@@ -89,6 +100,7 @@ class BaseLayer:
 class MulLayer(BaseLayer):
     """Elementwise product: out = x * y."""
 
+    __slots__ = ("x", "y")
     op = "mul"
     formula = "{x} * {y}"
     grad_formulas = ("dout * {y}", "dout * {x}")
@@ -98,14 +110,14 @@ class MulLayer(BaseLayer):
         return x * y
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
-        x, y = self.x, self.y
-        return sum_to(dout * y, shape_of(x)), sum_to(dout * x, shape_of(y))
+        return unbroadcast(dout * self.y, self.x), unbroadcast(dout * self.x, self.y)
 
 
 @register
 class AddLayer(BaseLayer):
     """Elementwise sum: out = x + y."""
 
+    __slots__ = ("x", "y")
     op = "add"
     formula = "{x} + {y}"
     grad_formulas = ("dout * 1", "dout * 1")
@@ -115,4 +127,4 @@ class AddLayer(BaseLayer):
         return x + y
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
-        return sum_to(dout, shape_of(self.x)), sum_to(dout, shape_of(self.y))
+        return unbroadcast(dout, self.x), unbroadcast(dout, self.y)

@@ -1,0 +1,356 @@
+"""cgraph's benchmarks: each figure against a baseline measured in the same run.
+
+    python bench/run.py            # full sizes, a few minutes
+    python bench/run.py --small    # tiny sizes, to check the benchmarks still run
+
+PyTorch is optional (`pip install torch==2.13.0`); without it the figures that
+compare against it are skipped. Times are medians of repeated runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import cgraph
+from cgraph import render
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS: list[tuple[str, str, str, str, str]] = []
+
+
+def row(figure: str, value: str, baseline: str, ratio: float | None, target: float | None, better: str = "<=") -> None:
+    """Record one line of the table; PASS/FAIL where there is a target."""
+    if ratio is None:
+        verdict = "-"
+    elif target is None:
+        verdict = ""
+    else:
+        verdict = "PASS" if (ratio <= target if better == "<=" else ratio >= target) else "FAIL"
+    shown_ratio = "" if ratio is None else f"{ratio:.2f}x"
+    shown_target = "" if target is None else f"{better} {target}x"
+    ROWS.append((figure, value, baseline, f"{shown_ratio} {shown_target}".strip(), verdict))
+    print(f"  {figure}: {value} vs {baseline}: {shown_ratio} {shown_target} {verdict}", file=sys.stderr)
+
+
+def median_time(function: Callable[[], Any], repeat: int) -> float:
+    """The median wall time of ``repeat`` calls, with the garbage collector as in normal use."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def command_time(args: list[str], repeat: int, stdin: str | None = None) -> float:
+    """The median wall time of running a command, its output thrown away."""
+    def run() -> None:
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, input=stdin, text=True)
+    run()  # warm the file cache
+    return median_time(run, repeat)
+
+
+# --- graphs ----------------------------------------------------------------
+
+
+def scalar_chain(count: int) -> dict:
+    """x, then count nodes alternating `* c` and `+ c`."""
+    nodes = {}
+    previous = "x"
+    for i in range(count):
+        nodes[f"n{i}"] = {"op": "mul" if i % 2 == 0 else "add", "inputs": [previous, "c"]}
+        previous = f"n{i}"
+    return {"inputs": {"x": 1.0, "c": 1.0000001}, "nodes": nodes}
+
+
+def chain_yaml(count: int) -> str:
+    lines = ["inputs:", "  x: 1.0", "  c: 1.0000001", "nodes:"]
+    previous = "x"
+    for i in range(count):
+        lines.append(f"  n{i}: {{op: {'mul' if i % 2 == 0 else 'add'}, inputs: [{previous}, c]}}")
+        previous = f"n{i}"
+    return "\n".join(lines) + "\n"
+
+
+def floor_loop(count: int) -> Callable[[], Any]:
+    """The interpreter's floor: a bare loop over the same graph's plan, on Python floats,
+    keeping every value and gradient, with no layer objects."""
+    plan = [(i % 2 == 0, 2 + i - 1 if i else 0, 1) for i in range(count)]  # (is_mul, x index, y index)
+
+    def run() -> None:
+        values = [1.0, 1.0000001] + [0.0] * count
+        for k, (is_mul, a, b) in enumerate(plan):
+            values[2 + k] = values[a] * values[b] if is_mul else values[a] + values[b]
+        grads = [0.0] * len(values)
+        grads[-1] = 1.0
+        for k in range(count - 1, -1, -1):
+            is_mul, a, b = plan[k]
+            grad = grads[2 + k]
+            if is_mul:
+                grads[a] += grad * values[b]
+                grads[b] += grad * values[a]
+            else:
+                grads[a] += grad
+                grads[b] += grad
+
+    return run
+
+
+def torch_chain(count: int) -> Callable[[], Any]:
+    def run() -> None:
+        x = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+        c = torch.tensor(1.0000001, dtype=torch.float64, requires_grad=True)
+        value, kept = x, []
+        for i in range(count):
+            value = value * c if i % 2 == 0 else value + c
+            value.retain_grad()
+            kept.append(value)
+        value.backward(torch.tensor(1.0, dtype=torch.float64))
+
+    return run
+
+
+def cgraph_run(graph: Any) -> Callable[[], Any]:
+    def run() -> None:
+        graph.forward()
+        graph.backward(1.0)
+
+    return run
+
+
+# --- the benchmarks ----------------------------------------------------------
+
+
+def bench_startup(repeat: int) -> None:
+    print("start-up", file=sys.stderr)
+    exe = Path(sys.executable).with_name("cgraph")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "cgraph"]
+    baseline = command_time([sys.executable, "-c", "import numpy, yaml, click"], repeat)
+    ours = command_time([*command, "forward", str(ROOT / "graphs" / "buy_apple.yaml")], repeat)
+    row("start-up: cgraph forward buy_apple.yaml", f"{ours * 1e3:.0f} ms",
+        f"import numpy, yaml, click {baseline * 1e3:.0f} ms", ours / baseline, 1.15)
+    probe = (
+        "import sys\nfrom cgraph.cli import cli\n"
+        "for args in (['--version'], ['--help'], ['backward', '--help']):\n"
+        "    try:\n        cli.main(args, prog_name='cgraph')\n    except SystemExit:\n        pass\n"
+        "print(json.dumps(sorted({'numpy', 'yaml'} & set(sys.modules))), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", "import json\n" + probe], capture_output=True, text=True)
+    heavy = json.loads(result.stderr.strip().splitlines()[-1])
+    ROWS.append(("start-up: --version and --help import neither numpy nor yaml",
+                 f"imported: {', '.join(heavy) or 'neither'}", "", "", "FAIL" if heavy else "PASS"))
+
+
+def bench_per_node(sizes: tuple[int, int, int], repeat: int) -> float | None:
+    small, middle, large = sizes
+    print("per-node cost", file=sys.stderr)
+    graph = cgraph.from_dict(scalar_chain(middle))
+    ours = median_time(cgraph_run(graph), repeat) / middle
+    floor = median_time(floor_loop(middle), repeat) / middle
+    row(f"per node, {middle:,}-node scalar chain, forward + backward", f"{ours * 1e6:.2f} us",
+        f"bare loop {floor * 1e6:.2f} us", ours / floor, 2.0)
+    torch_total = None
+    if torch is not None:
+        torch.set_num_threads(2)
+        torch_chain(1000)()
+        torch_total = median_time(torch_chain(middle), repeat)
+        row(f"per node, {middle:,}-node scalar chain", f"{ours * 1e6:.2f} us",
+            f"PyTorch eager + retain_grad {torch_total / middle * 1e6:.2f} us", ours * middle / torch_total, 0.1)
+    small_cost = median_time(cgraph_run(cgraph.from_dict(scalar_chain(small))), max(repeat, 20)) / small
+    large_graph = cgraph.from_dict(scalar_chain(large))
+    large_cost = median_time(cgraph_run(large_graph), max(1, repeat // 2)) / large
+    del large_graph
+    row(f"per node at {large:,} nodes vs at {small:,}", f"{large_cost * 1e6:.2f} us",
+        f"{small_cost * 1e6:.2f} us", large_cost / small_cost, 1.5)
+    return torch_total
+
+
+def bench_end_to_end(count: int, torch_total: float | None, repeat: int, folder: Path) -> None:
+    print("end to end", file=sys.stderr)
+    exe = Path(sys.executable).with_name("cgraph")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "cgraph"]
+    yaml_path = folder / f"chain_{count}.yaml"
+    json_path = folder / f"chain_{count}.json"
+    yaml_path.write_text(chain_yaml(count))
+    json_path.write_text(json.dumps(scalar_chain(count)))
+    for path, target in ((yaml_path, 1.0), (json_path, 0.5)):
+        ours = command_time([*command, "backward", str(path), "--format", "json"], repeat)
+        if torch_total is None:
+            row(f"cgraph backward {path.name} --format json", f"{ours:.2f} s", "PyTorch (not installed)", None, None)
+        else:
+            row(f"cgraph backward {path.name} --format json", f"{ours:.2f} s",
+                f"PyTorch in-process forward + backward {torch_total:.2f} s", ours / torch_total, target)
+
+
+def array_chain(shape: tuple[int, ...], param_shape: tuple[int, ...], count: int) -> dict:
+    """v_{i+1} = v_i * w or v_i + b, over arrays."""
+    nodes = {}
+    previous = "x"
+    for i in range(count):
+        nodes[f"n{i}"] = {"op": "mul" if i % 2 == 0 else "add", "inputs": [previous, "w" if i % 2 == 0 else "b"]}
+        previous = f"n{i}"
+    inputs = {
+        "x": {"shape": list(shape), "random": "uniform", "seed": 0},
+        "w": {"shape": list(param_shape), "random": "uniform", "seed": 1},
+        "b": {"shape": list(param_shape), "random": "uniform", "seed": 2},
+    }
+    return {"inputs": inputs, "nodes": nodes}
+
+
+def numpy_floor(graph: Any, count: int, broadcast: bool) -> Callable[[], Any]:
+    """The bandwidth floor: the same chain by hand in numpy, writing into buffers allocated
+    once, keeping every value and gradient, with add's gradient passed on uncopied."""
+    x, w, b = (graph.spec.inputs[name].value for name in ("x", "w", "b"))
+    values = [np.empty_like(x) for _ in range(count)]
+    grads = [np.empty_like(x) for _ in range(count)]
+    grad_w, grad_b, scratch = np.empty_like(w), np.empty_like(b), np.empty_like(x)
+    axes = tuple(range(x.ndim - w.ndim))
+
+    def run() -> None:
+        previous = x
+        for i in range(count):
+            (np.multiply if i % 2 == 0 else np.add)(previous, w if i % 2 == 0 else b, out=values[i])
+            previous = values[i]
+        grad = np.ones_like(x)
+        grad_w.fill(0)
+        grad_b.fill(0)
+        for i in range(count - 1, -1, -1):
+            below = values[i - 1] if i else x
+            if i % 2 == 0:
+                np.multiply(grad, below, out=scratch)
+                np.add(grad_w, scratch.sum(axis=axes) if broadcast else scratch, out=grad_w)
+                np.multiply(grad, w, out=grads[i])
+                grad = grads[i]
+            else:
+                np.add(grad_b, grad.sum(axis=axes) if broadcast else grad, out=grad_b)
+
+    return run
+
+
+def torch_array_chain(graph: Any, count: int) -> Callable[[], Any]:
+    x, w, b = (torch.from_numpy(np.array(graph.spec.inputs[n].value)).requires_grad_() for n in ("x", "w", "b"))
+
+    def run() -> None:
+        for tensor in (x, w, b):
+            tensor.grad = None
+        value, kept = x, []
+        for i in range(count):
+            value = value * w if i % 2 == 0 else value + b
+            value.retain_grad()
+            kept.append(value)
+        value.backward(torch.ones_like(value))
+
+    return run
+
+
+def bench_arrays(elements: int, count: int, repeat: int) -> None:
+    print("large arrays", file=sys.stderr)
+    side = int(round(elements ** 0.5))
+    cases = (
+        ("full-size", (elements,), (elements,), 1.2, False),
+        ("broadcast", (side, side), (side,), 1.5, True),
+    )
+    for label, shape, param_shape, target, broadcast in cases:
+        graph = cgraph.from_dict(array_chain(shape, param_shape, count))
+        run = cgraph_run(graph)
+        run()
+        ours = median_time(run, repeat)
+        floor = median_time(numpy_floor(graph, count, broadcast), repeat)
+        name = f"{count}-node chain over {shape} {'and ' + str(param_shape) if broadcast else ''}".rstrip()
+        row(f"{label}: {name}", f"{ours:.3f} s", f"numpy by hand, out= buffers {floor:.3f} s", ours / floor, target)
+        if torch is not None:
+            torch.set_num_threads(2)
+            torch_run = torch_array_chain(graph, count)
+            torch_run()
+            theirs = median_time(torch_run, repeat)
+            row(f"{label}: same chain", f"{ours:.3f} s", f"PyTorch 2 threads {theirs:.3f} s", ours / theirs, 0.9)
+        kept = sum(np.asarray(v).nbytes for v in graph.values.values()) + sum(
+            np.asarray(g).nbytes for g in graph.grads.values())
+        graph.values, graph.grads, graph.input_grads = {}, {}, {}
+        gc.collect()
+        tracemalloc.start()
+        run()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        row(f"{label}: peak memory of forward + backward", f"{peak / 2**20:.0f} MiB",
+            f"values and gradients {kept / 2**20:.0f} MiB", peak / kept, 1.2)
+        del graph, run
+        gc.collect()
+
+
+def bench_output(count: int, elements: int, repeat: int) -> None:
+    print("output", file=sys.stderr)
+    graph = cgraph.from_dict(scalar_chain(count))
+    graph.backward(1.0)
+    lines = len(graph.values)
+    text = median_time(lambda: sum(len(line) for line in render.render_text(graph)), repeat) / lines
+    as_json = median_time(lambda: render.render_json(graph), repeat) / lines
+    row(f"text output, per node ({count:,}-node scalar chain)", f"{text * 1e6:.2f} us", "2 us", text / 2e-6, 1.0)
+    row(f"JSON output, per node ({count:,}-node scalar chain)", f"{as_json * 1e6:.2f} us", "2 us", as_json / 2e-6, 1.0)
+    array = np.random.default_rng(0).random(elements)
+    full = median_time(lambda: render.format_array(array, 8, True, 2), max(1, repeat // 2))
+    row(f"text --full of one {elements:,}-element array", f"{full:.2f} s", "1 s", full / 1.0, 1.0)
+
+
+def bench_mmap(elements: int, folder: Path) -> None:
+    print("memory-mapped inputs", file=sys.stderr)
+    for name in ("x", "w"):
+        np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.float64, shape=(elements,))[:] = 0.5
+    path = folder / "big.yaml"
+    path.write_text("inputs:\n  x: {file: x.npy}\n  w: {file: w.npy}\nnodes:\n  y: {op: mul, inputs: [x, w]}\n")
+    started = time.perf_counter()
+    graph = cgraph.load(path, max_elements=elements)
+    mapped = all(isinstance(graph.spec.inputs[name].value, np.memmap) for name in ("x", "w"))
+    graph.backward(1.0)
+    seconds = time.perf_counter() - started
+    ok = mapped and float(graph.grads["x"][-1]) == 0.5
+    ROWS.append((f"{elements:,}-element .npy inputs: memory-mapped, no copy, forward + backward",
+                 f"{seconds:.2f} s", "", "", "PASS" if ok else "FAIL"))
+    del graph
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="tiny sizes: check that the benchmarks run")
+    small = parser.parse_args().small
+    repeat = 3 if small else 5
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        bench_startup(repeat)
+        torch_total = bench_per_node((100, 1_000, 10_000) if small else (1_000, 100_000, 1_000_000), repeat)
+        bench_end_to_end(1_000 if small else 100_000, torch_total, repeat, folder)
+        bench_arrays(10_000 if small else 1_000_000, 10 if small else 100, repeat)
+        bench_output(1_000 if small else 100_000, 10_000 if small else 1_000_000, repeat)
+        bench_mmap(10_000 if small else 100_000_000, folder)
+
+    print(f"\ncgraph {cgraph.__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
+          f"torch {torch.__version__ if torch else 'not installed'}; {platform.machine()}, {os.cpu_count()} cores"
+          f"{' (--small: sizes too small for the targets to mean anything)' if small else ''}\n")
+    widths = [max(len(cells[i]) for cells in ROWS + [("figure", "cgraph", "baseline", "ratio / target", "")])
+              for i in range(5)]
+    header = ("figure", "cgraph", "baseline", "ratio / target", "")
+    for cells in [header, tuple("-" * w for w in widths), *ROWS]:
+        print("| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths)) + " |")
+
+
+if __name__ == "__main__":
+    main()
