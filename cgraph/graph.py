@@ -146,6 +146,9 @@ class Graph:
         """Where NaN or infinity entered: (name, message) for inputs that hold them, the first
         node whose value is non-finite from finite inputs, and the first node whose backward
         turned a finite gradient into a non-finite one."""
+        if self._floats and _finite(self._values) and (not self.grads or (
+                _finite(list(self.grads.values())) and _finite([g for gs in self.input_grads.values() for g in gs]))):
+            return []  # the common case, checked at once
         found = [(name, f"input '{name}' holds NaN or infinity")
                  for name in self.spec.inputs if not _finite(self.values[name])]
         for name, node in self.spec.nodes.items():
@@ -169,4 +172,6 @@ def _zeros_like(value: Any) -> Any:
 
 
 def _finite(array: Any) -> bool:
+    if type(array) is float:
+        return math.isfinite(array)
     return bool(np.isfinite(array).all())

@@ -52,39 +52,74 @@ def dtype_name(value: Any) -> str:
 _DTYPE_NAMES: dict[Any, str] = {}
 
 
-def json_entry(graph: Graph, name: str) -> dict[str, Any]:
-    """One input's or node's record: op, inputs, shape, dtype, value and, after backward, gradients."""
-    value = graph.values[name]
-    node = graph.spec.nodes.get(name)
-    entry: dict[str, Any] = {
-        "op": node.op if node else "input",
-        "inputs": list(node.args) if node else [],
-        "shape": list(graph.shapes[name]),
-        "dtype": dtype_name(value),
-        "value": json_value(value),
-    }
-    if graph.grads:
-        entry["grad"] = json_value(graph.grads[name])
-    if node:
-        entry["input_shapes"] = [list(graph.shapes[arg]) for arg in node.args]
-        if graph.grads:
-            entry["input_grads"] = [json_value(grad) for grad in graph.input_grads[name]]
-    return entry
+def json_text(value: Any) -> str:
+    """A value as JSON text (see json_value); a float straight to its shortest repr."""
+    if type(value) is float and math.isfinite(value):
+        return repr(value)
+    return json.dumps(json_value(value), allow_nan=False)
+
+
+def _json_texts(values: list[Any]) -> list[str]:
+    """json_text of each value; at C speed where all are finite Python floats."""
+    if all(type(value) is float for value in values) and math.isfinite(math.fsum(values) * 0.0):
+        return list(map(repr, values))
+    return list(map(json_text, values))
+
+
+def json_entries(graph: Graph, names: list[str]) -> list[str]:
+    """Each input's and node's record as JSON members (no braces): op, inputs, shape, dtype,
+    value and, after backward, grad; nodes also input_shapes and, after backward, input_grads.
+
+    Built column by column, so that a graph of a million nodes prints in seconds.
+    """
+    nodes = graph.spec.nodes
+    backward = bool(graph.grads)
+    quoted = {name: f'"{name}"' if name.isascii() else json.dumps(name) for name in graph.shapes}
+    shape_texts = {shape: "[" + ", ".join(map(str, shape)) + "]" for shape in set(graph.shapes.values())}
+    shape_of = [shape_texts[graph.shapes[name]] for name in names]
+    values = [graph.values[name] for name in names]
+    columns = [
+        [nodes[name].op if name in nodes else "input" for name in names],
+        [", ".join([quoted[arg] for arg in nodes[name].args]) if name in nodes else "" for name in names],
+        shape_of,
+        list(map(dtype_name, values)),
+        _json_texts(values),
+    ]
+    template = '"op": "{}", "inputs": [{}], "shape": {}, "dtype": "{}", "value": {}'
+    if backward:
+        columns.append(_json_texts([graph.grads[name] for name in names]))
+        template += ', "grad": {}'
+    entries = list(map(template.format, *columns))
+
+    at = {name: i for i, name in enumerate(names) if name in nodes}
+    extra = [", \"input_shapes\": [" + ", ".join([shape_texts[graph.shapes[arg]] for arg in nodes[name].args]) + "]"
+             for name in at]
+    if backward:
+        flat = _json_texts([grad for name in at for grad in graph.input_grads[name]])
+        start = 0
+        for k, name in enumerate(at):
+            count = len(nodes[name].args)
+            extra[k] += ', "input_grads": [' + ", ".join(flat[start:start + count]) + "]"
+            start += count
+    for k, i in enumerate(at.values()):
+        entries[i] += extra[k]
+    return entries
 
 
 def render_json(graph: Graph, only: Iterable[str] = ()) -> str:
     """The whole result as one strict JSON object."""
-    result: dict[str, Any] = {"output": graph.output}
+    names = entry_names(graph, only)
+    head = f'{{"output": {json.dumps(graph.output)}'
     if graph.grads:
-        result["dout"] = json_value(graph.dout)
-    result["nodes"] = {name: json_entry(graph, name) for name in entry_names(graph, only)}
-    return json.dumps(result, allow_nan=False)
+        head += f', "dout": {json_text(graph.dout)}'
+    members = map('{}: {{{}}}'.format, map(json.dumps, names), json_entries(graph, names))
+    return f'{head}, "nodes": {{{", ".join(members)}}}}}'
 
 
 def render_jsonl(graph: Graph, only: Iterable[str] = ()) -> Iterator[str]:
     """One JSON object per input and node, each with its ``name``."""
-    for name in entry_names(graph, only):
-        yield json.dumps({"name": name, **json_entry(graph, name)}, allow_nan=False)
+    names = entry_names(graph, only)
+    return map('{{"name": {}, {}}}'.format, map(json.dumps, names), json_entries(graph, names))
 
 
 # --- text -----------------------------------------------------------------
