@@ -272,6 +272,8 @@ def _yaml_as_json(text: str) -> str:
             in_block = False
     if in_block:
         _close(parts)
+    if len(parts) == 1:
+        raise _Unsupported  # an empty document
     if parts[-1].endswith(","):
         parts[-1] = parts[-1][:-1]
     parts.append("}")
@@ -292,6 +294,9 @@ def _quote(name: str) -> str:
 
 
 def _close(parts: list[str]) -> None:
+    if parts[-1].endswith(": {"):  # a key with nothing under it: null, as in YAML
+        parts[-1] = parts[-1][:-1] + "null,"
+        return
     if parts[-1].endswith(","):
         parts[-1] = parts[-1][:-1]
     parts.append("},")

@@ -1,0 +1,109 @@
+"""The quick reader agrees with the full YAML reader on everything it accepts."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cgraph.errors import CgraphError
+from cgraph.yamlsafe import parse, quick_parse
+
+GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
+
+
+def typed(value):
+    """The value with every scalar's type spelled out, so 1 and 1.0 and True differ; NaN equals NaN."""
+    if isinstance(value, dict):
+        return {key: typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    if isinstance(value, float) and math.isnan(value):
+        return ("float", "nan")
+    return (type(value).__name__, value)
+
+
+def full(text: str):
+    try:
+        return typed(parse(text, "t"))
+    except CgraphError:
+        return "error"
+
+
+def check(text: str) -> None:
+    quick = quick_parse(text)
+    if quick is not None:
+        assert typed(quick) == full(text), text
+
+
+@pytest.mark.parametrize("path", sorted(GRAPHS.glob("*.yaml")), ids=lambda path: path.name)
+def test_examples_are_read_quickly_and_alike(path: Path) -> None:
+    text = path.read_text()
+    assert quick_parse(text) is not None
+    check(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 1e3", "a: -2.5E-3", "a: .5", "a: +1", "a: 1.", "a: 010", "a: 0x10", "a: 1_000", "a: .inf", "a: -.inf",
+        "a: .nan", "a: NaN", "a: -Infinity", "a: True", "a: TRUE", "a: true", "a: null", "a: Null", "a: ~", "a: yes",
+        "a: no", "a: on", "a: [1, 2,]", "a: {b: }", "a: {b:c}", "a: b:c", "a: x y", "a: 'q'", 'a: "q"', "a: [a: 1]",
+        "a: &x 1", "a: *x", "a: !!str 1", "a: [1, [2, [3]]]", "a:\n  b: 1\n   c: 2", "a:\n  - 1", "a: 1\na: 2",
+        "a: {b: 1, b: 2}", "a: 1 # c", "a: 1 #c\n# d\nb: [2] # e", "a: [1, 2]#x", "a: b#c", "a: 苹果", "苹果: 1",
+        "a:\n\n  b: [1, 2]\n\n  c: {op: mul, inputs: [b, b]}\n", "a: -b", "a: b-c", "a: 1e", "a: e3", "a: _x",
+        "{\"a\": 1, \"a\": 2}", "{\"a\": NaN}", "{\"a\": [1, 2]}", "  a: 1", "a:\tb", "a: data/x.npy", "a: {}", "a: []",
+        "- 1", "a: [1, 2] extra", "a: [1, 2]]", "a: [[1, 2]", "a: {b: [1, {c: d}]}", "a: 0", "a: -0", "a: 00",
+    ],
+)
+def test_tricky_snippets(text: str) -> None:
+    check(text)
+
+
+def test_json_documents_are_read_as_json() -> None:
+    data = {"inputs": {"x": [1.5, -2e-3], "c": 3}, "nodes": {"y": {"op": "mul", "inputs": ["x", "c"]}}}
+    assert quick_parse(json.dumps(data)) == data
+
+
+def test_quick_reader_declines_what_needs_positions_or_is_unsafe() -> None:
+    for text in ("a: 1\na: 2", "a: &x 1\nb: *x", "a: !!python/object/apply:os.system [ls]", "a: 010"):
+        assert quick_parse(text) is None
+
+
+scalars = st.one_of(
+    st.integers(-10**6, 10**6).map(str),
+    st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr),
+    st.sampled_from(["1e3", "-2.5E-3", ".5", "+1", "1.", "true", "false", "null", "True", "~", "yes", "010",
+                     ".inf", "-.inf", ".nan", "NaN", "x", "n1", "_a", "苹果", "e3", "'s'", '"s"', "a-b"]),
+    st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,6}", fullmatch=True),
+)
+
+
+def flows(depth: int = 2):
+    if depth == 0:
+        return scalars
+    inner = flows(depth - 1)
+    keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,5}", fullmatch=True)
+    return st.one_of(
+        scalars,
+        st.lists(inner, max_size=4).map(lambda items: "[" + ", ".join(items) + "]"),
+        st.lists(st.tuples(keys, inner), max_size=3).map(lambda pairs: "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"),
+    )
+
+
+lines = st.one_of(
+    st.tuples(st.sampled_from(["", "  ", "    "]), st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,4}", fullmatch=True),
+              st.one_of(st.just(""), flows()), st.sampled_from(["", "  # note", "#x"]))
+    .map(lambda parts: f"{parts[0]}{parts[1]}:{(' ' + parts[2]) if parts[2] else ''}{parts[3]}"),
+    st.sampled_from(["", "# comment", "   "]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(lines, min_size=1, max_size=8))
+def test_random_documents_read_alike(document: list[str]) -> None:
+    check("\n".join(document) + "\n")
