@@ -9,7 +9,7 @@ import numpy as np
 
 from .arrays import DEFAULT_MAX_ELEMENTS
 from .errors import CgraphError, Position
-from .graph import Graph
+from .graph import Graph, paused_gc
 from .spec import build_spec
 from .yamlsafe import parse, quick_parse
 
@@ -48,6 +48,11 @@ def loads(
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Graph:
     """Load a graph from YAML or JSON text; ``source`` names it in error messages."""
+    with paused_gc():
+        return _load_text(text, source, base_dir, overrides, output, max_elements)
+
+
+def _load_text(text: str, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int) -> Graph:
     data = quick_parse(text)
     if data is not None:
         try:
@@ -65,7 +70,8 @@ def from_dict(
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Graph:
     """Load a graph from a dict shaped like a graph file (``{"inputs": ..., "nodes": ...}``)."""
-    return _graph(data, "<dict>", ".", overrides, output, max_elements)
+    with paused_gc():
+        return _graph(data, "<dict>", ".", overrides, output, max_elements)
 
 
 def decode(raw: bytes, source: str) -> str:

@@ -105,9 +105,13 @@ def _run(
     strict: bool,
     max_elements: int,
 ) -> None:
+    import gc
+
     from . import api, render
     from .arrays import parse_array_option, suggest
     from .errors import CgraphError
+
+    gc.disable()  # a run makes millions of objects and no reference cycles; the process ends soon after
 
     try:
         overrides = {name: parse_array_option(text, f"--set {name}", max_elements) for name, text in sets}

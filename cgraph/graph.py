@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import math
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -11,6 +13,19 @@ from .arrays import DEFAULT_MAX_ELEMENTS
 from .errors import CgraphError
 from .layers import REGISTRY, BaseLayer, Shape, broadcast_shapes
 from .spec import GraphSpec
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector: building or running a large graph makes millions
+    of objects, none in reference cycles, and each collection would walk them all again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Graph:
@@ -72,7 +87,7 @@ class Graph:
         if self._floats:
             values = [float(value) for value in values]
         values.extend([None] * len(self._plan))
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), paused_gc():
             for out, forward, _, args in self._plan:
                 if len(args) == 2:
                     values[out] = forward(values[args[0]], values[args[1]])
@@ -110,7 +125,7 @@ class Graph:
         grads[self._names.index(self.output)] = self.dout
         input_grads: list[Any] = [None] * len(self._plan)
         first = len(values) - len(self._plan)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), paused_gc():
             for out, _, backward, args in reversed(self._plan):
                 grad = grads[out]
                 if grad is None:

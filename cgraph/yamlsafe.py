@@ -212,6 +212,7 @@ _LINE = re.compile(r"( *)([^\W\d]\w*):(?: +(\S.*))?$")
 _COMMENT = re.compile(r"(?:^|\s)#")
 _NAME = re.compile(r"\b([^\W\d]\w*)")
 _JSON_WORDS = {"true", "false", "null"}
+_NODE_VALUE = re.compile(r"\{op: ([A-Za-z_]\w*), inputs: \[([A-Za-z_]\w*(?:, [A-Za-z_]\w*)*)\]\}\Z", re.ASCII)
 _NOT_JSON_LIKE = re.compile(r"""["'&*!|>%@`~]|:(?! )""")
 
 
@@ -260,15 +261,15 @@ def _yaml_as_json(text: str) -> str:
             if not in_block or (indent and len(spaces) != indent) or value is None:
                 raise _Unsupported
             indent = len(spaces)
-            parts.append(f"{key}: {value},")
+            parts.append(f"{_quote(key)}: {_json_value(value)},")
             continue
         if in_block:
             _close(parts)
         if value is None:
-            parts.append(f"{key}: {{")
+            parts.append(f"{_quote(key)}: {{")
             in_block, indent = True, 0
         else:
-            parts.append(f"{key}: {value},")
+            parts.append(f"{_quote(key)}: {_json_value(value)},")
             in_block = False
     if in_block:
         _close(parts)
@@ -277,10 +278,21 @@ def _yaml_as_json(text: str) -> str:
     if parts[-1].endswith(","):
         parts[-1] = parts[-1][:-1]
     parts.append("}")
-    document = "\n".join(parts)
-    if _NOT_JSON_LIKE.search(document):
+    return "\n".join(parts)
+
+
+def _json_value(value: str) -> str:
+    """A one-line YAML flow value as JSON text; _Unsupported where the two would differ."""
+    node = _NODE_VALUE.match(value)
+    if node:  # the usual node, {op: OP, inputs: [NAME, ...]}, without the general tokenizer
+        op, args = node.groups()
+        names = args.split(", ")
+        if op not in _KEYWORDS and _KEYWORDS.keys().isdisjoint(names):
+            quoted_names = '", "'.join(names)
+            return f'{{"op": "{op}", "inputs": ["{quoted_names}"]}}'
+    if _NOT_JSON_LIKE.search(value):
         raise _Unsupported
-    pieces = _NAME.split(document)  # text, name, text, name, ..., text
+    pieces = _NAME.split(value)  # text, name, text, name, ..., text
     pieces[1::2] = [_quote(name) for name in pieces[1::2]]
     return "".join(pieces)
 
