@@ -117,7 +117,10 @@ def build_spec(
             kind = "is a node, not an input" if name in written else f"is not an input{suggest(name, inputs)}"
             raise CgraphError(f"--set: '{name}' {kind}")
 
+    known = inputs.keys() | written.keys()
     for node in written.values():
+        if known.issuperset(node.args) and node.name not in node.args:
+            continue
         for index, arg in enumerate(node.args):
             if arg not in inputs and arg not in written or arg == node.name:
                 pos = position_of(nodes_data[node.name]["inputs"], index) or node.pos or top
@@ -192,11 +195,11 @@ def _refuse_node(name: str, body: Any, pos: Position) -> None:
 
 def _dependency_order(nodes: dict[str, NodeSpec]) -> list[str]:
     """Node names with every node after the nodes it uses, otherwise in file order."""
-    seen: set[str] = set()
+    ready = {arg for node in nodes.values() for arg in node.args} - nodes.keys()  # the inputs used
     for name, node in nodes.items():
-        if any(arg in nodes and arg not in seen for arg in node.args):
+        if not ready.issuperset(node.args):
             break
-        seen.add(name)
+        ready.add(name)
     else:
         return list(nodes)  # already in dependency order, as most files are
     order: list[str] = []
