@@ -95,7 +95,7 @@ def format_scalar(value: float, precision: int) -> str:
     value = float(value) if not isinstance(value, np.floating) else value
     if not math.isfinite(value):
         return str(float(value))
-    if value == 0 or 1e-4 <= abs(value) < 1e16:
+    if value == 0 or 1e-4 <= abs(float(value)) < 1e16:  # float: 1e16 overflows float16
         return np.format_float_positional(value, precision=precision, unique=True, trim="0")
     return np.format_float_scientific(value, precision=precision, unique=True, trim="0")
 
