@@ -1,5 +1,5 @@
-"""The cgraph command: forward and backward passes of graph files, printed as text or JSON,
-and the chain rule explained."""
+"""The cgraph command: forward and backward passes of graph files, printed as text or JSON;
+the chain rule explained, and the graph drawn."""
 
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def cli() -> None:
       cgraph backward graphs/buy_apple_orange.yaml --dout 1
       cgraph backward graphs/buy_apple_orange.yaml --format json | jq .nodes.tax.grad
       cgraph explain graphs/fan_out.yaml
+      cgraph dot graphs/buy_apple_orange.yaml --backward --render graph.svg
     """
 
 
@@ -139,6 +140,32 @@ def explain(fmt: str, precision: int, nodes: tuple[str, ...], **loading: Any) ->
         _write([explaining.render_json(graph, steps, nodes)])
     else:
         _write(explaining.render_text(graph, steps, nodes, precision))
+
+
+@cli.command()
+@graph_options("dout", "precision", node_help="Draw only this input or node (and the edges between those drawn).")
+@click.option("--backward", "with_grads", is_flag=True, help="Run the backward pass too and show gradients.")
+@click.option("--render", "image", metavar="OUT.svg|OUT.png|OUT.pdf",
+              help="Write an image with Graphviz's 'dot' program instead of DOT text.")
+def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, ...], dout: str,
+        **loading: Any) -> None:
+    """Write FILE's graph as Graphviz DOT text: a box per input and node with its op, shape and,
+    where small, value and (with --backward) gradient; edges from inputs to the nodes using them.
+
+    \b
+    Example:
+      $ cgraph dot graphs/buy_apple_orange.yaml --backward > graph.dot
+      $ cgraph dot graphs/buy_apple_orange.yaml --backward --render graph.svg
+    """
+    from . import dot as drawing
+
+    graph = _load(nodes=nodes, dout=dout if with_grads else None, **loading)
+    text = drawing.to_dot(graph, with_grads, nodes, precision)
+    if image is None:
+        _write([text.rstrip("\n")])
+    else:
+        with _user_errors():
+            drawing.render_image(text, image)
 
 
 @contextmanager
