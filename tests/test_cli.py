@@ -195,7 +195,7 @@ def test_usage_errors_exit_2() -> None:
 
 def test_version_and_help_with_examples() -> None:
     assert run("--version").stdout == f"cgraph {__version__}\n"
-    for command in ("forward", "backward", "explain", "dot"):
+    for command in ("forward", "backward", "explain", "dot", "check"):
         result = run(command, "--help")
         assert result.exit_code == 0
         assert f"$ cgraph {command} graphs/" in result.stdout
