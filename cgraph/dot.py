@@ -41,7 +41,8 @@ def to_dot(graph: Graph, backward: bool = False, only: Iterable[str] = (), preci
         node = graph.spec.nodes.get(name)
         if node is None:
             continue
-        for arg, grad in zip(node.args, graph.input_grads[name] if backward else [None] * len(node.args)):
+        grads = graph.input_grads[name] if backward else (None,) * len(node.args)
+        for arg, grad in zip(node.args, grads):
             if arg not in shown:
                 continue
             attributes = ""

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .graph import Graph
-from .layers import shape_of, sum_axes
+from .layers import sum_axes
 from .render import format_inline, json_value
 
 
@@ -115,14 +115,15 @@ def _node_step(graph: Graph, name: str, precision: int) -> NodeStep:
     out_shape = graph.shapes[name]
     grads = []
     for role, arg, formula, grad in zip(layer.args, node.args, layer.grad_formulas, graph.input_grads[name]):
+        # The rule gives a gradient of the output's shape; sum_to summed it to the input's.
         template = _with_dout(formula)
         rule = template.format(**names)
-        shape = shape_of(graph.values[arg])
-        axes = sum_axes(out_shape, shape) if shape != out_shape else ()
-        if shape != out_shape:
-            grads.append(GradStep(arg, role, f"sum over axes {axes} of {rule}", f"{out_shape} -> {shape}", grad, axes))
-        else:
+        shape = graph.shapes[arg]
+        if shape == out_shape:
             grads.append(GradStep(arg, role, rule, template.format(**numbers), grad, ()))
+        else:
+            axes = sum_axes(out_shape, shape)
+            grads.append(GradStep(arg, role, f"sum over axes {axes} of {rule}", f"{out_shape} -> {shape}", grad, axes))
     formula = _with_dout(layer.formula)
     return NodeStep(name, node.op, node.args, formula.format(**names), formula.format(**numbers), value, dout, grads)
 
