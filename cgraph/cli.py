@@ -1,15 +1,21 @@
-"""The cgraph command: forward and backward passes of graph files, printed as text or JSON."""
+"""The cgraph command: forward and backward passes of graph files, printed as text or JSON;
+the chain rule explained, the graph drawn, and gradients checked."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import click
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 FORMATS = ("text", "json", "jsonl")
 
@@ -24,24 +30,40 @@ def _parse_set(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
     return pairs
 
 
-def graph_options(command: Callable) -> Callable:
-    """The FILE argument and the options that forward and backward share."""
+def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.") -> Callable:
+    """The FILE argument and the options every command shares, with those of ``extra`` it asks
+    for: "dout", "format" (one of ``formats``), "precision" and "full"."""
     options = [
         click.argument("file", metavar="FILE"),
         click.option("--set", "sets", metavar="NAME=VALUE", multiple=True, callback=_parse_set,
                      help="Replace input NAME with VALUE (a number, a list like '[1, 2]', or @file.npy). Repeatable."),
         click.option("--output", metavar="NAME", help="The output node (default: 'output:' in the file, or the one node that feeds no other)."),
-        click.option("--node", "nodes", metavar="NAME", multiple=True, help="Print only this input or node. Repeatable."),
-        click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Output format."),
-        click.option("--precision", type=click.IntRange(0, 17), default=8, show_default=True, help="Digits after the point in text output."),
-        click.option("--full", is_flag=True, help="Print large arrays in full instead of summarised (text output)."),
+        click.option("--node", "nodes", metavar="NAME", multiple=True, help=f"{node_help} Repeatable."),
+    ]
+    if "dout" in extra:
+        options.append(click.option(
+            "--dout", default="1", show_default=True, metavar="VALUE",
+            help="Gradient injected at the output: a number, a list like '[[1, 0], [0, 1]]', or @file.npy."))
+    if "format" in extra:
+        options.append(click.option("--format", "fmt", type=click.Choice(formats), default="text", show_default=True,
+                                    help="Output format."))
+    if "precision" in extra:
+        options.append(click.option("--precision", type=click.IntRange(0, 17), default=8, show_default=True,
+                                    help="Digits after the point in text output."))
+    if "full" in extra:
+        options.append(click.option("--full", is_flag=True, help="Print large arrays in full instead of summarised (text output)."))
+    options += [
         click.option("--strict", is_flag=True, help="Fail (exit 1) where a value or gradient is NaN or infinite."),
         click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
                      help="Refuse arrays with more elements than this."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+
+    def decorate(command: Callable) -> Callable:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,12 +76,15 @@ def cli() -> None:
       cgraph forward graphs/buy_apple_orange.yaml
       cgraph backward graphs/buy_apple_orange.yaml --dout 1
       cgraph backward graphs/buy_apple_orange.yaml --format json | jq .nodes.tax.grad
+      cgraph explain graphs/fan_out.yaml
+      cgraph dot graphs/buy_apple_orange.yaml --backward --render graph.svg
+      cgraph check graphs/bias_batch.yaml
     """
 
 
 @cli.command()
-@graph_options
-def forward(**options: Any) -> None:
+@graph_options("format", "precision", "full")
+def forward(fmt: str, precision: int, full: bool, nodes: tuple[str, ...], **loading: Any) -> None:
     """Run the forward pass of FILE ('-' for standard input) and print every value.
 
     \b
@@ -70,14 +95,12 @@ def forward(**options: Any) -> None:
       price = mul(apple_price, tax)  MulLayer(x.shape=(), y.shape=()) -> out.shape=()
         value: 220.0
     """
-    _run(backward=False, dout=None, **options)
+    _print(_load(nodes=nodes, **loading), fmt, nodes, precision, full)
 
 
 @cli.command()
-@graph_options
-@click.option("--dout", default="1", show_default=True, metavar="VALUE",
-              help="Gradient injected at the output: a number, a list like '[[1, 0], [0, 1]]', or @file.npy.")
-def backward(dout: str, **options: Any) -> None:
+@graph_options("dout", "format", "precision", "full")
+def backward(fmt: str, precision: int, full: bool, nodes: tuple[str, ...], **loading: Any) -> None:
     """Run forward and backward passes of FILE ('-' for standard input); print values and gradients.
 
     The gradient of each value v is dL/dv for L = sum(dout * output).
@@ -88,32 +111,134 @@ def backward(dout: str, **options: Any) -> None:
       {"output": "price", "dout": 1.0, "nodes": {"apple": {"op": "input", "inputs": [],
        "shape": [], "dtype": "float64", "value": 100.0, "grad": 2.2}}}
     """
-    _run(backward=True, dout=dout, **options)
+    _print(_load(nodes=nodes, **loading), fmt, nodes, precision, full)
 
 
-def _run(
+@cli.command()
+@graph_options("dout", "format", "precision", formats=("text", "json"),
+               node_help="Show only the steps about this input or node.")
+def explain(fmt: str, precision: int, nodes: tuple[str, ...], **loading: Any) -> None:
+    """Run FILE's passes and write out the chain rule: for every node, in backward order, the
+    rule its layer applied for its value and for each input's gradient, with the numbers.
+
+    Gradients summed over broadcast axes say so, and the gradient of a value used more than
+    once is shown as the sum of its contributions.
+
+    \b
+    Example:
+      $ cgraph explain graphs/buy_apple.yaml --node tax
+      backward, output 'price', dout = 1
+      (d v is the gradient of v; in each node's rules, dout is the gradient of that node)
+    \b
+      price = apple_price * tax            = 200 * 1.1 = 220
+        d apple_price = dout * tax         = 1 * 1.1   = 1.1
+        d tax         = dout * apple_price = 1 * 200   = 200
+    """
+    from . import explain as explaining
+
+    graph = _load(nodes=nodes, **loading)
+    steps = explaining.explain(graph, precision)
+    if fmt == "json":
+        _write([explaining.render_json(graph, steps, nodes)])
+    else:
+        _write(explaining.render_text(graph, steps, nodes, precision))
+
+
+@cli.command()
+@graph_options("dout", "precision", node_help="Draw only this input or node (and the edges between those drawn).")
+@click.option("--backward", "with_grads", is_flag=True, help="Run the backward pass too and show gradients.")
+@click.option("--render", "image", metavar="OUT.svg|OUT.png|OUT.pdf",
+              help="Write an image with Graphviz's 'dot' program instead of DOT text.")
+def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, ...], dout: str,
+        **loading: Any) -> None:
+    """Write FILE's graph as Graphviz DOT text: a box per input and node with its op, shape and,
+    where small, value and (with --backward) gradient; edges from inputs to the nodes using them.
+
+    \b
+    Example:
+      $ cgraph dot graphs/buy_apple_orange.yaml --backward > graph.dot
+      $ cgraph dot graphs/buy_apple_orange.yaml --backward --render graph.svg
+    """
+    from . import dot as drawing
+
+    graph = _load(nodes=nodes, dout=dout if with_grads else None, **loading)
+    text = drawing.to_dot(graph, with_grads, nodes, precision)
+    if image is None:
+        _write([text.rstrip("\n")])
+    else:
+        with _user_errors():
+            drawing.render_image(text, image)
+
+
+@cli.command()
+@graph_options("dout", "format", formats=("text", "json"), node_help="Check only this input.")
+@click.option("--eps", type=click.FloatRange(0, min_open=True), default=1e-6, show_default=True,
+              help="Finite-difference step, relative: an element x is moved by eps * max(1, |x|).")
+@click.option("--rtol", type=click.FloatRange(0), default=1e-5, show_default=True, help="Relative tolerance.")
+@click.option("--atol", type=click.FloatRange(0), default=1e-8, show_default=True, help="Absolute tolerance.")
+@click.option("--samples", type=click.IntRange(0), default=20, show_default=True,
+              help="Check at most this many elements of each input, drawn at random; 0 checks all.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for drawing the samples.")
+def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float, samples: int, seed: int,
+          **loading: Any) -> None:
+    """Check every input's backward gradient against central finite differences in float64.
+
+    An element passes where |analytic - numeric| <= atol + rtol * |numeric|. Each element
+    checked costs two forward passes. Exits 1 when any input fails.
+
+    \b
+    Example:
+      $ cgraph check graphs/fan_out.yaml
+      check, output 'y', dout = 1
+      ...
+      input  shape  checked  max abs error  max rel error  result
+      x      ()     1        1.48e-10       2.11e-11       PASS
+    \b
+      PASS: 1 input
+    """
+    from . import check as checking
+
+    graph = _load(nodes=nodes, **loading)
+    with _user_errors():
+        report = checking.check(graph, nodes, eps, rtol, atol, samples, seed)
+    if fmt == "json":
+        _write([checking.render_json(graph, report)])
+    else:
+        _write(checking.render_text(graph, report))
+    if not report.passed:
+        sys.exit(1)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Print a user error as one line on stderr and exit 1."""
+    from .errors import CgraphError
+
+    try:
+        yield
+    except CgraphError as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+
+
+def _load(
     *,
-    backward: bool,
-    dout: str | None,
     file: str,
     sets: list[tuple[str, str]],
     output: str | None,
     nodes: tuple[str, ...],
-    fmt: str,
-    precision: int,
-    full: bool,
     strict: bool,
     max_elements: int,
-) -> None:
-    import gc
-
-    from . import api, render
+    dout: str | None = None,
+) -> Graph:
+    """Load FILE with the shared options and run forward and, where ``dout`` is given, backward;
+    warn about NaN and infinity (fail with ``strict``)."""
+    from . import api
     from .arrays import parse_array_option, suggest
     from .errors import CgraphError
 
     gc.disable()  # a run makes millions of objects and no reference cycles; the process ends soon after
-
-    try:
+    with _user_errors():
         overrides = {name: parse_array_option(text, f"--set {name}", max_elements) for name, text in sets}
         if file == "-":
             if sys.stdin.isatty():
@@ -127,11 +252,8 @@ def _run(
             if name not in graph.shapes:
                 raise CgraphError(f"--node: unknown name '{name}'{suggest(name, graph.shapes)}")
         graph.forward()
-        if backward:
+        if dout is not None:
             graph.backward(parse_array_option(dout, "--dout", max_elements))
-    except CgraphError as error:
-        click.echo(str(error), err=True)
-        sys.exit(1)
     problems = graph.non_finite()
     for name, message in problems:
         where = graph.spec.position(name)
@@ -139,6 +261,12 @@ def _run(
         click.echo(f"{where}: {kind}: {message}" if where else f"cgraph: {kind}: {message}", err=True)
     if problems and strict:
         sys.exit(1)
+    return graph
+
+
+def _print(graph: Graph, fmt: str, nodes: tuple[str, ...], precision: int, full: bool) -> None:
+    """The values (and gradients, after backward) in the format asked for."""
+    from . import render
 
     if fmt == "json":
         _write([render.render_json(graph, nodes)])

@@ -38,16 +38,20 @@ def shape_of(value: Any) -> Shape:
     return getattr(value, "shape", ())
 
 
+def sum_axes(grad_shape: Shape, shape: Shape) -> tuple[int, ...]:
+    """The axes of a gradient of ``grad_shape`` along which a value of ``shape`` was broadcast."""
+    lead = len(grad_shape) - len(shape)
+    return tuple(range(lead)) + tuple(
+        lead + i for i, size in enumerate(shape) if size == 1 and grad_shape[lead + i] != 1
+    )
+
+
 def sum_to(grad: Any, shape: Shape) -> Any:
     """Sum ``grad`` over the axes along which a value of ``shape`` was broadcast."""
     grad_shape = getattr(grad, "shape", ())
     if grad_shape == shape:
         return grad
-    lead = len(grad_shape) - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, size in enumerate(shape) if size == 1 and grad_shape[lead + i] != 1
-    )
-    return np.sum(grad, axis=axes, keepdims=True).reshape(shape)
+    return np.sum(grad, axis=sum_axes(grad_shape, shape), keepdims=True).reshape(shape)
 
 
 def unbroadcast(grad: Any, value: Any) -> Any:

@@ -130,9 +130,36 @@ def format_scalar(value: float, precision: int) -> str:
     value = float(value) if not isinstance(value, np.floating) else value
     if not math.isfinite(value):
         return str(float(value))
-    if value == 0 or 1e-4 <= abs(value) < 1e16:
+    if value == 0 or 1e-4 <= abs(float(value)) < 1e16:  # float: 1e16 overflows float16
         return np.format_float_positional(value, precision=precision, unique=True, trim="0")
     return np.format_float_scientific(value, precision=precision, unique=True, trim="0")
+
+
+INLINE_ELEMENTS = 6  # arrays up to this size are written out on one line; larger ones by their shape
+
+
+def format_inline(value: Any, precision: int, shape: bool = True) -> str:
+    """A value on one line: ``715``, ``(2,) [9, 12]`` (without the shape if not ``shape``),
+    or ``(1000, 100) array`` for arrays of more than INLINE_ELEMENTS elements."""
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return _number(array[()], precision)
+    if array.size > INLINE_ELEMENTS:
+        return f"{array.shape} array"
+    text = _nested(array, precision)
+    return f"{array.shape} {text}" if shape else text
+
+
+def _nested(array: np.ndarray, precision: int) -> str:
+    if array.ndim == 0:
+        return _number(array[()], precision)
+    return "[" + ", ".join(_nested(row, precision) for row in array) + "]"
+
+
+def _number(value: Any, precision: int) -> str:
+    """format_scalar without a trailing '.0': 715, 2.2."""
+    text = format_scalar(value, precision)
+    return text[:-2] if text.endswith(".0") else text
 
 
 def format_array(value: Any, precision: int, full: bool, indent: int) -> str:

@@ -154,6 +154,15 @@ def test_precision_and_full() -> None:
     assert full.stdout.count("0.12345679") == 2000
 
 
+@pytest.mark.filterwarnings("error")
+def test_float16_scalars_print_without_warnings() -> None:
+    graph = "inputs: {a: {value: 2, dtype: float16}}\nnodes: {b: {op: add, inputs: [a, a]}}\n"
+    result = run("backward", "-", stdin=graph)
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert ["value:", "4.0"] in [line.split() for line in result.stdout.splitlines()]
+
+
 @pytest.mark.parametrize(
     "args, stdin, message",
     [
@@ -186,7 +195,7 @@ def test_usage_errors_exit_2() -> None:
 
 def test_version_and_help_with_examples() -> None:
     assert run("--version").stdout == f"cgraph {__version__}\n"
-    for command in ("forward", "backward"):
+    for command in ("forward", "backward", "explain", "dot", "check"):
         result = run(command, "--help")
         assert result.exit_code == 0
         assert f"$ cgraph {command} graphs/" in result.stdout

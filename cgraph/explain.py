@@ -1,0 +1,237 @@
+"""The chain rule written out: for every node in backward order, its layer's rules with the numbers.
+
+:func:`explain` turns a graph after its backward pass into steps (data); :func:`render_text`
+and :func:`render_json` write them for people and for programs. The rules come from each
+layer class's ``formula`` and ``grad_formulas``, so every op explains itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from .graph import Graph
+from .layers import sum_axes
+from .render import format_inline, json_value
+
+
+@dataclass
+class GradStep:
+    """What a node's backward returned for one of its inputs, and by which rule."""
+
+    arg: str  # the input's name
+    role: str  # the layer's name for that input (x, y)
+    rule: str  # "dout * tax", or "sum over axes (0,) of dout * x" where summed over broadcast axes
+    numbers: str  # "1 * 1.1", or the shape change "(3, 2) -> (2,)" where summed
+    grad: Any
+    summed_axes: tuple[int, ...]
+
+
+@dataclass
+class NodeStep:
+    """One node: the rule for its value and, for each input, the rule for that input's gradient."""
+
+    name: str
+    op: str
+    args: tuple[str, ...]
+    rule: str
+    numbers: str
+    value: Any
+    dout: Any  # the node's own gradient, 'dout' in its rules
+    grads: list[GradStep]
+
+
+@dataclass
+class SumStep:
+    """A value used more than once: its gradient is the sum of what each use gave it."""
+
+    name: str
+    parts: list[tuple[str, str | None, Any]]  # (node, its name for the value where it uses it twice, gradient)
+    grad: Any
+
+
+Step = NodeStep | SumStep
+
+
+def explain(graph: Graph, precision: int = 8) -> list[Step]:
+    """The steps of ``graph``'s backward pass (it must have run), numbers written with ``precision``.
+
+    Nodes from which the output cannot be reached are left out (their gradients are 0).
+    A SumStep follows the step of the last node that adds to a value used more than once.
+    """
+    nodes = graph.spec.nodes
+    reached = reached_names(graph)
+    order = [name for name in reversed(nodes) if name in reached]
+    # Every use of every value by a node on a path to the output, in dependency order.
+    uses: dict[str, list[tuple[str, int]]] = {}
+    for name, node in nodes.items():
+        if name in reached:
+            for index, arg in enumerate(node.args):
+                uses.setdefault(arg, []).append((name, index))
+    pending = {name: len(found) for name, found in uses.items()}
+
+    steps: list[Step] = []
+    for name in order:
+        steps.append(_node_step(graph, name, precision))
+        finished = []
+        for arg in nodes[name].args:
+            pending[arg] -= 1
+            if pending[arg] == 0 and len(uses[arg]) > 1:
+                finished.append(arg)
+        for arg in dict.fromkeys(finished):
+            parts = [
+                (user, _role_if_repeated(graph, user, index), graph.input_grads[user][index])
+                for user, index in uses[arg]
+            ]
+            steps.append(SumStep(arg, parts, graph.grads[arg]))
+    return steps
+
+
+def reached_names(graph: Graph) -> set[str]:
+    """The output and every input and node it depends on."""
+    reached = {graph.output}
+    for name, node in reversed(graph.spec.nodes.items()):
+        if name in reached:
+            reached.update(node.args)
+    return reached
+
+
+def _node_step(graph: Graph, name: str, precision: int) -> NodeStep:
+    node = graph.spec.nodes[name]
+    layer = graph.layers[name]
+    dout = graph.grads[name]
+    value = graph.values[name]
+
+    def inline(array: Any) -> str:
+        return format_inline(array, precision)
+
+    names = {"out": name, "dout": "dout", **dict(zip(layer.args, node.args))}
+    numbers = {"out": inline(value), "dout": inline(dout),
+               **{role: inline(graph.values[arg]) for role, arg in zip(layer.args, node.args)}}
+    out_shape = graph.shapes[name]
+    grads = []
+    for role, arg, formula, grad in zip(layer.args, node.args, layer.grad_formulas, graph.input_grads[name]):
+        # The rule gives a gradient of the output's shape; sum_to summed it to the input's.
+        template = _with_dout(formula)
+        rule = template.format(**names)
+        shape = graph.shapes[arg]
+        if shape == out_shape:
+            grads.append(GradStep(arg, role, rule, template.format(**numbers), grad, ()))
+        else:
+            axes = sum_axes(out_shape, shape)
+            grads.append(GradStep(arg, role, f"sum over axes {axes} of {rule}", f"{out_shape} -> {shape}", grad, axes))
+    formula = _with_dout(layer.formula)
+    return NodeStep(name, node.op, node.args, formula.format(**names), formula.format(**numbers), value, dout, grads)
+
+
+def _with_dout(formula: str) -> str:
+    """A layer's formula with the word dout made a placeholder like {x}."""
+    return re.sub(r"\bdout\b", "{dout}", formula)
+
+
+def _role_if_repeated(graph: Graph, name: str, index: int) -> str | None:
+    """The layer's name for input ``index`` of node ``name`` where the node uses that value twice."""
+    args = graph.spec.nodes[name].args
+    return graph.layers[name].args[index] if args.count(args[index]) > 1 else None
+
+
+def _shown(steps: list[Step], only: Iterable[str]) -> list[Step]:
+    """The steps about the names in ``only`` (all if it is empty): their nodes, uses and sums."""
+    wanted = set(only)
+    if not wanted:
+        return steps
+    return [step for step in steps
+            if step.name in wanted or isinstance(step, NodeStep) and wanted.intersection(step.args)]
+
+
+# --- text -----------------------------------------------------------------
+
+
+def render_text(graph: Graph, steps: list[Step], only: Iterable[str] = (), precision: int = 8) -> Iterator[str]:
+    """The steps as aligned equations, one block per node, with a header naming the output and dout."""
+    yield f"backward, output '{graph.output}', dout = {format_inline(graph.dout, precision)}"
+    yield "(d v is the gradient of v; in each node's rules, dout is the gradient of that node)"
+    for step in _shown(steps, only):
+        yield ""
+        if isinstance(step, SumStep):
+            yield _sum_line(step, precision)
+        else:
+            yield from _node_lines(step, precision)
+    unreached = [name for name in graph.shapes if name not in reached_names(graph)]
+    if unreached and not only:
+        yield ""
+        yield f"no path to '{graph.output}', gradient 0: {', '.join(unreached)}"
+
+
+def _node_lines(step: NodeStep, precision: int) -> list[str]:
+    """The node's equation and its inputs' gradients, with the '=' columns aligned."""
+    repeated = {arg for arg in step.args if step.args.count(arg) > 1}
+    labels = [f"d {grad.arg}" + (f" (as {grad.role})" if grad.arg in repeated else "") for grad in step.grads]
+    width = max(map(len, labels), default=0)
+    rows = [(f"{step.name} = {step.rule}", "=", step.numbers, step.value)]
+    rows += [(f"  {label:<{width}} = {grad.rule}", ":" if grad.summed_axes else "=", grad.numbers, grad.grad)
+             for label, grad in zip(labels, step.grads)]
+    left = max(len(row[0]) for row in rows)
+    middle = max(len(row[2]) for row in rows)
+    return [f"{text:<{left}} {sep} {numbers:<{middle}} = {format_inline(result, precision)}"
+            for text, sep, numbers, result in rows]
+
+
+def _sum_line(step: SumStep, precision: int) -> str:
+    parts = " + ".join(
+        f"{format_inline(grad, precision)} (from {user}{f', as {role}' if role else ''})"
+        for user, role, grad in step.parts
+    )
+    return f"d {step.name} = {parts} = {format_inline(step.grad, precision)}"
+
+
+# --- JSON -----------------------------------------------------------------
+
+
+def render_json(graph: Graph, steps: list[Step], only: Iterable[str] = ()) -> str:
+    """The steps as one strict JSON object: output, dout, steps, and the names with no path to the output."""
+    reached = reached_names(graph)
+    result = {
+        "output": graph.output,
+        "dout": json_value(graph.dout),
+        "steps": [_json_step(step) for step in _shown(steps, only)],
+        "unreached": [name for name in graph.shapes if name not in reached],
+    }
+    return json.dumps(result, allow_nan=False)
+
+
+def _json_step(step: Step) -> dict[str, Any]:
+    if isinstance(step, SumStep):
+        return {
+            "step": "sum",
+            "name": step.name,
+            "contributions": [{"from": user, "as": role, "grad": json_value(grad)} for user, role, grad in step.parts],
+            "grad": json_value(step.grad),
+        }
+    return {
+        "step": "node",
+        "name": step.name,
+        "op": step.op,
+        "inputs": list(step.args),
+        "rule": step.rule,
+        "numbers": step.numbers,
+        "value": json_value(step.value),
+        "shape": list(np.shape(step.value)),
+        "dout": json_value(step.dout),
+        "grads": [
+            {
+                "input": grad.arg,
+                "as": grad.role,
+                "rule": grad.rule,
+                "numbers": grad.numbers,
+                "grad": json_value(grad.grad),
+                "shape": list(np.shape(grad.grad)),
+                "summed_axes": list(grad.summed_axes),
+            }
+            for grad in step.grads
+        ],
+    }
