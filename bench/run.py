@@ -301,11 +301,13 @@ def bench_output(count: int, elements: int, repeat: int) -> None:
     print("output", file=sys.stderr)
     graph = cgraph.from_dict(scalar_chain(count))
     graph.backward(1.0)
-    lines = len(graph.values)
-    text = median_time(lambda: sum(len(line) for line in render.render_text(graph)), repeat) / lines
-    as_json = median_time(lambda: render.render_json(graph), repeat) / lines
-    row(f"text output, per node ({count:,}-node scalar chain)", f"{text * 1e6:.2f} us", "2 us", text / 2e-6, 1.0)
-    row(f"JSON output, per node ({count:,}-node scalar chain)", f"{as_json * 1e6:.2f} us", "2 us", as_json / 2e-6, 1.0)
+    text_lines = sum(line.count("\n") + 1 for line in render.render_text(graph))
+    text = median_time(lambda: sum(len(line) for line in render.render_text(graph)), repeat) / text_lines
+    as_json = median_time(lambda: render.render_json(graph), repeat) / len(graph.values)
+    row(f"text output, per printed line ({count:,}-node scalar chain, {text_lines:,} lines)",
+        f"{text * 1e6:.2f} us", "2 us", text / 2e-6, 1.0)
+    row(f"JSON output, per node entry ({count:,}-node scalar chain)", f"{as_json * 1e6:.2f} us", "2 us",
+        as_json / 2e-6, 1.0)
     array = np.random.default_rng(0).random(elements)
     full = median_time(lambda: render.format_array(array, 8, True, 2), max(1, repeat // 2))
     row(f"text --full of one {elements:,}-element array", f"{full:.2f} s", "1 s", full / 1.0, 1.0)

@@ -126,8 +126,14 @@ def render_jsonl(graph: Graph, only: Iterable[str] = ()) -> Iterator[str]:
 
 
 def format_scalar(value: float, precision: int) -> str:
-    """A number as people write it: 715.0, 2.2, 1e-10, nan."""
-    value = float(value) if not isinstance(value, np.floating) else value
+    """A number as people write it, to at most ``precision`` decimals: 715.0, 2.2, 1e-10, nan."""
+    if type(value) is float or type(value) is np.float64:
+        if value == 0 or 1e-4 <= abs(value) < 1e16:
+            text = f"{value:.{precision}f}".rstrip("0")  # the shortest form, as numpy's unique=True gives
+            return text + "0" if text.endswith(".") else text
+        if not math.isfinite(value):
+            return str(float(value))
+    value = value if isinstance(value, np.floating) else float(value)
     if not math.isfinite(value):
         return str(float(value))
     if value == 0 or 1e-4 <= abs(float(value)) < 1e16:  # float: 1e16 overflows float16
@@ -168,6 +174,8 @@ def format_array(value: Any, precision: int, full: bool, indent: int) -> str:
     Arrays up to SUMMARY_THRESHOLD elements print as numpy prints them; larger ones
     are summarised by numpy, or with ``full`` printed whole by :func:`format_full`.
     """
+    if type(value) is float:
+        return format_scalar(value, precision)
     array = np.asarray(value)
     if array.ndim == 0:
         return format_scalar(array[()], precision)
