@@ -53,7 +53,7 @@ _DTYPE_NAMES: dict[Any, str] = {}
 
 
 def json_entry(graph: Graph, name: str) -> dict[str, Any]:
-    """One input's or node's record: op, inputs, shape, dtype, value and, after backward, gradients."""
+    """One input's or node's record: op, inputs, shape, dtype, value, the op's attributes and, after backward, gradients."""
     value = graph.values[name]
     node = graph.spec.nodes.get(name)
     entry: dict[str, Any] = {
@@ -66,6 +66,9 @@ def json_entry(graph: Graph, name: str) -> dict[str, Any]:
     if graph.grads:
         entry["grad"] = json_value(graph.grads[name])
     if node:
+        layer = graph.layers[name]
+        if layer.attrs:
+            entry["attrs"] = {key: json_value(getattr(layer, key)) for key in layer.attrs}
         entry["input_shapes"] = [list(graph.shapes[arg]) for arg in node.args]
         if graph.grads:
             entry["input_grads"] = [json_value(grad) for grad in graph.input_grads[name]]

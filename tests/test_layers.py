@@ -379,6 +379,19 @@ def positive(*shape: int) -> tuple:
 BINARY = [(real(*xs), real(*ys)) for xs, ys, _ in BROADCAST_CASES]
 UNARY = [(real(),), (real(3),), (real(2, 3),), (real(2, 1, 3),)]
 POSITIVE = [(positive(),), (positive(3),), (positive(2, 3),), (positive(2, 1, 3),)]
+REDUCTIONS = [
+    ((real(2, 3),), {}),
+    ((real(2, 3),), {"axis": 0}),
+    ((real(2, 3),), {"axis": -1, "keepdims": True}),
+    ((real(2, 3, 4),), {"axis": [0, 2]}),
+    ((real(2, 3, 4),), {"axis": [2, -3], "keepdims": True}),
+    ((real(2, 3),), {"axis": []}),
+    ((real(2, 1, 3),), {"axis": 1}),
+    ((real(2, 1, 3),), {"keepdims": True}),
+    ((real(),), {}),
+    ((real(),), {"axis": None, "keepdims": True}),
+]
+
 # Per op: an independent numpy reference for the value, and sample cases of (inputs, attributes).
 # An op without an entry fails test_registered_op_matches_finite_difference: a new op gets tested.
 OP_CASES: dict[str, tuple] = {
@@ -395,6 +408,38 @@ OP_CASES: dict[str, tuple] = {
     "relu": (lambda x: np.where(x > 0, x, 0.0), [(inputs, {}) for inputs in UNARY]),
     "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), [(inputs, {}) for inputs in UNARY]),
     "tanh": (np.tanh, [(inputs, {}) for inputs in UNARY]),
+    "matmul": (np.matmul, [
+        ((real(3), real(3)), {}),
+        ((real(2, 3), real(3)), {}),
+        ((real(3), real(3, 4)), {}),
+        ((real(2, 3), real(3, 4)), {}),
+        ((real(2, 2, 3), real(3, 4)), {}),
+        ((real(3), real(2, 3, 4)), {}),
+        ((real(2, 4, 3), real(3)), {}),
+        ((real(1, 2, 3), real(4, 3, 2)), {}),
+        ((real(2, 1, 2, 3), real(3, 3, 1)), {}),
+    ]),
+    "sum": (lambda x, axis=None, keepdims=False: np.sum(x, axis=None if axis is None else tuple(np.atleast_1d(axis)),
+                                                        keepdims=keepdims), REDUCTIONS),
+    "mean": (lambda x, axis=None, keepdims=False: np.mean(x, axis=None if axis is None else tuple(np.atleast_1d(axis)),
+                                                          keepdims=keepdims), REDUCTIONS),
+    "transpose": (lambda x, axes=None: np.transpose(x, axes), [
+        ((real(2, 3),), {}),
+        ((real(2, 3, 4),), {}),
+        ((real(2, 3, 4),), {"axes": [1, 0, 2]}),
+        ((real(2, 3, 4),), {"axes": [-1, 0, 1]}),
+        ((real(3),), {}),
+        ((real(),), {}),
+        ((real(),), {"axes": []}),
+    ]),
+    "reshape": (lambda x, shape: np.reshape(x, shape), [
+        ((real(2, 3),), {"shape": [3, 2]}),
+        ((real(2, 3),), {"shape": [-1]}),
+        ((real(2, 6),), {"shape": [2, -1, 2]}),
+        ((real(2, 3),), {"shape": 6}),
+        ((real(1, 1),), {"shape": []}),
+        ((real(),), {"shape": [1, -1]}),
+    ]),
 }
 
 
@@ -465,10 +510,14 @@ def test_registered_op_matches_finite_difference(op, kinds, attrs):
 
 
 @pytest.mark.parametrize("op", sorted(OP_CASES))
-def test_rules_use_only_the_inputs_and_the_output(op):
+def test_rules_use_only_the_inputs_the_output_and_attributes(op):
     cls = REGISTRY[op]
     names = {*cls.args, "out"}
     placeholders = re.compile(r"\{(\w+)\}")
     assert cls.formula and len(cls.grad_formulas) == len(cls.args)
     for rule in (cls.formula, *cls.grad_formulas):
+        assert set(placeholders.findall(rule)) <= names | set(cls.attrs), rule
+    # a layer object has its attributes' values filled in
+    layer = cls(**OP_CASES[op][1][-1][1])
+    for rule in (layer.formula, *layer.grad_formulas):
         assert set(placeholders.findall(rule)) <= names, rule

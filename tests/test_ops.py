@@ -1,4 +1,4 @@
-"""Edge cases of the elementwise ops beyond mul and add: division by zero, ties, kinks,
+"""Edge cases of the ops beyond mul and add: attributes, shapes, division by zero, ties, kinks,
 extreme values, and the graph of Python floats.
 
 Gradients in general are checked against finite differences in test_layers.py; here the
@@ -19,7 +19,21 @@ from click.testing import CliRunner
 
 import cgraph
 from cgraph.cli import cli
-from cgraph.layers import MaximumLayer, PowLayer, ReluLayer, SigmoidLayer
+from cgraph.errors import CgraphError
+from cgraph.layers import (
+    REGISTRY,
+    MaximumLayer,
+    MeanLayer,
+    PowLayer,
+    ReluLayer,
+    ReshapeLayer,
+    SigmoidLayer,
+    SumLayer,
+    TransposeLayer,
+    read_axis,
+    read_bool,
+    read_shape,
+)
 
 
 @contextlib.contextmanager
@@ -148,3 +162,210 @@ def test_sigmoid_of_extreme_values_is_finite():
         out = layer.forward(np.array([-1000.0, 0.0, 1000.0]))
     np.testing.assert_array_equal(out, [0.0, 0.5, 1.0])
     np.testing.assert_array_equal(layer.backward(np.ones(3))[0], [0.0, 0.25, 0.0])
+
+
+# --- attributes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, None), (0, 0), (-1, -1), ([0, 2], (0, 2)), ([], ()), ((1,), (1,)), (np.int64(1), 1)],
+)
+def test_read_axis_accepts(value, expected):
+    assert read_axis(value) == expected
+
+
+@pytest.mark.parametrize("value", ["0", 1.0, True, [0, 1.5], [None], {"a": 1}, list(range(33))])
+def test_read_axis_refuses(value):
+    with pytest.raises(ValueError, match="must be an integer, a list of integers or null"):
+        read_axis(value)
+
+
+def test_read_bool_and_shape():
+    assert read_bool(True) is True and read_bool(np.bool_(False)) is False
+    for bad in (1, 0, "true", None):
+        with pytest.raises(ValueError, match="must be true or false"):
+            read_bool(bad)
+    assert read_shape([2, -1, 0]) == (2, -1, 0)
+    assert read_shape(6) == (6,)
+    assert read_shape([]) == ()
+    for bad in ([-2], [-1, -1], "6", [2.0], None):
+        with pytest.raises(ValueError, match="one of which may be -1"):
+            read_shape(bad)
+
+
+def test_layer_keeps_attributes_and_fills_them_into_its_rules():
+    layer = SumLayer(axis=[0, 1], keepdims=True)
+    assert layer.axis == (0, 1) and layer.keepdims is True
+    assert layer.formula == "sum({x}, axis=[0, 1], keepdims=True)"
+    assert SumLayer.formula == "sum({x}, axis={axis}, keepdims={keepdims})"
+    default = MeanLayer()
+    assert default.axis is None and default.keepdims is False
+    assert TransposeLayer(axes=[1, 0]).grad_formulas == ("transpose(dout) by the inverse order of axes=[1, 0]",)
+
+
+def test_layer_refuses_unknown_missing_and_bad_attributes():
+    with pytest.raises(TypeError, match="SumLayer has no attribute 'axes'"):
+        SumLayer(axes=0)
+    with pytest.raises(TypeError, match="ReshapeLayer needs the attribute 'shape'"):
+        ReshapeLayer()
+    with pytest.raises(ValueError, match="sum attribute 'keepdims' must be true or false"):
+        SumLayer(keepdims="no")
+    with pytest.raises(TypeError):
+        REGISTRY["mul"](axis=0)
+
+
+def test_str_shows_attributes_and_shapes():
+    layer = SumLayer(axis=0)
+    assert str(layer) == "SumLayer(axis=0, keepdims=False) (not run)"
+    layer.forward(np.ones((2, 3)))
+    assert str(layer) == "SumLayer(x.shape=(2, 3), axis=0, keepdims=False) -> out.shape=(3,)"
+
+
+def test_attributes_are_written_in_the_node_and_shown_in_the_output():
+    text = "inputs: {x: [[1, 2, 3], [4, 5, 6]]}\nnodes: {s: {op: sum, inputs: [x], axis: 0}}\n"
+    result = CliRunner().invoke(cli, ["backward", "-", "--format", "json"], input=text)
+    entry = json.loads(result.stdout)["nodes"]["s"]
+    assert entry["attrs"] == {"axis": 0, "keepdims": False}
+    assert entry["value"] == [5.0, 7.0, 9.0]
+    assert entry["grad"] == [1.0, 1.0, 1.0]
+    assert "attrs" not in json.loads(result.stdout)["nodes"]["x"]
+    text_out = CliRunner().invoke(cli, ["forward", "-"], input=text).stdout
+    assert "s = sum(x)  SumLayer(x.shape=(2, 3), axis=0, keepdims=False) -> out.shape=(3,)" in text_out
+
+
+def test_attributes_from_json_and_from_a_dict():
+    data = {"inputs": {"x": [[1, 2], [3, 4]]}, "nodes": {"t": {"op": "transpose", "inputs": ["x"], "axes": [1, 0]},
+                                                        "r": {"op": "reshape", "inputs": ["t"], "shape": [-1]}}}
+    np.testing.assert_array_equal(cgraph.loads(json.dumps(data)).forward(), [1, 3, 2, 4])
+    np.testing.assert_array_equal(cgraph.from_dict(data).forward(), [1, 3, 2, 4])
+
+
+def test_bad_attribute_in_json_is_reported_with_its_position():
+    text = '{"inputs": {"x": [1, 2]},\n "nodes": {"s": {"op": "sum", "inputs": ["x"], "axis": "0"}}}\n'
+    with pytest.raises(CgraphError, match="sum attribute 'axis' must be") as caught:
+        cgraph.loads(text, source="g.json")
+    assert (caught.value.pos.line, caught.value.pos.col) == (2, 56)  # the value "0"
+
+
+# --- shapes ---------------------------------------------------------------------------
+
+MATMUL_SHAPES = [
+    ((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((2, 3), (3, 4)), ((5, 2, 3), (3, 4)), ((3,), (5, 3, 4)),
+    ((1, 2, 3), (4, 3, 2)), ((2, 1, 2, 3), (3, 3, 1)), ((0, 3), (3, 2)), ((2, 0), (0, 3)),
+]
+MATMUL_BAD = [((), (3,)), ((3,), ()), ((3,), (4,)), ((2, 3), (2, 3)), ((2, 2, 3), (3, 3, 4)), ((3,), (2, 4))]
+
+
+@pytest.mark.parametrize(("xs", "ys"), MATMUL_SHAPES)
+def test_matmul_out_shape_matches_numpy(xs, ys):
+    expected = np.matmul(np.ones(xs), np.ones(ys)).shape
+    assert REGISTRY["matmul"]().out_shape(xs, ys) == expected
+
+
+@pytest.mark.parametrize(("xs", "ys"), MATMUL_BAD)
+def test_matmul_out_shape_refuses_what_numpy_refuses(xs, ys):
+    with pytest.raises(ValueError):
+        np.matmul(np.ones(xs), np.ones(ys))
+    with pytest.raises(ValueError):
+        REGISTRY["matmul"]().out_shape(xs, ys)
+
+
+REDUCTION_ATTRS = [{}, {"axis": 0}, {"axis": -1}, {"axis": [0, 2]}, {"axis": []}, {"keepdims": True},
+                   {"axis": [-1, 0], "keepdims": True}, {"axis": None}]
+
+
+@pytest.mark.parametrize("attrs", REDUCTION_ATTRS)
+@pytest.mark.parametrize("op", ["sum", "mean"])
+def test_reduction_shape_and_value_match_numpy(op, attrs):
+    x = np.arange(24.0).reshape(2, 3, 4)
+    axis = attrs.get("axis")
+    axis = tuple(axis) if isinstance(axis, list) else axis
+    expected = getattr(np, op)(x, axis=axis, keepdims=attrs.get("keepdims", False))
+    layer = REGISTRY[op](**attrs)
+    assert layer.out_shape(x.shape) == expected.shape
+    np.testing.assert_array_equal(layer.forward(x), expected)
+    (dx,) = layer.backward(np.ones(expected.shape))
+    count = x.size // max(expected.size, 1)
+    np.testing.assert_allclose(dx, np.full(x.shape, 1.0 if op == "sum" else 1.0 / count))
+
+
+@pytest.mark.parametrize("axis", [3, -4, [0, 0], [1, -2]])
+def test_reduction_refuses_bad_axes(axis):
+    with pytest.raises(ValueError, match="out of range|given twice"):
+        SumLayer(axis=axis).out_shape((2, 3, 4))
+
+
+def test_reduction_of_a_0d_value():
+    assert SumLayer().out_shape(()) == ()
+    with pytest.raises(ValueError, match="out of range"):
+        SumLayer(axis=0).out_shape(())
+    layer = MeanLayer()
+    assert layer.forward(2.5) == 2.5
+    assert layer.backward(4.0) == (4.0,)
+
+
+def test_sum_gradient_repeats_dout_along_the_summed_axis_by_hand():
+    layer = SumLayer(axis=1)
+    layer.forward(np.arange(6.0).reshape(2, 3))
+    (dx,) = layer.backward(np.array([1.0, -2.0]))
+    np.testing.assert_array_equal(dx, [[1, 1, 1], [-2, -2, -2]])
+    keep = SumLayer(axis=0, keepdims=True)
+    keep.forward(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(keep.backward(np.array([[1.0, 2.0, 3.0]]))[0], [[1, 2, 3], [1, 2, 3]])
+
+
+def test_mean_of_an_empty_axis_is_nan_without_a_warning():
+    graph = graph_of({"x": {"shape": [2, 0], "fill": 1}}, {"m": {"op": "mean", "inputs": ["x"], "axis": 1}})
+    with no_warnings():
+        np.testing.assert_array_equal(graph.forward(), [np.nan, np.nan])
+        assert graph.backward()["x"].shape == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("shape", "axes", "expected"),
+    [((2, 3), None, (3, 2)), ((2, 3, 4), None, (4, 3, 2)), ((2, 3, 4), [1, 0, 2], (3, 2, 4)),
+     ((2, 3, 4), [-1, 0, 1], (4, 2, 3)), ((3,), None, (3,)), ((), None, ()), ((), [], ())],
+)
+def test_transpose_shape_value_and_gradient(shape, axes, expected):
+    x = np.arange(float(math.prod(shape))).reshape(shape)
+    layer = TransposeLayer(axes=axes)
+    assert layer.out_shape(shape) == expected
+    out = layer.forward(x)
+    np.testing.assert_array_equal(out, np.transpose(x, axes))
+    # the gradient puts each element of dout back where its value came from
+    (dx,) = layer.backward(out)
+    np.testing.assert_array_equal(dx, x)
+
+
+@pytest.mark.parametrize("axes", [[0], [0, 1, 1], [0, 2], [0, 1, 3], [0, -3, 1]])
+def test_transpose_refuses_what_is_not_an_order_of_the_axes(axes):
+    with pytest.raises(ValueError, match="are not an order of the 3 dimensions"):
+        TransposeLayer(axes=axes).out_shape((2, 3, 4))
+
+
+@pytest.mark.parametrize(
+    ("shape", "new", "expected"),
+    [((2, 3), [3, 2], (3, 2)), ((2, 3), [-1], (6,)), ((2, 6), [2, -1, 2], (2, 3, 2)), ((1, 1), [], ()),
+     ((), [1, -1], (1, 1)), ((0, 3), [3, 0], (3, 0)), ((0, 3), [-1, 3], (0, 3))],
+)
+def test_reshape_infers_minus_one_as_numpy_does(shape, new, expected):
+    x = np.zeros(shape)
+    assert ReshapeLayer(shape=new).out_shape(shape) == expected == np.reshape(x, new).shape
+
+
+@pytest.mark.parametrize(("shape", "new"), [((2, 3), [4, 2]), ((2, 3), [4, -1]), ((0, 3), [0, -1]), ((2, 3), [])])
+def test_reshape_refuses_shapes_of_another_size(shape, new):
+    with pytest.raises(ValueError):
+        np.reshape(np.zeros(shape), new)
+    with pytest.raises(ValueError, match="elements, which do not"):
+        ReshapeLayer(shape=new).out_shape(shape)
+
+
+def test_float_graph_of_reductions_and_transposes_gives_the_numbers_of_the_array_graph():
+    nodes = {
+        "m": {"op": "mul", "inputs": ["a", "b"]}, "s": {"op": "sum", "inputs": ["m"]},
+        "me": {"op": "mean", "inputs": ["b"], "keepdims": True}, "t": {"op": "transpose", "inputs": ["s"]},
+        "out": {"op": "div", "inputs": ["t", "me"]},
+    }
+    assert_float_graph_matches_array_graph(nodes)
