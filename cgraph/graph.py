@@ -78,14 +78,19 @@ class Graph:
         if self._floats:
             values = [float(value) for value in values]
         values.extend([None] * len(self._plan))
-        with np.errstate(all="ignore"):
-            for out, forward, _, args in self._plan:
-                if len(args) == 2:
-                    values[out] = forward(values[args[0]], values[args[1]])
-                elif len(args) == 1:
-                    values[out] = forward(values[args[0]])
-                else:
-                    values[out] = forward(*[values[arg] for arg in args])
+        try:
+            with np.errstate(all="ignore"):
+                for out, forward, _, args in self._plan:
+                    if len(args) == 2:
+                        values[out] = forward(values[args[0]], values[args[1]])
+                    elif len(args) == 1:
+                        values[out] = forward(values[args[0]])
+                    else:
+                        values[out] = forward(*[values[arg] for arg in args])
+        except ValueError as error:  # a value the layer cannot take, such as a label out of range
+            name = self._names[out]
+            message = _named(str(error), self.layers[name], self.spec.nodes[name].args)
+            raise CgraphError(f"node '{name}': {message}", self.spec.position(name)) from None
         self._values = values
         self.values = dict(zip(self._names, values))
         self.grads, self.input_grads = {}, {}

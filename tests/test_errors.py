@@ -101,6 +101,7 @@ CASES = [
     (X23 + "nodes: {s: {op: reshape, inputs: [x], shape: six}}\n", ["attribute 'shape'", "string 'six'"], 2, 46),
     (X23 + "nodes: {s: {op: transpose, inputs: [x], axes: 0}}\n", ["attribute 'axes' must be a list of integers or null, got 0"], 2, 47),
     (X23 + "nodes: {s: {op: sum, inputs: [x], axis: 0, keepdims: false, axis: 1}}\n", ["duplicate key 'axis'"], 2, 61),
+    ("inputs: {x: [1], W: [[1]]}\nnodes: {h: {op: affine, inputs: [x, W]}}\n", ["op 'affine' takes 3 inputs, got 2: affine(x, W, b)"], 2, 33),
     # attributes and shapes that do not fit
     (X23 + "nodes: {s: {op: sum, inputs: [x], axis: 2}}\n", ["sum cannot take shape x (2, 3)", "axis 2 is out of range for 'x', which has 2 dimensions"], 2, 9),
     (X23 + "nodes:\n  s:\n    op: mean\n    inputs: [x]\n    axis: [0, 1, 2]\n", ["mean cannot take shape x (2, 3)", "axis 2 is out of range"], 3, 3),
@@ -113,6 +114,19 @@ CASES = [
     (
         "inputs: {a: {fill: 1, shape: [2, 2, 3]}, b: {fill: 1, shape: [3, 3, 4]}}\nnodes: {s: {op: matmul, inputs: [a, b]}}\n",
         ["the stacked axes (2,) of 'a' and (3,) of 'b' do not broadcast"], 2, 9,
+    ),
+    (
+        "inputs: {x: {fill: 1, shape: [2, 3]}, W: {fill: 1, shape: [3, 4]}, b: [1, 2]}\nnodes: {h: {op: affine, inputs: [x, W, b]}}\n",
+        ["affine cannot combine shapes x (2, 3), W (3, 4) and b (2,)", "the bias 'b' does not broadcast to the shape (2, 4) of 'x' @ 'W'"], 2, 9,
+    ),
+    (
+        "inputs: {x: {fill: 1, shape: [2, 3]}, t: [0, 1, 2]}\nnodes: {l: {op: softmax_with_loss, inputs: [x, t]}}\n",
+        ["the labels 't' must be one-hot with the shape (2, 3) of the scores 'x', or class indices with shape (2,)"], 2, 9,
+    ),
+    ("inputs: {x: 1}\nnodes: {p: {op: softmax, inputs: [x]}}\n", ["softmax cannot take shape x ()", "'x' is 0-d"], 2, 9),
+    (
+        "inputs: {x: {fill: 1, shape: [2, 0]}, t: [0, 0]}\nnodes: {l: {op: softmax_with_loss, inputs: [x, t]}}\n",
+        ["'x' has a last axis of size 0"], 2, 9,
     ),
 ]
 

@@ -376,6 +376,26 @@ def positive(*shape: int) -> tuple:
     return ("positive", shape)
 
 
+def index(*shape: int, classes: int) -> tuple:
+    """Class indices in [0, classes) as floats: not differentiable, so their gradient must be 0."""
+    return ("index", shape, classes)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _cross_entropy(x: np.ndarray, t: np.ndarray) -> float:
+    """Mean cross-entropy of softmax(x) over the rows of x, for one-hot or index labels t."""
+    log_p = np.log(_softmax(x))
+    rows = int(np.prod(x.shape[:-1]))
+    if t.shape == x.shape:
+        return -np.sum(t * log_p) / rows
+    picked = [log_p[pos][int(t[pos])] for pos in np.ndindex(t.shape)]
+    return -sum(picked) / rows
+
+
 BINARY = [(real(*xs), real(*ys)) for xs, ys, _ in BROADCAST_CASES]
 UNARY = [(real(),), (real(3),), (real(2, 3),), (real(2, 1, 3),)]
 POSITIVE = [(positive(),), (positive(3),), (positive(2, 3),), (positive(2, 1, 3),)]
@@ -440,13 +460,34 @@ OP_CASES: dict[str, tuple] = {
         ((real(1, 1),), {"shape": []}),
         ((real(),), {"shape": [1, -1]}),
     ]),
+    "affine": (lambda x, w, b: x @ w + b, [
+        ((real(2, 3), real(3, 4), real(4)), {}),
+        ((real(3), real(3, 4), real(4)), {}),
+        ((real(5, 2, 3), real(3, 4), real(4)), {}),
+        ((real(2, 3), real(3, 4), real(1, 4)), {}),
+        ((real(2, 3), real(3, 4), real()), {}),
+        ((real(2, 3), real(3, 4), real(2, 4)), {}),
+        ((real(2, 3), real(3), real(2)), {}),
+    ]),
+    "softmax": (_softmax, [((real(3),), {}), ((real(2, 3),), {}), ((real(2, 2, 3),), {}), ((real(1),), {})]),
+    "softmax_with_loss": (_cross_entropy, [
+        ((real(2, 3), real(2, 3)), {}),
+        ((real(3), real(3)), {}),
+        ((real(2, 2, 4), real(2, 2, 4)), {}),
+        ((real(2, 3), index(2, classes=3)), {}),
+        ((real(3), index(classes=3)), {}),
+        ((real(2, 2, 4), index(2, 2, classes=4)), {}),
+        ((real(4, 1), index(4, classes=1)), {}),
+    ]),
 }
 
 
 def _sample(rng: np.random.Generator, kind: tuple) -> np.ndarray:
     if kind[0] == "real":
         return _rand(rng, kind[1])
-    return rng.uniform(0.5, 1.5, size=kind[1])
+    if kind[0] == "positive":
+        return rng.uniform(0.5, 1.5, size=kind[1])
+    return rng.integers(0, kind[2], size=kind[1]).astype(np.float64)
 
 
 def _registry_cases():
@@ -492,6 +533,9 @@ def test_registered_op_matches_finite_difference(op, kinds, attrs):
 
     for i, (value, grad, kind) in enumerate(zip(inputs, grads, kinds)):
         assert np.shape(grad) == value.shape, f"gradient {i} of {op} has shape {np.shape(grad)}, input {value.shape}"
+        if kind[0] == "index":
+            np.testing.assert_array_equal(grad, np.zeros(value.shape))
+            continue
         numeric = np.zeros(value.shape)
         for pos in np.ndindex(value.shape):
             plus = [a.copy() for a in inputs]

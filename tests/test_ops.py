@@ -1,5 +1,5 @@
 """Edge cases of the ops beyond mul and add: attributes, shapes, division by zero, ties, kinks,
-extreme values, and the graph of Python floats.
+extreme values, labels, and the graph of Python floats.
 
 Gradients in general are checked against finite differences in test_layers.py; here the
 expected values are hand computations or independent numpy computations.
@@ -28,6 +28,8 @@ from cgraph.layers import (
     ReluLayer,
     ReshapeLayer,
     SigmoidLayer,
+    SoftmaxLayer,
+    SoftmaxWithLossLayer,
     SumLayer,
     TransposeLayer,
     read_axis,
@@ -369,3 +371,100 @@ def test_float_graph_of_reductions_and_transposes_gives_the_numbers_of_the_array
         "out": {"op": "div", "inputs": ["t", "me"]},
     }
     assert_float_graph_matches_array_graph(nodes)
+
+
+# --- network layers ------------------------------------------------------------------
+
+
+def test_softmax_is_stable_and_rows_sum_to_one():
+    layer = SoftmaxLayer()
+    with no_warnings():
+        out = layer.forward(np.array([[1000.0, 1000.0], [0.0, math.log(3.0)], [-1000.0, 0.0]]))
+    np.testing.assert_allclose(out, [[0.5, 0.5], [0.25, 0.75], [0.0, 1.0]], rtol=1e-15)
+    # a dout that is the same along a row changes nothing: the gradient is 0
+    np.testing.assert_allclose(layer.backward(np.full((3, 2), 7.0))[0], np.zeros((3, 2)), atol=1e-12)
+
+
+def test_softmax_with_loss_by_hand():
+    # scores [0, log 3]: softmax [1/4, 3/4]; label class 1: loss -log(3/4); dx = (p - t) / 1
+    layer = SoftmaxWithLossLayer()
+    loss = layer.forward(np.array([0.0, math.log(3.0)]), np.array([0.0, 1.0]))
+    assert loss == pytest.approx(-math.log(0.75), rel=1e-15)
+    dx, dt = layer.backward(np.array(2.0))
+    np.testing.assert_allclose(dx, [0.5, -0.5], rtol=1e-15)
+    np.testing.assert_allclose(dt, [2 * math.log(4.0), -2 * math.log(0.75)], rtol=1e-15)
+    # the same with the class index 1, and for a batch of two rows the mean
+    index = SoftmaxWithLossLayer()
+    assert index.forward(np.array([0.0, math.log(3.0)]), np.array(1.0)) == pytest.approx(-math.log(0.75), rel=1e-15)
+    dx, dt = index.backward(np.array(2.0))
+    np.testing.assert_allclose(dx, [0.5, -0.5], rtol=1e-15)
+    assert dt.shape == () and dt == 0.0
+    batch = SoftmaxWithLossLayer()
+    x = np.array([[0.0, math.log(3.0)], [0.0, 0.0]])
+    assert batch.forward(x, np.array([1.0, 0.0])) == pytest.approx((-math.log(0.75) - math.log(0.5)) / 2, rel=1e-15)
+    np.testing.assert_allclose(batch.backward(np.array(1.0))[0], [[0.125, -0.125], [-0.25, 0.25]], rtol=1e-15)
+
+
+def test_softmax_with_loss_is_stable_for_large_scores():
+    layer = SoftmaxWithLossLayer()
+    with no_warnings():
+        assert layer.forward(np.array([[1000.0, 0.0]]), np.array([[1.0, 0.0]])) == 0.0
+        assert layer.forward(np.array([[0.0, 1000.0]]), np.array([[1.0, 0.0]])) == 1000.0
+        dx, _ = layer.backward(np.array(1.0))
+    np.testing.assert_array_equal(dx, [[-1.0, 1.0]])
+
+
+def test_softmax_with_loss_soft_labels_gradient():
+    # rows of t need not sum to 1: L = -sum(t * log p) / N, dL/dx = (p * sum(t) - t) / N
+    x = np.array([[0.5, -1.0, 2.0]])
+    t = np.array([[0.2, 0.3, 0.1]])
+    layer = SoftmaxWithLossLayer()
+    layer.forward(x, t)
+    p = np.exp(x) / np.exp(x).sum()
+    np.testing.assert_allclose(layer.backward(np.array(1.0))[0], p * 0.6 - t, rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("labels", "found"),
+    [([0, 3], "found 3 at index [1]"), ([0.5, 1], "found 0.5 at index [0]"), ([-1, 0], "found -1 at index [0]"),
+     ([0, ".nan"], "found nan at index [1]")],
+)
+def test_class_index_labels_are_checked_when_the_graph_runs(labels, found):
+    text = (
+        "inputs:\n  x: [[1, 2, 3], [4, 5, 6]]\n"
+        f"  t: [{', '.join(map(str, labels))}]\n"
+        "nodes:\n  loss: {op: softmax_with_loss, inputs: [x, t]}\n"
+    )
+    graph = cgraph.loads(text, source="g.yaml")
+    with pytest.raises(CgraphError) as caught:
+        graph.forward()
+    message = caught.value.message
+    assert message.startswith("node 'loss': the labels 't' are class indices, which must be whole numbers from 0 to 2")
+    assert found in message
+    assert (caught.value.pos.line, caught.value.pos.col) == (5, 3)
+    result = CliRunner().invoke(cli, ["backward", "-"], input=text)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == f"<stdin>:5:3: error: {message}\n"
+
+
+def test_forward_errors_of_a_json_graph_are_placed_too():
+    data = {"inputs": {"x": [1.0, 2.0], "t": 2}, "nodes": {"loss": {"op": "softmax_with_loss", "inputs": ["x", "t"]}}}
+    graph = cgraph.loads(json.dumps(data, indent=1), source="g.json")
+    with pytest.raises(CgraphError, match="found 2$") as caught:
+        graph.forward()
+    assert (caught.value.pos.line, caught.value.pos.col) == (10, 3)  # the key "loss"
+
+
+def test_affine_is_the_book_s_layer_by_hand():
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    w = np.array([[1.0, 0.0, -1.0], [2.0, 1.0, 0.0]])
+    b = np.array([0.5, 0.0, -0.5])
+    layer = REGISTRY["affine"]()
+    np.testing.assert_array_equal(layer.forward(x, w, b), [[5.5, 2.0, -1.5], [11.5, 4.0, -3.5]])
+    dout = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    dx, dw, db = layer.backward(dout)
+    np.testing.assert_array_equal(dx, dout @ w.T)  # [[1, 2], [-1, 1]]
+    np.testing.assert_array_equal(dx, [[1.0, 2.0], [-1.0, 1.0]])
+    np.testing.assert_array_equal(dw, [[1.0, 3.0, 3.0], [2.0, 4.0, 4.0]])
+    np.testing.assert_array_equal(db, [1.0, 1.0, 1.0])
+    assert str(layer) == "AffineLayer(x.shape=(2, 2), W.shape=(2, 3), b.shape=(3,)) -> out.shape=(2, 3)"
