@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import warnings
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -468,3 +469,9 @@ def test_affine_is_the_book_s_layer_by_hand():
     np.testing.assert_array_equal(dw, [[1.0, 3.0, 3.0], [2.0, 4.0, 4.0]])
     np.testing.assert_array_equal(db, [1.0, 1.0, 1.0])
     assert str(layer) == "AffineLayer(x.shape=(2, 2), W.shape=(2, 3), b.shape=(3,)) -> out.shape=(2, 3)"
+
+
+def test_every_op_is_in_the_readme():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for op in REGISTRY:
+        assert f"| `{op}` |" in readme, op
