@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .graph import Graph
-from .layers import sum_axes
+from .layers import Shape, broadcast_shapes, sum_axes
 from .render import format_inline, json_value
 
 
@@ -119,13 +119,23 @@ def _node_step(graph: Graph, name: str, precision: int) -> NodeStep:
         template = _with_dout(formula)
         rule = template.format(**names)
         shape = graph.shapes[arg]
-        if shape == out_shape:
+        if not _broadcast_to(shape, out_shape):
             grads.append(GradStep(arg, role, rule, template.format(**numbers), grad, ()))
         else:
             axes = sum_axes(out_shape, shape)
             grads.append(GradStep(arg, role, f"sum over axes {axes} of {rule}", f"{out_shape} -> {shape}", grad, axes))
     formula = _with_dout(layer.formula)
     return NodeStep(name, node.op, node.args, formula.format(**names), formula.format(**numbers), value, dout, grads)
+
+
+def _broadcast_to(shape: Shape, out_shape: Shape) -> bool:
+    """Whether a value of ``shape`` was broadcast to a larger ``out_shape`` (so its gradient was summed)."""
+    if shape == out_shape:
+        return False
+    try:
+        return broadcast_shapes(shape, out_shape) == out_shape
+    except ValueError:
+        return False
 
 
 def _with_dout(formula: str) -> str:

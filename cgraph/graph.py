@@ -40,7 +40,7 @@ class Graph:
     def __init__(self, spec: GraphSpec, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
         self.spec = spec
         self.output = spec.output
-        self.layers: dict[str, BaseLayer] = {name: REGISTRY[node.op]() for name, node in spec.nodes.items()}
+        self.layers: dict[str, BaseLayer] = {name: REGISTRY[node.op](**node.attrs) for name, node in spec.nodes.items()}
         self.shapes = self._infer_shapes(max_elements)
         self.values: dict[str, Any] = {}
         self.grads: dict[str, Any] = {}
@@ -64,14 +64,20 @@ class Graph:
         shapes = {name: item.value.shape for name, item in self.spec.inputs.items()}
         for name, node in self.spec.nodes.items():
             arg_shapes = [*map(shapes.__getitem__, node.args)]
+            layer = self.layers[name]
             try:
-                shape = self.layers[name].out_shape(*arg_shapes)
-            except ValueError:
-                described = " and ".join(
+                shape = layer.out_shape(*arg_shapes)
+            except ValueError as error:
+                described = [
                     f"{arg} {shape}{' (from --set)' if arg in self.spec.overridden else ''}"
                     for arg, shape in zip(node.args, arg_shapes)
-                )
-                raise CgraphError(f"node '{name}': {node.op} cannot combine shapes {described}", node.pos) from None
+                ]
+                listed = " and ".join([", ".join(described[:-1]), described[-1]] if len(described) > 2 else described)
+                what = "take shape" if len(described) == 1 else "combine shapes"
+                raise CgraphError(
+                    f"node '{name}': {node.op} cannot {what} {listed}: {_named(str(error), layer, node.args)}",
+                    node.pos,
+                ) from None
             if shape and math.prod(shape) > max_elements:
                 raise CgraphError(
                     f"node '{name}' would hold {math.prod(shape):,} elements, over the limit of "
@@ -87,14 +93,19 @@ class Graph:
         if self._floats:
             values = [float(value) for value in values]
         values.extend([None] * len(self._plan))
-        with np.errstate(all="ignore"), paused_gc():
-            for out, forward, _, args in self._plan:
-                if len(args) == 2:
-                    values[out] = forward(values[args[0]], values[args[1]])
-                elif len(args) == 1:
-                    values[out] = forward(values[args[0]])
-                else:
-                    values[out] = forward(*[values[arg] for arg in args])
+        try:
+            with np.errstate(all="ignore"), paused_gc():
+                for out, forward, _, args in self._plan:
+                    if len(args) == 2:
+                        values[out] = forward(values[args[0]], values[args[1]])
+                    elif len(args) == 1:
+                        values[out] = forward(values[args[0]])
+                    else:
+                        values[out] = forward(*[values[arg] for arg in args])
+        except ValueError as error:  # a value the layer cannot take, such as a label out of range
+            name = self._names[out]
+            message = _named(str(error), self.layers[name], self.spec.nodes[name].args)
+            raise CgraphError(f"node '{name}': {message}", self.spec.position(name)) from None
         self._values = values
         self.values = dict(zip(self._names, values))
         self.grads, self.input_grads = {}, {}
@@ -180,6 +191,13 @@ class Graph:
                                         f"gradient of '{bad[0]}' from a finite gradient"))
                     break
         return found
+
+
+def _named(message: str, layer: BaseLayer, names: tuple[str, ...]) -> str:
+    """A layer's error message with its inputs ({x}, {y}) called by the names of the node's inputs."""
+    for role, name in zip(layer.args, names):
+        message = message.replace("{" + role + "}", f"'{name}'")
+    return message
 
 
 def _zeros_like(value: Any) -> Any:

@@ -92,7 +92,8 @@ def json_entries(graph: Graph, names: list[str]) -> list[str]:
     entries = list(map(template.format, *columns))
 
     at = {name: i for i, name in enumerate(names) if name in nodes}
-    extra = [", \"input_shapes\": [" + ", ".join([shape_texts[graph.shapes[arg]] for arg in nodes[name].args]) + "]"
+    extra = [_attrs_text(graph.layers[name]) + ", \"input_shapes\": ["
+             + ", ".join([shape_texts[graph.shapes[arg]] for arg in nodes[name].args]) + "]"
              for name in at]
     if backward:
         flat = _json_texts([grad for name in at for grad in graph.input_grads[name]])
@@ -104,6 +105,13 @@ def json_entries(graph: Graph, names: list[str]) -> list[str]:
     for k, i in enumerate(at.values()):
         entries[i] += extra[k]
     return entries
+
+
+def _attrs_text(layer: Any) -> str:
+    """', "attrs": {...}' for a layer with attributes, else ''."""
+    if not layer.attrs:
+        return ""
+    return ', "attrs": ' + json.dumps({key: json_value(getattr(layer, key)) for key in layer.attrs})
 
 
 def render_json(graph: Graph, only: Iterable[str] = ()) -> str:

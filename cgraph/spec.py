@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from .arrays import DEFAULT_MAX_ELEMENTS, build_array, describe, suggest
 from .errors import CgraphError, Position
-from .layers import REGISTRY
+from .layers import REGISTRY, REQUIRED
 from .yamlsafe import key_position_of, position_of
 
 TOP_KEYS = ("inputs", "nodes", "output")
 NODE_KEYS = ("op", "inputs")
 MAX_NAME_LENGTH = 200
+NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass
@@ -29,12 +31,13 @@ class InputSpec:
 
 @dataclass(slots=True)
 class NodeSpec:
-    """A named node: its op, the names of its inputs, and where it was written."""
+    """A named node: its op, the names of its inputs, where it was written, and its attributes."""
 
     name: str
     op: str
     args: tuple[str, ...]
     pos: Position | None
+    attrs: Mapping[str, Any] = field(default_factory=dict)  # the attributes written in the node, as read
 
 
 @dataclass
@@ -150,26 +153,30 @@ def _node(name: str, body: Any, pos: Position, name_pos: Position | None) -> Nod
     if isinstance(body, dict) and len(body) == 2:
         op, args = body.get("op"), body.get("inputs")
         layer = REGISTRY.get(op) if isinstance(op, str) else None
-        if layer and isinstance(args, list) and len(args) == len(layer.args) and all(type(arg) is str for arg in args):
-            return NodeSpec(name, op, tuple(args), name_pos)
-    _refuse_node(name, body, pos)
-    raise AssertionError(f"node '{name}' is neither accepted nor refused")
+        if (
+            layer and not layer.required_attrs and isinstance(args, list) and len(args) == len(layer.args)
+            and all(type(arg) is str for arg in args)
+        ):
+            return NodeSpec(name, op, tuple(args), name_pos, NO_ATTRS)
+    return _checked_node(name, body, pos, name_pos)
 
 
-def _refuse_node(name: str, body: Any, pos: Position) -> None:
-    """Raise the error that says what is wrong with a node that is not {op: OP, inputs: [NAME, ...]}."""
+def _checked_node(name: str, body: Any, pos: Position, name_pos: Position | None) -> NodeSpec:
+    """A node that is not a plain {op: OP, inputs: [NAME, ...]}: its attributes read, or the error that says what is wrong."""
     if not isinstance(body, dict):
         raise CgraphError(f"node '{name}' must be a mapping like {{op: mul, inputs: [a, b]}}, got {describe(body)}", pos)
+    op = body.get("op")
+    layer = REGISTRY.get(op) if isinstance(op, str) else None
+    expected = (*NODE_KEYS, *layer.attrs) if layer else NODE_KEYS
+    allowed = expected if layer else (*NODE_KEYS, *{key for cls in REGISTRY.values() for key in cls.attrs})
     for key in body:
-        if key not in NODE_KEYS:
-            raise CgraphError(
-                f"node '{name}': unknown key '{key}'{suggest(key, NODE_KEYS)}; expected: {', '.join(NODE_KEYS)}",
-                key_position_of(body, key) or pos,
-            )
+        if key not in allowed:
+            hint = suggest(key, expected) if isinstance(key, str) else ""
+            keys = f"a '{op}' node has {', '.join(expected)}" if layer else f"expected: {', '.join(expected)}"
+            raise CgraphError(f"node '{name}': unknown key '{key}'{hint}; {keys}", key_position_of(body, key) or pos)
     if "op" not in body:
         raise CgraphError(f"node '{name}' has no 'op' (one of: {', '.join(REGISTRY)})", pos)
-    op = body["op"]
-    if op not in REGISTRY:
+    if layer is None:
         hint = suggest(op, REGISTRY) if isinstance(op, str) else ""
         shown = f"'{op}'" if isinstance(op, str) else describe(op)
         raise CgraphError(
@@ -188,9 +195,20 @@ def _refuse_node(name: str, body: Any, pos: Position) -> None:
                 f"node '{name}': expected the name of an input or node, got {describe(arg)}{hint}",
                 position_of(args, index) or args_pos,
             )
-    arity = len(REGISTRY[op].args)
+    arity = len(layer.args)
     if len(args) != arity:
-        raise CgraphError(f"node '{name}': op '{op}' takes {arity} inputs, got {len(args)}", args_pos)
+        names = ", ".join(layer.args)
+        raise CgraphError(f"node '{name}': op '{op}' takes {arity} input{'s' * (arity != 1)}, got {len(args)}: {op}({names})", args_pos)
+    attrs: dict[str, Any] = {}
+    for key, attr in layer.attrs.items():
+        if key in body:
+            try:
+                attrs[key] = attr.read(body[key])
+            except ValueError as error:
+                raise CgraphError(f"node '{name}': {op} attribute '{key}' {error}", position_of(body, key) or pos) from None
+        elif attr.default is REQUIRED:
+            raise CgraphError(f"node '{name}': op '{op}' needs the attribute '{key}': {attr.doc}", pos)
+    return NodeSpec(name, op, tuple(args), name_pos, attrs)
 
 
 def _dependency_order(nodes: dict[str, NodeSpec]) -> list[str]:

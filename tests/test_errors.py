@@ -12,6 +12,7 @@ from cgraph.cli import cli
 from cgraph.errors import CgraphError
 
 OK_NODES = "nodes: {b: {op: mul, inputs: [a, a]}}\n"
+X23 = "inputs: {x: [[1, 2, 3], [4, 5, 6]]}\n"
 
 # (graph text, words the message must contain, line, column); line None: no position in the file.
 CASES = [
@@ -85,6 +86,48 @@ CASES = [
     ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, a]}}\noutput: [b]\n", ["output must be a node's name"], 3, 9),
     ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, null]}}\n", ["got null", "quote it"], 2, 34),
     ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, true]}}\n", ["got boolean true", "quote it"], 2, 34),
+    # attributes: wrong type, unknown, missing
+    (X23 + "nodes: {s: {op: sum, inputs: [x], axis: x}}\n", ["sum attribute 'axis' must be an integer, a list of integers or null", "got string 'x'"], 2, 41),
+    (X23 + "nodes: {s: {op: sum, inputs: [x], axis: [0, x]}}\n", ["attribute 'axis'", "got string 'x' in the list"], 2, 41),
+    (X23 + "nodes: {s: {op: sum, inputs: [x], axis: 1.5}}\n", ["attribute 'axis'", "got 1.5"], 2, 41),
+    (X23 + "nodes: {s: {op: mean, inputs: [x], axis: true}}\n", ["mean attribute 'axis'", "got boolean true"], 2, 42),
+    (X23 + "nodes: {s: {op: sum, inputs: [x], keepdims: 1}}\n", ["attribute 'keepdims' must be true or false, got 1"], 2, 45),
+    (X23 + "nodes: {s: {op: mean, inputs: [x], keepdims: yes}}\n", ["attribute 'keepdims' must be true or false", "string 'yes'"], 2, 46),
+    (X23 + "nodes: {s: {op: sum, inputs: [x], axes: [0]}}\n", ["unknown key 'axes'", "did you mean 'axis'", "op, inputs, axis, keepdims"], 2, 35),
+    (X23 + "nodes: {s: {op: mul, inputs: [x, x], axis: 0}}\n", ["unknown key 'axis'", "a 'mul' node has op, inputs"], 2, 38),
+    (X23 + "nodes: {s: {op: reshape, inputs: [x]}}\n", ["op 'reshape' needs the attribute 'shape'"], 2, 12),
+    (X23 + "nodes: {s: {op: reshape, inputs: [x], shape: [2, -2]}}\n", ["attribute 'shape' must be a list of non-negative integers, one of which may be -1", "[2, -2]"], 2, 46),
+    (X23 + "nodes: {s: {op: reshape, inputs: [x], shape: [-1, -1]}}\n", ["attribute 'shape'", "got [-1, -1]"], 2, 46),
+    (X23 + "nodes: {s: {op: reshape, inputs: [x], shape: six}}\n", ["attribute 'shape'", "string 'six'"], 2, 46),
+    (X23 + "nodes: {s: {op: transpose, inputs: [x], axes: 0}}\n", ["attribute 'axes' must be a list of integers or null, got 0"], 2, 47),
+    (X23 + "nodes: {s: {op: sum, inputs: [x], axis: 0, keepdims: false, axis: 1}}\n", ["duplicate key 'axis'"], 2, 61),
+    ("inputs: {x: [1], W: [[1]]}\nnodes: {h: {op: affine, inputs: [x, W]}}\n", ["op 'affine' takes 3 inputs, got 2: affine(x, W, b)"], 2, 33),
+    # attributes and shapes that do not fit
+    (X23 + "nodes: {s: {op: sum, inputs: [x], axis: 2}}\n", ["sum cannot take shape x (2, 3)", "axis 2 is out of range for 'x', which has 2 dimensions"], 2, 9),
+    (X23 + "nodes:\n  s:\n    op: mean\n    inputs: [x]\n    axis: [0, 1, 2]\n", ["mean cannot take shape x (2, 3)", "axis 2 is out of range"], 3, 3),
+    (X23 + "nodes: {s: {op: sum, inputs: [x], axis: [0, -2]}}\n", ["axis 0 is given twice"], 2, 9),
+    (X23 + "nodes: {s: {op: transpose, inputs: [x], axes: [0, 0]}}\n", ["axes [0, 0] are not an order of the 2 dimensions of 'x'"], 2, 9),
+    (X23 + "nodes: {s: {op: reshape, inputs: [x], shape: [4, 2]}}\n", ["'x' has 6 elements, which do not match the shape [4, 2]"], 2, 9),
+    (X23 + "nodes: {s: {op: reshape, inputs: [x], shape: [4, -1]}}\n", ["'x' has 6 elements, which do not fill the shape [4, -1]"], 2, 9),
+    (X23 + "nodes: {s: {op: matmul, inputs: [x, x]}}\n", ["matmul cannot combine shapes x (2, 3) and x (2, 3)", "'x' has 3 columns (its last axis) but 'x' has 2 rows"], 2, 9),
+    ("inputs: {a: 1, b: [1, 2]}\nnodes: {s: {op: matmul, inputs: [a, b]}}\n", ["'a' is 0-d; a matrix product needs at least 1 dimension"], 2, 9),
+    (
+        "inputs: {a: {fill: 1, shape: [2, 2, 3]}, b: {fill: 1, shape: [3, 3, 4]}}\nnodes: {s: {op: matmul, inputs: [a, b]}}\n",
+        ["the stacked axes (2,) of 'a' and (3,) of 'b' do not broadcast"], 2, 9,
+    ),
+    (
+        "inputs: {x: {fill: 1, shape: [2, 3]}, W: {fill: 1, shape: [3, 4]}, b: [1, 2]}\nnodes: {h: {op: affine, inputs: [x, W, b]}}\n",
+        ["affine cannot combine shapes x (2, 3), W (3, 4) and b (2,)", "the bias 'b' does not broadcast to the shape (2, 4) of 'x' @ 'W'"], 2, 9,
+    ),
+    (
+        "inputs: {x: {fill: 1, shape: [2, 3]}, t: [0, 1, 2]}\nnodes: {l: {op: softmax_with_loss, inputs: [x, t]}}\n",
+        ["the labels 't' must be one-hot with the shape (2, 3) of the scores 'x', or class indices with shape (2,)"], 2, 9,
+    ),
+    ("inputs: {x: 1}\nnodes: {p: {op: softmax, inputs: [x]}}\n", ["softmax cannot take shape x ()", "'x' is 0-d"], 2, 9),
+    (
+        "inputs: {x: {fill: 1, shape: [2, 0]}, t: [0, 0]}\nnodes: {l: {op: softmax_with_loss, inputs: [x, t]}}\n",
+        ["'x' has a last axis of size 0"], 2, 9,
+    ),
 ]
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +15,32 @@ import pytest
 import cgraph
 
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
+
+
+def two_layer_net() -> tuple[dict, dict]:
+    """Values and gradients of graphs/two_layer_net.yaml by the book's TwoLayerNet formulas (5.7), in numpy.
+
+    The inputs are made as the file describes them: seeded standard normals, zero biases.
+    """
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    w1, b1 = np.random.default_rng(1).standard_normal((4, 5)), np.zeros(5)
+    w2, b2 = np.random.default_rng(2).standard_normal((5, 3)), np.zeros(3)
+    t = np.array([[1.0, 0, 0], [0, 0, 1], [0, 1, 0]])
+    a1 = x @ w1 + b1
+    z1 = np.maximum(a1, 0)
+    a2 = z1 @ w2 + b2
+    y = np.exp(a2 - a2.max(axis=1, keepdims=True))
+    y /= y.sum(axis=1, keepdims=True)
+    batch = x.shape[0]
+    loss = -np.sum(t * np.log(y)) / batch  # the book adds 1e-7 inside the log; left out to compare exactly
+    da2 = (y - t) / batch
+    dz1 = da2 @ w2.T
+    da1 = dz1 * (a1 > 0)
+    values = {"a1": a1, "z1": z1, "a2": a2, "loss": loss}
+    grads = {"a2": da2, "W2": z1.T @ da2, "b2": da2.sum(axis=0), "z1": dz1, "a1": da1,
+             "W1": x.T @ da1, "b1": da1.sum(axis=0), "x": da1 @ w1.T, "t": -np.log(y) / batch}
+    return values, grads
+
 
 # file -> (dout, expected values, expected gradients), all worked out by hand.
 EXPECTED = {
@@ -28,6 +59,22 @@ EXPECTED = {
     # out = a*b + c with dout = I: da = b*I, db = a*I, dc = I.
     "matrices.yaml": ([[1, 0], [0, 1]], {"ab": [[5, 12], [21, 32]], "out": [[6, 13], [22, 33]]},
                       {"a": [[5, 0], [0, 8]], "b": [[1, 0], [0, 4]], "c": [[1, 0], [0, 1]]}),
+    # y = log(1 + exp(x)): dy/dx = sigmoid(x); d one = sum of 1 / (1 + exp(x)).
+    "softplus.yaml": (1.0, {"y": [math.log(1 + math.exp(v)) for v in (-2, 0, 1, 3)]},
+                      {"x": [1 / (1 + math.exp(-v)) for v in (-2, 0, 1, 3)],
+                       "one": sum(1 / (1 + math.exp(v)) for v in (-2, 0, 1, 3))}),
+    # y = x @ W = [[4, 5], [10, 11]], s = y @ v = [-1, -1]; dy = outer(dout, v) = [[1, -1], [1, -1]],
+    # dv = y.T @ dout = [14, 16], dx = dy @ W.T = [[1, -1, 0]] * 2, dW = x.T @ dy.
+    "matmul.yaml": (1.0, {"y": [[4, 5], [10, 11]], "s": [-1, -1]},
+                    {"y": [[1, -1], [1, -1]], "v": [14, 16], "x": [[1, -1, 0], [1, -1, 0]],
+                     "W": [[5, -5], [7, -7], [9, -9]]}),
+    # row means [2, 6], deviations [[-1, 0, 1], [-2, -1, 3]], squares summed per row [2, 14], mean 8.
+    # d out / d x = deviation (2 * dev / 2 rows, less the row mean's share, which adds up to 0).
+    "reduction.yaml": (1.0, {"row_mean": [[2], [6]], "row_sum": [2, 14], "out": 8.0},
+                       {"x": [[-1, 0, 1], [-2, -1, 3]], "row_mean": [[0], [0]], "row_sum": [0.5, 0.5],
+                        "sq": [[0.5] * 3] * 2, "dev": [[-1, 0, 1], [-2, -1, 3]]}),
+    # The book's two-layer net, computed by its own formulas below.
+    "two_layer_net.yaml": (1.0, *two_layer_net()),
 }
 
 
@@ -46,3 +93,41 @@ def test_example_values_and_gradients(name: str) -> None:
         np.testing.assert_allclose(graph.grads[key], expected, rtol=1e-12)
     for key, value in graph.values.items():
         assert np.shape(graph.grads[key]) == np.shape(value)
+
+
+TORCH_NET = """
+import json, sys, torch
+tensors = {name: torch.tensor(value, dtype=torch.float64, requires_grad=True) for name, value in json.load(sys.stdin).items()}
+hidden = torch.relu(tensors["x"] @ tensors["W1"] + tensors["b1"])
+scores = hidden @ tensors["W2"] + tensors["b2"]
+loss = torch.nn.functional.cross_entropy(scores, tensors["t"])  # probabilities as targets; the mean over rows
+loss.backward()
+print(json.dumps({"loss": loss.item(), "grads": {name: tensor.grad.tolist() for name, tensor in tensors.items()}}))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
+def test_two_layer_net_matches_pytorch() -> None:
+    # PyTorch runs in a child process: imported here, it would swell this process's memory,
+    # which the processes that tests start inherit in their peak-memory count.
+    graph = cgraph.load(GRAPHS / "two_layer_net.yaml")
+    graph.backward(1.0)
+    inputs = {name: np.asarray(graph.values[name]).tolist() for name in ("x", "t", "W1", "b1", "W2", "b2")}
+    result = subprocess.run([sys.executable, "-c", TORCH_NET], input=json.dumps(inputs), capture_output=True,
+                            text=True, check=True)
+    torch_result = json.loads(result.stdout)
+    np.testing.assert_allclose(graph.values["loss"], torch_result["loss"], rtol=1e-12)
+    for name, grad in torch_result["grads"].items():
+        np.testing.assert_allclose(graph.grads[name], grad, rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+def test_two_layer_net_with_class_indices() -> None:
+    # The same net with labels as class indices [0, 2, 1]: the same loss and weight gradients, no label gradient.
+    text = (GRAPHS / "two_layer_net.yaml").read_text().replace("[[1, 0, 0], [0, 0, 1], [0, 1, 0]]", "[0, 2, 1]")
+    graph = cgraph.loads(text)
+    graph.backward(1.0)
+    values, grads = two_layer_net()
+    np.testing.assert_allclose(graph.values["loss"], values["loss"], rtol=1e-12)
+    for name in ("W1", "b1", "W2", "b2", "x"):
+        np.testing.assert_allclose(graph.grads[name], grads[name], rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(graph.grads["t"], [0.0, 0.0, 0.0])

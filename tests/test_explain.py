@@ -212,7 +212,7 @@ def test_steps_as_data() -> None:
 @pytest.mark.parametrize("op", sorted(REGISTRY))
 def test_every_op_has_rules_for_explaining(op: str) -> None:
     cls = REGISTRY[op]
-    allowed = {*cls.args, "out"}
+    allowed = {*cls.args, "out", *cls.attrs}
     assert cls.formula and len(cls.grad_formulas) == len(cls.args)
     for formula in (cls.formula, *cls.grad_formulas):
         fields = {field for _, field, _, _ in string.Formatter().parse(formula) if field is not None}

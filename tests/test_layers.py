@@ -6,6 +6,8 @@ program's own output.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -363,60 +365,203 @@ def test_registry_names_mul_and_add():
 
 # --- every registered op against finite differences ---------------------------------
 
-# Shape tuples for ops of one and two arguments; all broadcast-compatible.
-SHAPES_BY_ARITY = {
-    1: [((),), ((3,),), ((2, 3),), ((2, 1, 3),)],
-    2: [(xs, ys) for xs, ys, _ in BROADCAST_CASES],
+
+def real(*shape: int) -> tuple:
+    """An input of ``shape`` with magnitudes in [0.5, 1.5] and random signs (away from 0 and kinks)."""
+    return ("real", shape)
+
+
+def positive(*shape: int) -> tuple:
+    """An input of ``shape`` with values in [0.5, 1.5] (for log, sqrt and the base of pow)."""
+    return ("positive", shape)
+
+
+def index(*shape: int, classes: int) -> tuple:
+    """Class indices in [0, classes) as floats: not differentiable, so their gradient must be 0."""
+    return ("index", shape, classes)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _cross_entropy(x: np.ndarray, t: np.ndarray) -> float:
+    """Mean cross-entropy of softmax(x) over the rows of x, for one-hot or index labels t."""
+    log_p = np.log(_softmax(x))
+    rows = int(np.prod(x.shape[:-1]))
+    if t.shape == x.shape:
+        return -np.sum(t * log_p) / rows
+    picked = [log_p[pos][int(t[pos])] for pos in np.ndindex(t.shape)]
+    return -sum(picked) / rows
+
+
+BINARY = [(real(*xs), real(*ys)) for xs, ys, _ in BROADCAST_CASES]
+UNARY = [(real(),), (real(3),), (real(2, 3),), (real(2, 1, 3),)]
+POSITIVE = [(positive(),), (positive(3),), (positive(2, 3),), (positive(2, 1, 3),)]
+REDUCTIONS = [
+    ((real(2, 3),), {}),
+    ((real(2, 3),), {"axis": 0}),
+    ((real(2, 3),), {"axis": -1, "keepdims": True}),
+    ((real(2, 3, 4),), {"axis": [0, 2]}),
+    ((real(2, 3, 4),), {"axis": [2, -3], "keepdims": True}),
+    ((real(2, 3),), {"axis": []}),
+    ((real(2, 1, 3),), {"axis": 1}),
+    ((real(2, 1, 3),), {"keepdims": True}),
+    ((real(),), {}),
+    ((real(),), {"axis": None, "keepdims": True}),
+]
+
+# Per op: an independent numpy reference for the value, and sample cases of (inputs, attributes).
+# An op without an entry fails test_registered_op_matches_finite_difference: a new op gets tested.
+OP_CASES: dict[str, tuple] = {
+    "mul": (np.multiply, [(inputs, {}) for inputs in BINARY]),
+    "add": (np.add, [(inputs, {}) for inputs in BINARY]),
+    "sub": (np.subtract, [(inputs, {}) for inputs in BINARY]),
+    "div": (np.divide, [(inputs, {}) for inputs in BINARY]),
+    "maximum": (np.maximum, [(inputs, {}) for inputs in BINARY]),
+    "pow": (np.power, [((positive(*xs), real(*ys)), {}) for xs, ys, _ in BROADCAST_CASES]),
+    "neg": (np.negative, [(inputs, {}) for inputs in UNARY]),
+    "exp": (np.exp, [(inputs, {}) for inputs in UNARY]),
+    "log": (np.log, [(inputs, {}) for inputs in POSITIVE]),
+    "sqrt": (np.sqrt, [(inputs, {}) for inputs in POSITIVE]),
+    "relu": (lambda x: np.where(x > 0, x, 0.0), [(inputs, {}) for inputs in UNARY]),
+    "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), [(inputs, {}) for inputs in UNARY]),
+    "tanh": (np.tanh, [(inputs, {}) for inputs in UNARY]),
+    "matmul": (np.matmul, [
+        ((real(3), real(3)), {}),
+        ((real(2, 3), real(3)), {}),
+        ((real(3), real(3, 4)), {}),
+        ((real(2, 3), real(3, 4)), {}),
+        ((real(2, 2, 3), real(3, 4)), {}),
+        ((real(3), real(2, 3, 4)), {}),
+        ((real(2, 4, 3), real(3)), {}),
+        ((real(1, 2, 3), real(4, 3, 2)), {}),
+        ((real(2, 1, 2, 3), real(3, 3, 1)), {}),
+    ]),
+    "sum": (lambda x, axis=None, keepdims=False: np.sum(x, axis=None if axis is None else tuple(np.atleast_1d(axis)),
+                                                        keepdims=keepdims), REDUCTIONS),
+    "mean": (lambda x, axis=None, keepdims=False: np.mean(x, axis=None if axis is None else tuple(np.atleast_1d(axis)),
+                                                          keepdims=keepdims), REDUCTIONS),
+    "transpose": (lambda x, axes=None: np.transpose(x, axes), [
+        ((real(2, 3),), {}),
+        ((real(2, 3, 4),), {}),
+        ((real(2, 3, 4),), {"axes": [1, 0, 2]}),
+        ((real(2, 3, 4),), {"axes": [-1, 0, 1]}),
+        ((real(3),), {}),
+        ((real(),), {}),
+        ((real(),), {"axes": []}),
+    ]),
+    "reshape": (lambda x, shape: np.reshape(x, shape), [
+        ((real(2, 3),), {"shape": [3, 2]}),
+        ((real(2, 3),), {"shape": [-1]}),
+        ((real(2, 6),), {"shape": [2, -1, 2]}),
+        ((real(2, 3),), {"shape": 6}),
+        ((real(1, 1),), {"shape": []}),
+        ((real(),), {"shape": [1, -1]}),
+    ]),
+    "affine": (lambda x, w, b: x @ w + b, [
+        ((real(2, 3), real(3, 4), real(4)), {}),
+        ((real(3), real(3, 4), real(4)), {}),
+        ((real(5, 2, 3), real(3, 4), real(4)), {}),
+        ((real(2, 3), real(3, 4), real(1, 4)), {}),
+        ((real(2, 3), real(3, 4), real()), {}),
+        ((real(2, 3), real(3, 4), real(2, 4)), {}),
+        ((real(2, 3), real(3), real(2)), {}),
+    ]),
+    "softmax": (_softmax, [((real(3),), {}), ((real(2, 3),), {}), ((real(2, 2, 3),), {}), ((real(1),), {})]),
+    "softmax_with_loss": (_cross_entropy, [
+        ((real(2, 3), real(2, 3)), {}),
+        ((real(3), real(3)), {}),
+        ((real(2, 2, 4), real(2, 2, 4)), {}),
+        ((real(2, 3), index(2, classes=3)), {}),
+        ((real(3), index(classes=3)), {}),
+        ((real(2, 2, 4), index(2, 2, classes=4)), {}),
+        ((real(4, 1), index(4, classes=1)), {}),
+    ]),
 }
+
+
+def _sample(rng: np.random.Generator, kind: tuple) -> np.ndarray:
+    if kind[0] == "real":
+        return _rand(rng, kind[1])
+    if kind[0] == "positive":
+        return rng.uniform(0.5, 1.5, size=kind[1])
+    return rng.integers(0, kind[2], size=kind[1]).astype(np.float64)
 
 
 def _registry_cases():
     for op in sorted(REGISTRY):
-        arity = len(REGISTRY[op].args)
-        if arity not in SHAPES_BY_ARITY:  # pragma: no cover - no such op yet
-            yield pytest.param(op, None, marks=pytest.mark.skip(reason=f"no shapes for {arity} arguments"), id=op)
+        if op not in OP_CASES:
+            yield pytest.param(op, None, None, id=f"{op}-no-cases")
             continue
-        for i, shapes in enumerate(SHAPES_BY_ARITY[arity]):
-            yield pytest.param(op, shapes, id=f"{op}-{i}-{'-'.join(str(s) for s in shapes)}")
+        for i, (kinds, attrs) in enumerate(OP_CASES[op][1]):
+            shapes = "-".join(str(kind[1]) for kind in kinds)
+            yield pytest.param(op, kinds, attrs, id=f"{op}-{i}-{shapes}{'-' if attrs else ''}{attrs or ''}")
 
 
-def _loss(cls, inputs, dout):
-    """L = sum(dout * forward(*inputs)) with a fresh layer."""
-    out = cls().forward(*[np.array(a, copy=True) for a in inputs])
+def test_every_op_with_cases_is_registered():
+    assert sorted(OP_CASES) == sorted(REGISTRY)
+
+
+def _loss(cls, attrs, inputs, dout):
+    """L = sum(dout * forward(...)) with a fresh layer."""
+    out = cls(**attrs).forward(*[np.array(a, copy=True) for a in inputs])
     return float(np.sum(dout * np.asarray(out, dtype=np.float64)))
 
 
-@pytest.mark.parametrize(("op", "shapes"), list(_registry_cases()))
-def test_registered_op_matches_finite_difference(op, shapes):
+@pytest.mark.parametrize(("op", "kinds", "attrs"), list(_registry_cases()))
+def test_registered_op_matches_finite_difference(op, kinds, attrs):
+    if kinds is None:
+        pytest.fail(f"op '{op}' has no sample inputs: add it to OP_CASES in tests/test_layers.py")
     cls = REGISTRY[op]
-    assert len(shapes) == len(cls.args)
-    rng = np.random.default_rng(sum(map(ord, op)) * 1000 + len(str(shapes)))
-    inputs = [_rand(rng, shape) for shape in shapes]
+    reference = OP_CASES[op][0]
+    assert len(kinds) == len(cls.args)
+    rng = np.random.default_rng(sum(map(ord, op)) * 1000 + len(str(kinds)) + len(str(attrs)))
+    inputs = [_sample(rng, kind) for kind in kinds]
     saved = [a.copy() for a in inputs]
 
-    layer = cls()
+    layer = cls(**attrs)
     out = np.asarray(layer.forward(*inputs))
-    expected_shape = tuple(np.broadcast_shapes(*shapes))
-    assert out.shape == expected_shape
-    assert tuple(cls().out_shape(*shapes)) == expected_shape
+    expected = np.asarray(reference(*inputs, **attrs))
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-15)
+    assert tuple(cls(**attrs).out_shape(*[a.shape for a in inputs])) == expected.shape
     dout = _rand(rng, out.shape)
     grads = layer.backward(dout.copy())
-    assert len(grads) == len(shapes)
+    assert len(grads) == len(inputs)
 
-    for index, (value, grad) in enumerate(zip(inputs, grads)):
-        assert np.shape(grad) == value.shape, f"gradient {index} of {op} has shape {np.shape(grad)}, input {value.shape}"
+    for i, (value, grad, kind) in enumerate(zip(inputs, grads, kinds)):
+        assert np.shape(grad) == value.shape, f"gradient {i} of {op} has shape {np.shape(grad)}, input {value.shape}"
+        if kind[0] == "index":
+            np.testing.assert_array_equal(grad, np.zeros(value.shape))
+            continue
         numeric = np.zeros(value.shape)
         for pos in np.ndindex(value.shape):
             plus = [a.copy() for a in inputs]
             minus = [a.copy() for a in inputs]
-            plus[index][pos] += EPS
-            minus[index][pos] -= EPS
-            numeric[pos] = (_loss(cls, plus, dout) - _loss(cls, minus, dout)) / (2 * EPS)
+            plus[i][pos] += EPS
+            minus[i][pos] -= EPS
+            numeric[pos] = (_loss(cls, attrs, plus, dout) - _loss(cls, attrs, minus, dout)) / (2 * EPS)
         np.testing.assert_allclose(
             np.asarray(grad, dtype=np.float64), numeric, rtol=FD_RTOL, atol=FD_ATOL,
-            err_msg=f"op {op}, gradient of argument {cls.args[index]!r}",
+            err_msg=f"op {op}, gradient of argument {cls.args[i]!r}",
         )
 
     # neither pass modified its arguments
     for before, after in zip(saved, inputs):
         np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("op", sorted(OP_CASES))
+def test_rules_use_only_the_inputs_the_output_and_attributes(op):
+    cls = REGISTRY[op]
+    names = {*cls.args, "out"}
+    placeholders = re.compile(r"\{(\w+)\}")
+    assert cls.formula and len(cls.grad_formulas) == len(cls.args)
+    for rule in (cls.formula, *cls.grad_formulas):
+        assert set(placeholders.findall(rule)) <= names | set(cls.attrs), rule
+    # a layer object has its attributes' values filled in
+    layer = cls(**OP_CASES[op][1][-1][1])
+    for rule in (layer.formula, *layer.grad_formulas):
+        assert set(placeholders.findall(rule)) <= names, rule
