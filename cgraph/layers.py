@@ -583,7 +583,7 @@ class SumLayer(ReductionLayer):
 
     op = "sum"
     formula = "sum({x}, axis={axis}, keepdims={keepdims})"
-    grad_formulas = ("dout repeated along the summed axes, to the shape of {x}",)
+    grad_formulas = ("dout repeated along the summed axes",)
 
     def forward(self, x: Any) -> Any:
         self.x = x
@@ -599,7 +599,7 @@ class MeanLayer(ReductionLayer):
 
     op = "mean"
     formula = "mean({x}, axis={axis}, keepdims={keepdims})"
-    grad_formulas = ("dout / n repeated along the averaged axes, to the shape of {x} (n values in each mean)",)
+    grad_formulas = ("dout / n repeated along the averaged axes (n values in each mean)",)
 
     def forward(self, x: Any) -> Any:
         self.x = x
@@ -687,7 +687,7 @@ class AffineLayer(BaseLayer):
     op = "affine"
     args = ("x", "W", "b")
     formula = "{x} @ {W} + {b}"
-    grad_formulas = ("dout @ {W}.T", "{x}.T @ dout", "dout summed over the batch")
+    grad_formulas = ("dout @ {W}.T", "{x}.T @ dout", "dout")
 
     def out_shape(self, *shapes: Shape) -> Shape:
         xs, ws, bs = shapes
