@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from typing import Any, Iterable, Iterator
 
 import numpy as np

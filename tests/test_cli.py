@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -74,7 +74,7 @@ def test_fan_out_draws_one_edge_per_use_with_its_gradient() -> None:
 def test_arrays_show_values_when_small_and_only_shapes_when_large() -> None:
     text = run(str(GRAPHS / "bias_batch.yaml"), "--backward").stdout
     assert "<b>w</b><br/>input, shape (2,)<br/>value [10, 100]<br/>" in text
-    assert f'grad [9, 12]</font>' in text
+    assert 'grad [9, 12]</font>' in text
     graph = "inputs: {a: {shape: [3, 3], fill: 1}, s: 2}\nnodes: {m: {op: mul, inputs: [a, s]}}\n"
     text = run("-", "--backward", stdin=graph).stdout
     assert '"a" [label=<<b>a</b><br/>input, shape (3, 3)>' in text
