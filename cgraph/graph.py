@@ -137,22 +137,32 @@ class Graph:
         input_grads: list[Any] = [None] * len(self._plan)
         first = len(values) - len(self._plan)
         with np.errstate(all="ignore"), paused_gc():
-            for out, _, backward, args in reversed(self._plan):
-                grad = grads[out]
-                if grad is None:
-                    continue
-                arg_grads = input_grads[out - first] = backward(grad)
-                if len(args) == 2:  # the common case, unrolled
-                    x, y = args
-                    dx, dy = arg_grads
-                    previous = grads[x]
-                    grads[x] = dx if previous is None else previous + dx
-                    previous = grads[y]
-                    grads[y] = dy if previous is None else previous + dy
-                    continue
-                for arg, arg_grad in zip(args, arg_grads):
-                    previous = grads[arg]
-                    grads[arg] = arg_grad if previous is None else previous + arg_grad
+            if self._floats:
+                for out, _, backward, args in reversed(self._plan):
+                    grad = grads[out]
+                    if grad is None:
+                        continue
+                    arg_grads = input_grads[out - first] = backward(grad)
+                    if len(args) == 2:  # the common case, unrolled
+                        x, y = args
+                        dx, dy = arg_grads
+                        previous = grads[x]
+                        grads[x] = dx if previous is None else previous + dx
+                        previous = grads[y]
+                        grads[y] = dy if previous is None else previous + dy
+                        continue
+                    for arg, arg_grad in zip(args, arg_grads):
+                        previous = grads[arg]
+                        grads[arg] = arg_grad if previous is None else previous + arg_grad
+            else:
+                owned: set[int] = set()  # gradients in arrays made here, which no one else holds
+                for out, _, backward, args in reversed(self._plan):
+                    grad = grads[out]
+                    if grad is None:
+                        continue
+                    arg_grads = input_grads[out - first] = backward(grad)
+                    for arg, arg_grad in zip(args, arg_grads):
+                        _accumulate(grads, owned, arg, arg_grad)
 
         if self._floats:
             grads = [0.0 if grad is None else grad for grad in grads]
@@ -198,6 +208,22 @@ def _named(message: str, layer: BaseLayer, names: tuple[str, ...]) -> str:
     for role, name in zip(layer.args, names):
         message = message.replace("{" + role + "}", f"'{name}'")
     return message
+
+
+def _accumulate(grads: list[Any], owned: set[int], index: int, grad: Any) -> None:
+    """Add ``grad`` to ``grads[index]``: in place into an array made here, else into a new one.
+
+    A layer may hand on the very array it was given (add's backward passes dout on), so
+    only arrays this function made are written into.
+    """
+    previous = grads[index]
+    if previous is None:
+        grads[index] = grad
+    elif index in owned and isinstance(previous, np.ndarray) and previous.dtype == np.result_type(previous, grad):
+        np.add(previous, grad, out=previous)
+    else:
+        grads[index] = previous + grad
+        owned.add(index)
 
 
 def _zeros_like(value: Any) -> Any:
