@@ -17,6 +17,7 @@ RANDOM_KINDS = ("normal", "uniform")
 SOURCE_KEYS = ("value", "fill", "random", "file")
 ARRAY_KEYS = (*SOURCE_KEYS, "shape", "seed", "dtype")
 DEFAULT_MAX_ELEMENTS = 100_000_000
+MAX_DIMS = 32  # numpy's broadcasting takes at most 32 dimensions
 
 
 def suggest(word: str, choices: Any) -> str:
@@ -41,14 +42,23 @@ def describe(value: Any) -> str:
 
 
 def is_number(value: Any) -> bool:
-    """True for an int or float that is not a bool."""
-    return type(value) in (int, float)
+    """True for an int or float that is not a bool (numpy's real scalars too)."""
+    return type(value) in (int, float) or isinstance(value, (np.integer, np.floating))
+
+
+def _as_array(data: Any, dtype: Any, pos: Position | None) -> np.ndarray:
+    try:
+        return np.array(data, dtype=dtype)
+    except OverflowError:
+        raise CgraphError(f"a number is too large for {np.dtype(dtype).name}", pos) from None
 
 
 def array_from_data(data: Any, pos: Position | None, dtype: Any = np.float64) -> np.ndarray:
     """A number or a rectangular nested list as an array; errors point at the offending item."""
     if is_number(data):
-        return np.array(data, dtype=dtype)
+        return _as_array(data, dtype, pos)
+    if isinstance(data, np.ndarray):
+        return _checked_array(data, "the array", pos).astype(dtype)
     if not isinstance(data, list):
         raise CgraphError(f"expected a number or a list of numbers, got {describe(data)}", pos)
     shape = []
@@ -58,6 +68,8 @@ def array_from_data(data: Any, pos: Position | None, dtype: Any = np.float64) ->
         if not probe:
             break
         probe = probe[0]
+    if len(shape) > MAX_DIMS:
+        raise CgraphError(f"the array has {len(shape)} dimensions; at most {MAX_DIMS} are supported", pos)
     level = [data]
     for depth in range(len(shape)):
         last = depth == len(shape) - 1
@@ -80,7 +92,7 @@ def array_from_data(data: Any, pos: Position | None, dtype: Any = np.float64) ->
                 else:
                     following.append(item)
         level = following
-    return np.array(data, dtype=dtype)
+    return _as_array(data, dtype, pos)
 
 
 def build_array(
@@ -106,7 +118,7 @@ def build_array(
         raise CgraphError(f"an input needs exactly one of {', '.join(SOURCE_KEYS)}; {found}", pos)
     source = sources[0]
     where = position_of(data, source) or pos
-    dtype = _dtype(data, pos)
+    dtype = declared_dtype(data, pos)
     if "shape" in data and source not in ("fill", "random"):
         raise CgraphError(f"'shape' goes with 'fill' or 'random', not with '{source}'", key_position_of(data, "shape") or pos)
     if "seed" in data and source != "random":
@@ -126,7 +138,7 @@ def build_array(
         fill = data["fill"]
         if not is_number(fill):
             raise CgraphError(f"'fill' must be a number, got {describe(fill)}", where)
-        return np.full(shape, fill, dtype=dtype)
+        return np.full(shape, _as_array(fill, dtype, where), dtype=dtype)
     kind = data["random"]
     if kind not in RANDOM_KINDS:
         hint = suggest(kind, RANDOM_KINDS) if isinstance(kind, str) else ""
@@ -156,15 +168,26 @@ def load_npy(path: Any, pos: Position | None, base_dir: str, dtype: Any, max_ele
         raise CgraphError(f"not a readable .npy file: {path} ({exc})", pos) from None
     if not isinstance(array, np.ndarray):
         raise CgraphError(f"not a .npy file: {path} (an .npz archive?)", pos)
-    if array.dtype.kind not in "fiu":
-        raise CgraphError(f"{path} holds {array.dtype} data; expected real numbers", pos)
+    _checked_array(array, path, pos)
     _check_size(array.size, max_elements, pos)
     return array if array.dtype == dtype else array.astype(dtype)
 
 
-def _dtype(data: dict, pos: Position | None) -> Any:
+def _checked_array(array: np.ndarray, what: str, pos: Position | None) -> np.ndarray:
+    """``array`` if it holds real numbers in at most MAX_DIMS dimensions."""
+    if array.dtype.kind not in "fiu":
+        raise CgraphError(f"{what} holds {array.dtype} data; expected real numbers", pos)
+    if array.ndim > MAX_DIMS:
+        raise CgraphError(f"{what} has {array.ndim} dimensions; at most {MAX_DIMS} are supported", pos)
+    return array
+
+
+def declared_dtype(data: Any, pos: Position | None) -> Any:
+    """The dtype an input's YAML form asks for: its 'dtype', or float64."""
+    if not isinstance(data, dict):
+        return np.float64
     name = data.get("dtype", "float64")
-    if name not in DTYPES:
+    if not isinstance(name, str) or name not in DTYPES:
         hint = suggest(name, DTYPES) if isinstance(name, str) else ""
         raise CgraphError(
             f"'dtype' must be one of: {', '.join(DTYPES)}; got {describe(name)}{hint}",
@@ -178,8 +201,8 @@ def _shape(shape: Any, pos: Position | None) -> tuple[int, ...]:
         shape = [shape]
     if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
         raise CgraphError(f"'shape' must be a list of non-negative integers, got {describe(shape)}", pos)
-    if len(shape) > 32:
-        raise CgraphError(f"'shape' has {len(shape)} dimensions; at most 32 are supported", pos)
+    if len(shape) > MAX_DIMS:
+        raise CgraphError(f"'shape' has {len(shape)} dimensions; at most {MAX_DIMS} are supported", pos)
     return tuple(shape)
 
 

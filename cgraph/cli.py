@@ -219,6 +219,9 @@ def _user_errors() -> Iterator[None]:
     except CgraphError as error:
         click.echo(str(error), err=True)
         sys.exit(1)
+    except MemoryError:
+        click.echo("cgraph: error: out of memory: the graph's values do not fit (make its arrays smaller)", err=True)
+        sys.exit(1)
 
 
 def _load(
@@ -241,6 +244,8 @@ def _load(
     with _user_errors():
         overrides = {name: parse_array_option(text, f"--set {name}", max_elements) for name, text in sets}
         if file == "-":
+            if sys.stdin is None:
+                raise CgraphError("there is no standard input to read the graph from")
             if sys.stdin.isatty():
                 click.echo("cgraph: reading the graph from standard input (end it with Ctrl-D)", err=True)
             text = api.decode(sys.stdin.buffer.read(), "<stdin>")
@@ -277,17 +282,26 @@ def _print(graph: Graph, fmt: str, nodes: tuple[str, ...], precision: int, full:
 
 
 def _write(lines: Iterable[str]) -> None:
-    """Write lines to stdout in large chunks."""
+    """Write lines to stdout in large chunks; a reader that went away ends the command quietly."""
     out = sys.stdout
     chunk: list[str] = []
-    for line in lines:
-        chunk.append(line)
-        if len(chunk) >= 4096:
+    try:
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) >= 4096:
+                out.write("\n".join(chunk) + "\n")
+                chunk.clear()
+        if chunk:
             out.write("\n".join(chunk) + "\n")
-            chunk.clear()
-    if chunk:
-        out.write("\n".join(chunk) + "\n")
-    out.flush()
+        out.flush()
+    except BrokenPipeError:
+        # `cgraph ... | head`: stop as a program killed by SIGPIPE does, and keep Python
+        # from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        sys.exit(141)
+    except OSError as error:
+        click.echo(f"cgraph: error: cannot write the output: {error.strerror or error}", err=True)
+        sys.exit(1)
 
 
 def _interrupted(signum: int, frame: Any) -> None:
@@ -296,17 +310,11 @@ def _interrupted(signum: int, frame: Any) -> None:
 
 
 def main() -> None:
-    """Entry point: run the command; Ctrl-C and a closed pipe end it quietly."""
+    """Entry point: run the command; Ctrl-C ends it with one line and status 130."""
     signal.signal(signal.SIGINT, _interrupted)
     try:
         code = cli.main(prog_name="cgraph", standalone_mode=False)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
-    except BrokenPipeError:
-        # The reader went away (`cgraph ... | head`): stop quietly, and keep Python from
-        # complaining again when it flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(141)
     sys.exit(code if isinstance(code, int) else 0)

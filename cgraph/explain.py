@@ -171,7 +171,8 @@ def render_text(graph: Graph, steps: list[Step], only: Iterable[str] = (), preci
             yield _sum_line(step, precision)
         else:
             yield from _node_lines(step, precision)
-    unreached = [name for name in graph.shapes if name not in reached_names(graph)]
+    reached = reached_names(graph)
+    unreached = [name for name in graph.shapes if name not in reached]
     if unreached and not only:
         yield ""
         yield f"no path to '{graph.output}', gradient 0: {', '.join(unreached)}"

@@ -182,11 +182,15 @@ class Graph:
         """Where NaN or infinity entered: (name, message) for inputs that hold them, the first
         node whose value is non-finite from finite inputs, and the first node whose backward
         turned a finite gradient into a non-finite one."""
-        if self._floats and _finite(self._values) and (not self.grads or (
+        if self.grads and not _finite(self.dout):
+            found = [("", "--dout holds NaN or infinity (in the output's dtype)")]
+        else:
+            found = []
+        if not found and self._floats and _finite(self._values) and (not self.grads or (
                 _finite(list(self.grads.values())) and _finite([g for gs in self.input_grads.values() for g in gs]))):
             return []  # the common case, checked at once
-        found = [(name, f"input '{name}' holds NaN or infinity")
-                 for name in self.spec.inputs if not _finite(self.values[name])]
+        found += [(name, f"input '{name}' holds NaN or infinity")
+                  for name in self.spec.inputs if not _finite(self.values[name])]
         for name, node in self.spec.nodes.items():
             if not _finite(self.values[name]) and all(_finite(self.values[arg]) for arg in node.args):
                 found.append((name, f"node '{name}' ({node.op}) produced NaN or infinity from finite inputs"))

@@ -60,7 +60,7 @@ def json_text(value: Any) -> str:
 
 def _json_texts(values: list[Any]) -> list[str]:
     """json_text of each value; at C speed where all are finite Python floats."""
-    if all(type(value) is float for value in values) and math.isfinite(math.fsum(values) * 0.0):
+    if all(type(value) is float for value in values) and all(map(math.isfinite, values)):
         return list(map(repr, values))
     return list(map(json_text, values))
 
@@ -134,12 +134,12 @@ def render_jsonl(graph: Graph, only: Iterable[str] = ()) -> Iterator[str]:
 
 def format_scalar(value: float, precision: int) -> str:
     """A number as people write it, to at most ``precision`` decimals: 715.0, 2.2, 1e-10, nan."""
-    if type(value) is float or type(value) is np.float64:
-        if value == 0 or 1e-4 <= abs(value) < 1e16:
-            text = f"{value:.{precision}f}".rstrip("0")  # the shortest form, as numpy's unique=True gives
-            return text + "0" if text.endswith(".") else text
-        if not math.isfinite(value):
-            return str(float(value))
+    if (type(value) is float or type(value) is np.float64) and precision and (value == 0 or 1e-4 <= abs(value) < 1e16):
+        text = repr(float(value))  # the shortest form that reads back the same, as numpy's unique=True gives
+        if len(text) - text.index(".") - 1 <= precision:
+            return text
+        text = f"{value:.{precision}f}".rstrip("0")
+        return text + "0" if text.endswith(".") else text
     value = value if isinstance(value, np.floating) else float(value)
     if not math.isfinite(value):
         return str(float(value))

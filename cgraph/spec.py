@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .arrays import DEFAULT_MAX_ELEMENTS, build_array, describe, suggest
+from .arrays import DEFAULT_MAX_ELEMENTS, build_array, declared_dtype, describe, suggest
 from .errors import CgraphError, Position
 from .layers import REGISTRY, REQUIRED
 from .yamlsafe import key_position_of, position_of
@@ -101,9 +101,10 @@ def build_spec(
         name_pos = key_position_of(inputs_data, name) or top
         _check_name(name, name_pos)
         value_pos = position_of(inputs_data, name) or name_pos
-        array = build_array(value, value_pos, base_dir, max_elements)
-        if name in overrides:
-            array = overrides[name].astype(array.dtype, copy=False)
+        if name in overrides:  # replaced: the file's array is not built, only its dtype kept
+            array = overrides[name].astype(declared_dtype(value, value_pos), copy=False)
+        else:
+            array = build_array(value, value_pos, base_dir, max_elements)
         inputs[name] = InputSpec(name, array, name_pos)
 
     written: dict[str, NodeSpec] = {}

@@ -176,9 +176,16 @@ def _resolve(event: Any, pos: Position) -> Any:
     if event.style or event.tag in ("!", _TAG + "str"):
         return event.value
     try:
-        return resolve_plain(event.value)
+        value = resolve_plain(event.value)
     except ValueError as exc:
         raise CgraphError(str(exc), pos) from None
+    if event.tag is not None:  # an explicit !!int, !!float, !!bool or !!null: the value must be one
+        kind = event.tag[len(_TAG):]
+        expected = {"int": (int,), "float": (int, float), "bool": (bool,), "null": (type(None),)}[kind]
+        if type(value) not in expected:
+            raise CgraphError(f"'{event.value}' is not a valid !!{kind}", pos)
+        return float(value) if kind == "float" else value
+    return value
 
 
 def resolve_plain(text: str) -> Any:
