@@ -23,10 +23,15 @@ _LAZY = {
 }
 
 
+_MODULES = {"layers", "graph", "spec", "render", "explain", "dot", "check", "api", "errors"}
+
+
 def __getattr__(name: str) -> Any:
     # Import lazily, so `cgraph --version` and `--help` start without numpy or yaml.
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'cgraph' has no attribute {name!r}")

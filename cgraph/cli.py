@@ -26,6 +26,8 @@ def _parse_set(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
         name, sep, text = item.partition("=")
         if not sep or not name:
             raise click.BadParameter(f"expected NAME=VALUE, got '{item}'", ctx, param)
+        if any(name.strip() == seen for seen, _ in pairs):
+            raise click.BadParameter(f"'{name.strip()}' is set twice", ctx, param)
         pairs.append((name.strip(), text))
     return pairs
 
@@ -161,6 +163,9 @@ def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, .
     """
     from . import dot as drawing
 
+    context = click.get_current_context()
+    if not with_grads and context.get_parameter_source("dout") is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--dout goes with --backward", context)
     graph = _load(nodes=nodes, dout=dout if with_grads else None, **loading)
     text = drawing.to_dot(graph, with_grads, nodes, precision)
     if image is None:

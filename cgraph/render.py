@@ -196,11 +196,17 @@ def format_array(value: Any, precision: int, full: bool, indent: int) -> str:
 def format_full(array: np.ndarray, precision: int, width: int = 75) -> str:
     """Every element of a non-empty array, in numpy's nested-bracket layout, in linear time.
 
-    (numpy's own full print takes minutes for a million elements.) Elements are
-    printed with ``%.{precision}g`` and right-aligned; long rows wrap at ``width``.
+    (numpy's own full print takes minutes for a million elements.) Elements are printed
+    to ``precision`` decimals, without trailing zeros, in scientific notation where some
+    are too large or too small for that; right-aligned; long rows wrap at ``width``.
     """
     rows = array.reshape(-1, array.shape[-1])
-    cells = ("\0".join([f"%.{precision}g"] * array.size) % tuple(rows.ravel().tolist())).split("\0")
+    magnitudes = np.abs(array[np.isfinite(array) & (array != 0)])
+    scientific = magnitudes.size and (magnitudes.max() >= 1e16 or magnitudes.min() < 10.0 ** -precision)
+    cell = f"%.{precision}{'e' if scientific else 'f'}"
+    cells = ("\0".join([cell] * array.size) % tuple(rows.ravel().tolist())).split("\0")
+    if not scientific:
+        cells = [text.rstrip("0") if "." in text else text for text in cells]
     cell_width = max(map(len, cells))
     per_line = max(1, (width - array.ndim - 1) // (cell_width + 1))
     columns = array.shape[-1]

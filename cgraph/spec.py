@@ -250,11 +250,11 @@ def _output(data: Any, nodes: dict[str, NodeSpec], inputs: dict, requested: str 
     if requested is None and "output" in data:
         requested = data["output"]
         where = position_of(data, "output") or top
+        if not isinstance(requested, str):
+            raise CgraphError(f"output must be a node's name, got {describe(requested)}", where)
     else:
         where = None
     if requested is not None:
-        if not isinstance(requested, str):
-            raise CgraphError(f"output must be a node's name, got {describe(requested)}", where)
         if requested in nodes:
             return requested
         if requested in inputs:

@@ -224,10 +224,50 @@ def test_installed_command_reports_errors_without_traceback(tmp_path: Path) -> N
 def test_closed_pipe_exits_quietly(tmp_path: Path) -> None:
     graph = tmp_path / "big.yaml"
     graph.write_text("inputs: {a: {shape: [200000], fill: 1}}\nnodes: {b: {op: add, inputs: [a, a]}}\n")
-    pipeline = f"'{cgraph_bin}' backward '{graph}' --full | head -1"
+    pipeline = f"'{cgraph_bin}' backward '{graph}' --full | head -1; echo \"status ${{PIPESTATUS[0]}}\""
     result = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
-    assert result.stdout == "backward, output 'b'\n"
-    assert "Traceback" not in result.stderr and "Error" not in result.stderr
+    assert result.stdout == "backward, output 'b'\nstatus 141\n"  # as a program killed by SIGPIPE
+    assert result.stderr == ""
+
+
+@installed
+def test_write_errors_and_closed_stdin_are_one_line() -> None:
+    full = subprocess.run(f"'{cgraph_bin}' backward '{APPLE}' > /dev/full", shell=True, capture_output=True, text=True)
+    assert full.returncode == 1
+    assert full.stderr == "cgraph: error: cannot write the output: No space left on device\n"
+    closed = subprocess.run(f"'{cgraph_bin}' forward - <&-", shell=True, capture_output=True, text=True)
+    assert closed.returncode == 1
+    assert closed.stderr == "cgraph: error: there is no standard input to read the graph from\n"
+
+
+@pytest.mark.parametrize("precision", [0, 1, 3, 8, 17])
+def test_precision_rounds_as_numpy_does(precision: int) -> None:
+    graph = "inputs: {a: 0.5, b: 2.2, c: 715.0000000000001}\nnodes: {d: {op: add, inputs: [a, b]}, e: {op: mul, inputs: [d, c]}}\n"
+    result = run("forward", "-", "--precision", str(precision), stdin=graph)
+    values = [line.split()[-1] for line in result.stdout.splitlines() if line.startswith("  value:")]
+    expected = [np.format_float_positional(v, precision=precision, unique=True, trim="0")
+                for v in (0.5, 2.2, 715.0000000000001, 0.5 + 2.2, (0.5 + 2.2) * 715.0000000000001)]
+    assert values == expected
+
+
+def test_single_infinite_numbers_are_strict_json() -> None:
+    graph = "inputs: {a: .inf, b: -.inf, c: 1e308}\nnodes: {d: {op: add, inputs: [a, b]}, e: {op: mul, inputs: [c, c]}}\noutput: e\n"
+    data = run_json("backward", "-", stdin=graph)
+    assert data["nodes"]["d"]["value"] == "NaN"
+    assert data["nodes"]["e"]["value"] == "Infinity"
+    assert data["nodes"]["c"]["grad"] == "Infinity"
+
+
+def test_nan_dout_is_reported_and_fails_strict() -> None:
+    result = run("backward", MATRICES, "--dout", ".nan", "--strict")
+    assert result.exit_code == 1
+    assert result.stderr == "cgraph: error: --dout holds NaN or infinity (in the output's dtype)\n"
+
+
+def test_usage_mistakes_in_options_exit_2() -> None:
+    assert run("dot", APPLE, "--dout", "2").exit_code == 2
+    twice = run("forward", APPLE, "--set", "tax=1", "--set", "tax=2")
+    assert twice.exit_code == 2 and "'tax' is set twice" in twice.stderr
 
 
 NON_FINITE = "inputs: {a: [1, 0], z: 0}\nnodes:\n  l: {op: mul, inputs: [a, a]}\n  m: {op: add, inputs: [l, z]}\n"
