@@ -65,51 +65,58 @@ def _json_texts(values: list[Any]) -> list[str]:
     return list(map(json_text, values))
 
 
+def quoted_names(names: Iterable[str]) -> dict[str, str]:
+    """Each name as a JSON string."""
+    return {name: f'"{name}"' if name.isascii() else json.dumps(name) for name in names}
+
+
 def json_entries(graph: Graph, names: list[str]) -> list[str]:
     """Each input's and node's record as JSON members (no braces): op, inputs, shape, dtype,
-    value and, after backward, grad; nodes also input_shapes and, after backward, input_grads.
+    value and, after backward, grad; nodes also attrs (if any), input_shapes and, after
+    backward, input_grads. ``names`` are inputs, then nodes, as entry_names gives them.
 
     Built column by column, so that a graph of a million nodes prints in seconds.
     """
-    nodes = graph.spec.nodes
-    backward = bool(graph.grads)
-    quoted = {name: f'"{name}"' if name.isascii() else json.dumps(name) for name in graph.shapes}
-    shape_texts = {shape: "[" + ", ".join(map(str, shape)) + "]" for shape in set(graph.shapes.values())}
-    shape_of = [shape_texts[graph.shapes[name]] for name in names]
+    spec_nodes, shapes, backward = graph.spec.nodes, graph.shapes, bool(graph.grads)
+    shape_texts = {shape: "[" + ", ".join(map(str, shape)) + "]" for shape in set(shapes.values())}
     values = [graph.values[name] for name in names]
     columns = [
-        [nodes[name].op if name in nodes else "input" for name in names],
-        [", ".join([quoted[arg] for arg in nodes[name].args]) if name in nodes else "" for name in names],
-        shape_of,
+        [shape_texts[shapes[name]] for name in names],
         list(map(dtype_name, values)),
         _json_texts(values),
     ]
-    template = '"op": "{}", "inputs": [{}], "shape": {}, "dtype": "{}", "value": {}'
+    head = '"shape": {}, "dtype": "{}", "value": {}'
     if backward:
         columns.append(_json_texts([graph.grads[name] for name in names]))
-        template += ', "grad": {}'
-    entries = list(map(template.format, *columns))
+        head += ', "grad": {}'
+    first = sum(1 for name in names if name not in spec_nodes)
+    entries = list(map(('"op": "input", "inputs": [], ' + head).format, *(column[:first] for column in columns)))
 
-    at = {name: i for i, name in enumerate(names) if name in nodes}
-    extra = [_attrs_text(graph.layers[name]) + ", \"input_shapes\": ["
-             + ", ".join([shape_texts[graph.shapes[arg]] for arg in nodes[name].args]) + "]"
-             for name in at]
+    nodes = [spec_nodes[name] for name in names[first:]]
+    quoted = quoted_names(shapes)
+    node_columns = [
+        [node.op for node in nodes],
+        [", ".join([quoted[arg] for arg in node.args]) for node in nodes],
+        *(column[first:] for column in columns),
+        [_attrs_text(graph.layers[node.name]) for node in nodes],
+        [", ".join([shape_texts[shapes[arg]] for arg in node.args]) for node in nodes],
+    ]
+    template = '"op": "{}", "inputs": [{}], ' + head + '{}, "input_shapes": [{}]'
     if backward:
-        flat = _json_texts([grad for name in at for grad in graph.input_grads[name]])
-        start = 0
-        for k, name in enumerate(at):
-            count = len(nodes[name].args)
-            extra[k] += ', "input_grads": [' + ", ".join(flat[start:start + count]) + "]"
-            start += count
-    for k, i in enumerate(at.values()):
-        entries[i] += extra[k]
+        texts = iter(_json_texts([grad for node in nodes for grad in graph.input_grads[node.name]]))
+        if all(len(node.args) == 2 for node in nodes):
+            node_columns.append(list(map(", ".join, zip(texts, texts))))
+        else:
+            node_columns.append([", ".join([next(texts) for _ in node.args]) for node in nodes])
+        template += ', "input_grads": [{}]'
+    entries += map(template.format, *node_columns)
     return entries
 
 
 def _attrs_text(layer: Any) -> str:
     """', "attrs": {...}' for a layer with attributes, else ''."""
     if not layer.attrs:
-        return ""
+        return ""  # the usual case, first
     return ', "attrs": ' + json.dumps({key: json_value(getattr(layer, key)) for key in layer.attrs})
 
 
@@ -119,14 +126,14 @@ def render_json(graph: Graph, only: Iterable[str] = ()) -> str:
     head = f'{{"output": {json.dumps(graph.output)}'
     if graph.grads:
         head += f', "dout": {json_text(graph.dout)}'
-    members = map('{}: {{{}}}'.format, map(json.dumps, names), json_entries(graph, names))
+    members = map("{}: {{{}}}".format, quoted_names(names).values(), json_entries(graph, names))
     return f'{head}, "nodes": {{{", ".join(members)}}}}}'
 
 
 def render_jsonl(graph: Graph, only: Iterable[str] = ()) -> Iterator[str]:
     """One JSON object per input and node, each with its ``name``."""
     names = entry_names(graph, only)
-    return map('{{"name": {}, {}}}'.format, map(json.dumps, names), json_entries(graph, names))
+    return map('{{"name": {}, {}}}'.format, quoted_names(names).values(), json_entries(graph, names))
 
 
 # --- text -----------------------------------------------------------------
