@@ -299,12 +299,11 @@ def _write(lines: Iterable[str]) -> None:
         if chunk:
             out.write("\n".join(chunk) + "\n")
         out.flush()
-    except BrokenPipeError:
-        # `cgraph ... | head`: stop as a program killed by SIGPIPE does, and keep Python
-        # from complaining again when it flushes stdout at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
-        sys.exit(141)
     except OSError as error:
+        # Keep Python from failing again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        if isinstance(error, BrokenPipeError):
+            sys.exit(141)  # `cgraph ... | head`: stop quietly, as a program killed by SIGPIPE does
         click.echo(f"cgraph: error: cannot write the output: {error.strerror or error}", err=True)
         sys.exit(1)
 
