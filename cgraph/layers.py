@@ -33,7 +33,7 @@ def register(cls: type[BaseLayer]) -> type[BaseLayer]:
 def broadcast_shapes(*shapes: Shape) -> Shape:
     """The numpy broadcast of ``shapes``; ValueError where they do not broadcast."""
     first = shapes[0]
-    if len(shapes) == 2 and shapes[1] == first or all(shape == first for shape in shapes):
+    if all(shape == first for shape in shapes):
         return first
     try:
         return tuple(np.broadcast_shapes(*shapes))
@@ -66,10 +66,7 @@ def unbroadcast(grad: Any, value: Any) -> Any:
     """``grad`` summed over the axes along which ``value`` was broadcast, so it has value's shape."""
     if type(grad) is float:
         return grad  # 0-d: nothing was broadcast
-    shape = getattr(value, "shape", ())
-    if grad.shape == shape:
-        return grad
-    return sum_to(grad, shape)
+    return sum_to(grad, getattr(value, "shape", ()))
 
 
 def divide(x: Any, y: Any) -> Any:
@@ -303,7 +300,7 @@ class SubLayer(BaseLayer):
         return x - y
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
-        return sum_to(dout, shape_of(self.x)), sum_to(-dout, shape_of(self.y))
+        return unbroadcast(dout, self.x), unbroadcast(-dout, self.y)
 
 
 @register
@@ -321,7 +318,7 @@ class DivLayer(BaseLayer):
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
         dx = divide(dout, self.y)  # and -dout * x / y**2 = -(dout / y) * (x / y)
-        return sum_to(dx, shape_of(self.x)), sum_to(-dx * self.out, shape_of(self.y))
+        return unbroadcast(dx, self.x), unbroadcast(-dx * self.out, self.y)
 
 
 @register
@@ -345,7 +342,7 @@ class PowLayer(BaseLayer):
         x, y = self.x, self.y
         dx = np.where(y == 0, 0.0, dout * y * np.power(x, y - 1))
         dy = np.where((x == 0) & (y >= 0), 0.0, dout * self.out * np.log(x))
-        return sum_to(dx, shape_of(x)), sum_to(dy, shape_of(y))
+        return unbroadcast(dx, x), unbroadcast(dy, y)
 
 
 @register
@@ -364,7 +361,7 @@ class MaximumLayer(BaseLayer):
     def backward(self, dout: Any) -> tuple[Any, Any]:
         x, y = self.x, self.y
         tie = np.where(x == y, 0.5 * dout, 0.0)
-        return sum_to(np.where(x > y, dout, tie), shape_of(x)), sum_to(np.where(y > x, dout, tie), shape_of(y))
+        return unbroadcast(np.where(x > y, dout, tie), x), unbroadcast(np.where(y > x, dout, tie), y)
 
 
 # --- elementwise, one input -----------------------------------------------------------
@@ -705,7 +702,7 @@ class AffineLayer(BaseLayer):
 
     def backward(self, dout: Any) -> tuple[Any, Any, Any]:
         dx, dW = matmul_grads(self.x, self.W, sum_to(dout, self.product_shape))
-        return dx, dW, sum_to(dout, shape_of(self.b))
+        return dx, dW, unbroadcast(dout, self.b)
 
 
 def _check_classes(shape: Shape, name: str) -> None:
