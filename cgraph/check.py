@@ -113,7 +113,7 @@ def check(
             expected = analytic[name].reshape(-1)[indices]
             error = np.abs(expected - numeric)
             scale = np.maximum(np.abs(expected), np.abs(numeric))
-            relative = np.where(scale > 0, error / np.where(scale > 0, scale, 1), 0.0)
+            relative = np.where(scale > 0, error / np.where(scale > 0, scale, 1), np.where(np.isnan(error), np.nan, 0.0))
             passed = bool(np.all(error <= atol + rtol * np.abs(numeric)))
         results.append(InputCheck(
             name, graph.shapes[name], dtype_name(graph.spec.inputs[name].value), len(indices),

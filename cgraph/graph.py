@@ -181,7 +181,7 @@ class Graph:
     def non_finite(self) -> list[tuple[str, str]]:
         """Where NaN or infinity entered: (name, message) for inputs that hold them, the first
         node whose value is non-finite from finite inputs, and the first node whose backward
-        turned a finite gradient into a non-finite one."""
+        turned a finite gradient of finite values into a non-finite one."""
         if self.grads and not _finite(self.dout):
             found = [("", "--dout holds NaN or infinity (in the output's dtype)")]
         else:
@@ -197,8 +197,8 @@ class Graph:
                 break
         if self.grads:
             for name, node in reversed(self.spec.nodes.items()):
-                if not _finite(self.grads[name]):
-                    continue
+                if not _finite(self.grads[name]) or not all(_finite(self.values[arg]) for arg in node.args):
+                    continue  # the NaN or infinity came from elsewhere, said above
                 bad = [arg for arg, grad in zip(node.args, self.input_grads[name]) if not _finite(grad)]
                 if bad:
                     found.append((name, f"node '{name}' ({node.op}) backward produced NaN or infinity in the "
