@@ -241,7 +241,7 @@ def _trailing(index: tuple[int, ...], edge: tuple[int, ...]) -> int:
 
 
 def render_text(graph: Graph, only: Iterable[str] = (), precision: int = 8, full: bool = False) -> Iterator[str]:
-    """One block per input and node: what it is, the layer's shapes, value and gradients."""
+    """One block of lines per input and node: what it is, the layer's shapes, value and gradients."""
     yield f"{'backward' if graph.grads else 'forward'}, output '{graph.output}'"
     if graph.grads:
         yield f"  dout: {format_array(graph.dout, precision, full, 8)}"
@@ -252,16 +252,16 @@ def render_text(graph: Graph, only: Iterable[str] = (), precision: int = 8, full
         dtype = "" if dtype == "float64" else f", {dtype}"
         rows = [("value", value)]
         if node:
-            yield f"\n{name} = {node.op}({', '.join(node.args)})  {graph.layers[name]}{dtype}"
+            head = f"\n{name} = {node.op}({', '.join(node.args)})  {graph.layers[name]}{dtype}"
         else:
-            yield f"\n{name}: input, shape {graph.shapes[name]}{dtype}"
+            head = f"\n{name}: input, shape {graph.shapes[name]}{dtype}"
         if graph.grads:
             rows.append(("grad", graph.grads[name]))
             if node:
                 layer = graph.layers[name]
                 for role, arg, grad in zip(layer.args, node.args, graph.input_grads[name]):
                     rows.append((f"d{role} ({arg})", grad))
-        width = max(len(label) for label, _ in rows) + 1
-        for label, array in rows:
-            indent = 2 + width + 1
-            yield f"  {label + ':':<{width}} {format_array(array, precision, full, indent)}"
+        width = max([len(label) for label, _ in rows]) + 1
+        indent = 2 + width + 1
+        yield "\n".join([head, *[f"  {label + ':':<{width}} {format_array(array, precision, full, indent)}"
+                                  for label, array in rows]])
