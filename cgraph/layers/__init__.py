@@ -1,0 +1,88 @@
+"""Layers in the style of "Deep Learning from Scratch", chapter 5, made broadcast-correct.
+
+Each layer is one node's operation. ``forward`` takes the node's input values and
+keeps what ``backward`` needs; ``backward(dout)`` returns one gradient per input,
+each with the shape of that input (gradients of broadcast inputs are summed back
+with :func:`sum_to`). ``str(layer)`` describes the layer and the shapes it saw.
+
+One module per family of ops; :mod:`.base` holds ``BaseLayer`` and the registry.
+Adding an op is one class in its family's module, decorated with :func:`register`.
+Everything is importable from here: ``from cgraph.layers import MulLayer, REGISTRY``.
+"""
+
+from .base import (
+    REGISTRY,
+    REQUIRED,
+    Attr,
+    BaseLayer,
+    Shape,
+    broadcast_shapes,
+    divide,
+    read_axes,
+    read_axis,
+    read_bool,
+    read_shape,
+    register,
+    shape_of,
+    sum_axes,
+    sum_to,
+    unbroadcast,
+)
+from .binary import AddLayer, DivLayer, MaximumLayer, MulLayer, PowLayer, SubLayer
+from .unary import ExpLayer, LogLayer, NegLayer, ReluLayer, SigmoidLayer, SqrtLayer, TanhLayer, UnaryLayer
+from .reductions import MeanLayer, ReductionLayer, SumLayer
+from .shape import ReshapeLayer, TransposeLayer
+from .network import (
+    AffineLayer,
+    MatmulLayer,
+    SoftmaxLayer,
+    SoftmaxWithLossLayer,
+    class_indices,
+    matmul_grads,
+    matmul_shape,
+)
+
+__all__ = [
+    "REGISTRY",
+    "REQUIRED",
+    "AddLayer",
+    "AffineLayer",
+    "Attr",
+    "BaseLayer",
+    "DivLayer",
+    "ExpLayer",
+    "LogLayer",
+    "MatmulLayer",
+    "MaximumLayer",
+    "MeanLayer",
+    "MulLayer",
+    "NegLayer",
+    "PowLayer",
+    "ReductionLayer",
+    "ReluLayer",
+    "ReshapeLayer",
+    "Shape",
+    "SigmoidLayer",
+    "SoftmaxLayer",
+    "SoftmaxWithLossLayer",
+    "SqrtLayer",
+    "SubLayer",
+    "SumLayer",
+    "TanhLayer",
+    "TransposeLayer",
+    "UnaryLayer",
+    "broadcast_shapes",
+    "class_indices",
+    "divide",
+    "matmul_grads",
+    "matmul_shape",
+    "read_axes",
+    "read_axis",
+    "read_bool",
+    "read_shape",
+    "register",
+    "shape_of",
+    "sum_axes",
+    "sum_to",
+    "unbroadcast",
+]

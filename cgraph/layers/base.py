@@ -1,0 +1,241 @@
+"""The base layer, the op registry, attributes and the broadcasting helpers every layer uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from ..arrays import describe
+
+Shape = tuple[int, ...]
+
+REGISTRY: dict[str, type[BaseLayer]] = {}
+
+
+def register(cls: type[BaseLayer]) -> type[BaseLayer]:
+    """Make a layer class available to graph files under its ``op`` name."""
+    cls.required_attrs = tuple(key for key, attr in cls.attrs.items() if attr.default is REQUIRED)
+    REGISTRY[cls.op] = cls
+    return cls
+
+
+def broadcast_shapes(*shapes: Shape) -> Shape:
+    """The numpy broadcast of ``shapes``; ValueError where they do not broadcast."""
+    first = shapes[0]
+    if all(shape == first for shape in shapes):
+        return first
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ValueError("they do not broadcast") from None
+
+
+def shape_of(value: Any) -> Shape:
+    """The shape of an array, or () for a Python float (a 0-d float64 value)."""
+    return getattr(value, "shape", ())
+
+
+def sum_axes(grad_shape: Shape, shape: Shape) -> tuple[int, ...]:
+    """The axes of a gradient of ``grad_shape`` along which a value of ``shape`` was broadcast."""
+    lead = len(grad_shape) - len(shape)
+    return tuple(range(lead)) + tuple(
+        lead + i for i, size in enumerate(shape) if size == 1 and grad_shape[lead + i] != 1
+    )
+
+
+def sum_to(grad: Any, shape: Shape) -> Any:
+    """Sum ``grad`` over the axes along which a value of ``shape`` was broadcast."""
+    grad_shape = getattr(grad, "shape", ())
+    if grad_shape == shape:
+        return grad
+    return np.sum(grad, axis=sum_axes(grad_shape, shape), keepdims=True).reshape(shape)
+
+
+def unbroadcast(grad: Any, value: Any) -> Any:
+    """``grad`` summed over the axes along which ``value`` was broadcast, so it has value's shape."""
+    if type(grad) is float:
+        return grad  # 0-d: nothing was broadcast
+    return sum_to(grad, getattr(value, "shape", ()))
+
+
+def divide(x: Any, y: Any) -> Any:
+    """x / y, with numpy's inf and NaN (not ZeroDivisionError) where a Python float y is 0."""
+    try:
+        return x / y
+    except ZeroDivisionError:
+        return np.divide(x, y)
+
+
+# --- attributes -----------------------------------------------------------------------
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+@dataclass(frozen=True)
+class Attr:
+    """An op's attribute, written in the node's mapping (``{op: sum, inputs: [x], axis: 0}``).
+
+    ``read`` turns the written value into the layer's (accepting its own results too) or
+    raises ValueError saying what it must be; ``default`` is REQUIRED where it has none.
+    """
+
+    read: Callable[[Any], Any]
+    default: Any
+    doc: str
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _int_list(value: Any, expected: str) -> tuple[int, ...]:
+    """A list (or tuple) of integers as a tuple; ValueError naming ``expected`` otherwise."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"must be {expected}, got {describe(value)}")
+    for item in value:
+        if not _is_int(item):
+            raise ValueError(f"must be {expected}, got {describe(item)} in the list")
+    if len(value) > 32:
+        raise ValueError(f"must be {expected}, got a list of {len(value)}; at most 32 dimensions are supported")
+    return tuple(int(item) for item in value)
+
+
+def read_axis(value: Any) -> int | tuple[int, ...] | None:
+    """An axis, a list of axes, or null for all axes."""
+    if value is None:
+        return None
+    if _is_int(value):
+        return int(value)
+    return _int_list(value, "an integer, a list of integers or null")
+
+
+def read_axes(value: Any) -> tuple[int, ...] | None:
+    """An order of axes (a list of integers), or null for the reversed order."""
+    return None if value is None else _int_list(value, "a list of integers or null")
+
+
+def read_bool(value: Any) -> bool:
+    """true or false."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"must be true or false, got {describe(value)}")
+
+
+def read_shape(value: Any) -> tuple[int, ...]:
+    """A shape: an integer or a list of non-negative integers, of which one may be -1."""
+    expected = "a list of non-negative integers, one of which may be -1"
+    shape = (int(value),) if _is_int(value) else _int_list(value, expected)
+    if any(size < -1 for size in shape) or shape.count(-1) > 1:
+        raise ValueError(f"must be {expected}, got {list(shape)}")
+    return shape
+
+
+def _show(value: Any) -> str:
+    """An attribute's value as formulas and descriptions show it."""
+    return str(list(value)) if isinstance(value, tuple) else str(value)
+
+
+def _dimensions(count: int) -> str:
+    return f"{count} dimension{'' if count == 1 else 's'}"
+
+
+def _normal_axes(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, ...]:
+    """``axis`` as sorted non-negative axes of an ``ndim``-dimensional {x}; all of them for None."""
+    if axis is None:
+        return tuple(range(ndim))
+    found: list[int] = []
+    for item in (axis,) if isinstance(axis, int) else axis:
+        if not -ndim <= item < ndim:
+            raise ValueError(f"axis {item} is out of range for {{x}}, which has {_dimensions(ndim)}")
+        if item % ndim in found:
+            raise ValueError(f"axis {item % ndim} is given twice")
+        found.append(item % ndim)
+    return tuple(sorted(found))
+
+
+# --- the base class -------------------------------------------------------------------
+
+
+class BaseLayer:
+    """One node's operation: ``forward(x, y) -> out`` and ``backward(dout) -> (dx, dy)``.
+
+    ``forward`` keeps its inputs under the names in ``args`` (``self.x``, ``self.y``)
+    for ``backward`` and for ``str(layer)``. Values may be numpy arrays or, for 0-d
+    float64 values, Python floats, so layers use :func:`shape_of` rather than ``.shape``
+    and numpy functions (inf and NaN, not exceptions) rather than Python's math.
+
+    An op with attributes declares them in ``attrs``; the layer is built with them
+    (``SumLayer(axis=0)``) and keeps them as attributes of the same names.
+    """
+
+    __slots__ = ()  # subclasses may list their fields in __slots__ for speed, or have a __dict__
+    op: ClassVar[str] = ""
+    args: ClassVar[tuple[str, ...]] = ("x", "y")
+    attrs: ClassVar[dict[str, Attr]] = {}
+    required_attrs: ClassVar[tuple[str, ...]] = ()  # set by @register
+    # The rules, for explaining a node: the value and each input's gradient, written with
+    # {x}, {y} (the inputs, by the names in `args`), {out} (the value) and dout. A class's
+    # rules may also use its attributes ({axis}); a layer object's have their values filled in.
+    formula: ClassVar[str] = ""
+    grad_formulas: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **attrs: Any) -> None:
+        if not attrs and not self.attrs:
+            return
+        cls = type(self)
+        for key in attrs:
+            if key not in cls.attrs:
+                raise TypeError(f"{cls.__name__} has no attribute '{key}'")
+        shown = {}
+        for key, attr in cls.attrs.items():
+            if key in attrs:
+                try:
+                    value = attr.read(attrs[key])
+                except ValueError as error:
+                    raise ValueError(f"{cls.op} attribute '{key}' {error}") from None
+            elif attr.default is REQUIRED:
+                raise TypeError(f"{cls.__name__} needs the attribute '{key}': {attr.doc}")
+            else:
+                value = attr.default
+            setattr(self, key, value)
+            shown["{" + key + "}"] = _show(value)
+        self.formula = _fill(cls.formula, shown)
+        self.grad_formulas = tuple(_fill(rule, shown) for rule in cls.grad_formulas)
+
+    def forward(self, *inputs: Any) -> Any:
+        """The node's value from its input values; keeps what backward needs."""
+        raise NotImplementedError
+
+    def backward(self, dout: Any) -> tuple[Any, ...]:
+        """The gradient of each input, given the gradient ``dout`` of the output."""
+        raise NotImplementedError
+
+    def out_shape(self, *shapes: Shape) -> Shape:
+        """The output's shape for inputs of ``shapes``; ValueError where they do not fit.
+
+        The error's message may name the inputs as {x}, {y} (by the names in ``args``).
+        """
+        return broadcast_shapes(*shapes)
+
+    def __str__(self) -> str:
+        name = type(self).__name__
+        attrs = [f"{key}={_show(getattr(self, key))}" for key in self.attrs]
+        if not hasattr(self, self.args[0]):
+            return f"{name}({', '.join(attrs)}) (not run)" if attrs else f"{name} (not run)"
+        in_shapes = [shape_of(getattr(self, arg)) for arg in self.args]
+        shapes = [f"{arg}.shape={shape}" for arg, shape in zip(self.args, in_shapes)]
+        return f"{name}({', '.join(shapes + attrs)}) -> out.shape={self.out_shape(*in_shapes)}"
+
+
+def _fill(rule: str, values: dict[str, str]) -> str:
+    for placeholder, value in values.items():
+        rule = rule.replace(placeholder, value)
+    return rule
