@@ -225,6 +225,19 @@ class BaseLayer:
         """
         return broadcast_shapes(*shapes)
 
+    def work(self, *shapes: Shape) -> int:
+        """Multiply-adds of one forward and backward pass for inputs of ``shapes``, for ops whose
+        cost grows faster than their values' sizes (matrix products, convolutions); 0 for the others.
+
+        The graph refuses to run past a budget of work (``--max-work``) before computing anything.
+        """
+        return 0
+
+    def scratch_elements(self, *shapes: Shape) -> int:
+        """Elements of the temporary buffers a pass holds beyond the values and gradients
+        (im2col's matrix for a convolution); 0 for most ops. Counted in the memory budget."""
+        return 0
+
     def __str__(self) -> str:
         name = type(self).__name__
         attrs = [f"{key}={_show(getattr(self, key))}" for key in self.attrs]
