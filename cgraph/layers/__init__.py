@@ -28,9 +28,9 @@ from .base import (
     sum_to,
     unbroadcast,
 )
-from .binary import AddLayer, DivLayer, MaximumLayer, MulLayer, PowLayer, SubLayer
+from .binary import AddLayer, DivLayer, EqualLayer, MaximumLayer, MulLayer, PowLayer, SubLayer
 from .unary import ExpLayer, LogLayer, NegLayer, ReluLayer, SigmoidLayer, SqrtLayer, TanhLayer, UnaryLayer
-from .reductions import MeanLayer, ReductionLayer, SumLayer
+from .reductions import ArgmaxLayer, MeanLayer, ReductionLayer, SumLayer
 from .shape import ReshapeLayer, TransposeLayer
 from .network import (
     AffineLayer,
@@ -47,9 +47,11 @@ __all__ = [
     "REQUIRED",
     "AddLayer",
     "AffineLayer",
+    "ArgmaxLayer",
     "Attr",
     "BaseLayer",
     "DivLayer",
+    "EqualLayer",
     "ExpLayer",
     "LogLayer",
     "MatmulLayer",
