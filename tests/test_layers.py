@@ -514,6 +514,15 @@ OP_CASES: dict[str, tuple] = {
         ((real(2, 3), real(2, 3), real(2, 3)), {"axis": -1}),
         ((real(2, 3), real(2, 3)), {"axis": 1}),
     ]),
+    "argmax": (lambda x, axis=None: np.argmax(x, axis=axis).astype(np.float64), [
+        ((real(2, 3),), {}),
+        ((real(2, 3),), {"axis": 0}),
+        ((real(2, 3),), {"axis": 1}),
+        ((real(2, 3, 4),), {"axis": -2}),
+        ((real(3),), {"axis": 0}),
+        ((real(),), {}),
+    ]),
+    "equal": (lambda x, y: np.equal(x, y).astype(np.float64), [(inputs, {}) for inputs in BINARY]),
 }
 
 

@@ -29,7 +29,7 @@ from .base import (
     sum_to,
     unbroadcast,
 )
-from .binary import AddLayer, DivLayer, MaximumLayer, MinimumLayer, MulLayer, PowLayer, SubLayer
+from .binary import AddLayer, DivLayer, EqualLayer, MaximumLayer, MinimumLayer, MulLayer, PowLayer, SubLayer
 from .unary import (
     AbsLayer,
     ClipLayer,
@@ -43,7 +43,7 @@ from .unary import (
     TanhLayer,
     UnaryLayer,
 )
-from .reductions import MeanLayer, ReductionLayer, SumLayer
+from .reductions import ArgmaxLayer, MeanLayer, ReductionLayer, SumLayer
 from .shape import ConcatLayer, IndexLayer, ReshapeLayer, StackLayer, TransposeLayer, parse_key, read_key
 from .network import (
     AffineLayer,
@@ -61,11 +61,13 @@ __all__ = [
     "AbsLayer",
     "AddLayer",
     "AffineLayer",
+    "ArgmaxLayer",
     "Attr",
     "BaseLayer",
     "ClipLayer",
     "ConcatLayer",
     "DivLayer",
+    "EqualLayer",
     "ExpLayer",
     "IndexLayer",
     "LogLayer",
