@@ -114,7 +114,7 @@ def _node_step(graph: Graph, name: str, precision: int) -> NodeStep:
     numbers = {"out": inline(value), "dout": inline(dout),
                **{role: inline(graph.values[arg]) for role, arg in zip(layer.args, node.args)}}
     out_shape = graph.shapes[name]
-    formula, grad_formulas = layer.rules(*(graph.shapes[arg] for arg in node.args))
+    formula, grad_formulas = layer.applied_rules(*(graph.shapes[arg] for arg in node.args))
     grads = []
     for role, arg, grad_formula, grad in zip(layer.args, node.args, grad_formulas, graph.input_grads[name]):
         template = _with_dout(grad_formula)

@@ -66,7 +66,7 @@ class MatmulLayer(BaseLayer):
     def out_shape(self, *shapes: Shape) -> Shape:
         return matmul_shape(*shapes)
 
-    def rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
+    def applied_rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
         return self.formula, matmul_rules(*shapes)
 
     def forward(self, x: Any, y: Any) -> Any:
@@ -98,7 +98,7 @@ class AffineLayer(BaseLayer):
         except ValueError:
             raise ValueError(f"the bias {{b}} does not broadcast to the shape {product} of {{x}} @ {{W}}") from None
 
-    def rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
+    def applied_rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
         return self.formula, (*matmul_rules(shapes[0], shapes[1], "{x}", "{W}"), "dout")
 
     def forward(self, x: Any, W: Any, b: Any) -> Any:
@@ -191,7 +191,7 @@ class SoftmaxWithLossLayer(BaseLayer):
     def discrete_args(self, *shapes: Shape) -> tuple[int, ...]:
         return (1,) if shapes[1] != shapes[0] else ()  # class indices, not one-hot
 
-    def rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
+    def applied_rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
         if shapes[1] == shapes[0]:
             return self.formula, ("dout * (softmax({x}) * sum({t} along the last axis) - {t}) / N",
                                   "dout * -log(softmax({x})) / N")
