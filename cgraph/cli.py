@@ -214,6 +214,84 @@ def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float
         sys.exit(1)
 
 
+_PAGE_NODE_HELP = "Draw only this input or node and its neighbours (its inputs and the nodes using it)."
+_CHECK_HELP = "Add cgraph check's result (PASS or FAIL, the largest errors) to each input's panel."
+
+
+@cli.command()
+@graph_options("dout", "precision", node_help=_PAGE_NODE_HELP)
+@click.option("-o", "--out", "out_path", metavar="OUT.html", help="Write the page to this file (whole or not at all).")
+@click.option("--check", "with_check", is_flag=True, help=_CHECK_HELP)
+def html(out_path: str | None, with_check: bool, precision: int, nodes: tuple[str, ...], **loading: Any) -> None:
+    """Write FILE's graph as one self-contained interactive HTML page: the graph drawn as
+    cgraph dot draws it, every value and gradient in full, and the forward and backward passes
+    to step through with the rules and numbers of cgraph explain. The page works offline.
+
+    \b
+    Example:
+      $ cgraph html graphs/buy_apple_orange.yaml -o apple.html
+    """
+    from . import html as pages
+
+    graph = _load(nodes=nodes, **loading)
+    with _user_errors():
+        text = pages.page(_page_data(graph, loading["file"], precision, nodes, with_check))
+        if out_path is not None:
+            pages.write_file(out_path, text)
+            return
+    _write([text.rstrip("\n")])
+
+
+@cli.command()
+@graph_options("dout", "precision", node_help=_PAGE_NODE_HELP)
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port on 127.0.0.1 to serve on; 0 picks a free one.")
+@click.option("--check", "with_check", is_flag=True, help=_CHECK_HELP)
+def serve(port: int, with_check: bool, precision: int, nodes: tuple[str, ...], file: str, strict: bool,
+          **loading: Any) -> None:
+    """Serve FILE's page (as cgraph html writes it) on 127.0.0.1 and redraw it in the browser
+    whenever FILE is saved; a mistake in the file shows in the page until it is fixed.
+    Prints the page's URL. Ctrl-C stops it.
+
+    \b
+    Example:
+      $ cgraph serve graphs/two_layer_net.yaml --port 0
+      http://127.0.0.1:40155/
+    """
+    from . import html as pages
+    from . import serve as serving
+
+    if file == "-":
+        raise click.UsageError("serve watches a file for changes; it cannot read standard input")
+
+    def build() -> str:
+        graph = _run(file=file, nodes=nodes, **loading)
+        problems = _problems(graph, strict)
+        if problems and strict:
+            return pages.error_data(file, "\n".join(problems))
+        return _page_data(graph, file, precision, nodes, with_check, problems)
+
+    def announce(url: str) -> None:
+        click.echo(url)
+        click.echo(f"cgraph: serving {file} at {url} (Ctrl-C stops)", err=True)
+
+    with _user_errors():
+        serving.serve(file, build, port, announce)
+
+
+def _page_data(graph: Graph, file: str, precision: int, nodes: tuple[str, ...], with_check: bool,
+               warnings: Iterable[str] = ()) -> str:
+    """The data of FILE's page, with check's results of the inputs drawn where asked for."""
+    from . import check as checking
+    from . import html as pages
+
+    report = None
+    if with_check:
+        inputs = [name for name in pages.kept_names(graph, nodes) if name in graph.spec.inputs]
+        report = checking.check(graph, inputs)
+    return pages.page_data(graph, "<stdin>" if file == "-" else file, precision, nodes, report, warnings)
+
+
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Print a user error as one line on stderr and exit 1."""
@@ -241,37 +319,59 @@ def _load(
 ) -> Graph:
     """Load FILE with the shared options and run forward and, where ``dout`` is given, backward;
     warn about NaN and infinity (fail with ``strict``)."""
+    gc.disable()  # a run makes millions of objects and no reference cycles; the process ends soon after
+    with _user_errors():
+        graph = _run(file=file, sets=sets, output=output, nodes=nodes, max_elements=max_elements, dout=dout)
+    problems = _problems(graph, strict)
+    for line in problems:
+        click.echo(line, err=True)
+    if problems and strict:
+        sys.exit(1)
+    return graph
+
+
+def _run(
+    *,
+    file: str,
+    sets: list[tuple[str, str]],
+    output: str | None,
+    nodes: tuple[str, ...],
+    max_elements: int,
+    dout: str | None = None,
+) -> Graph:
+    """Load FILE with the shared options and run its passes, as _load does; raise CgraphError on a mistake."""
     from . import api
     from .arrays import parse_array_option, suggest
     from .errors import CgraphError
 
-    gc.disable()  # a run makes millions of objects and no reference cycles; the process ends soon after
-    with _user_errors():
-        overrides = {name: parse_array_option(text, f"--set {name}", max_elements) for name, text in sets}
-        if file == "-":
-            if sys.stdin is None:
-                raise CgraphError("there is no standard input to read the graph from")
-            if sys.stdin.isatty():
-                click.echo("cgraph: reading the graph from standard input (end it with Ctrl-D)", err=True)
-            text = api.decode(sys.stdin.buffer.read(), "<stdin>")
-            graph = api.loads(text, source="<stdin>", base_dir=os.getcwd(), overrides=overrides,
-                              output=output, max_elements=max_elements)
-        else:
-            graph = api.load(file, overrides=overrides, output=output, max_elements=max_elements)
-        for name in nodes:
-            if name not in graph.shapes:
-                raise CgraphError(f"--node: unknown name '{name}'{suggest(name, graph.shapes)}")
-        graph.forward()
-        if dout is not None:
-            graph.backward(parse_array_option(dout, "--dout", max_elements))
-    problems = graph.non_finite()
-    for name, message in problems:
-        where = graph.spec.position(name)
-        kind = "error" if strict else "warning"
-        click.echo(f"{where}: {kind}: {message}" if where else f"cgraph: {kind}: {message}", err=True)
-    if problems and strict:
-        sys.exit(1)
+    overrides = {name: parse_array_option(text, f"--set {name}", max_elements) for name, text in sets}
+    if file == "-":
+        if sys.stdin is None:
+            raise CgraphError("there is no standard input to read the graph from")
+        if sys.stdin.isatty():
+            click.echo("cgraph: reading the graph from standard input (end it with Ctrl-D)", err=True)
+        text = api.decode(sys.stdin.buffer.read(), "<stdin>")
+        graph = api.loads(text, source="<stdin>", base_dir=os.getcwd(), overrides=overrides,
+                          output=output, max_elements=max_elements)
+    else:
+        graph = api.load(file, overrides=overrides, output=output, max_elements=max_elements)
+    for name in nodes:
+        if name not in graph.shapes:
+            raise CgraphError(f"--node: unknown name '{name}'{suggest(name, graph.shapes)}")
+    graph.forward()
+    if dout is not None:
+        graph.backward(parse_array_option(dout, "--dout", max_elements))
     return graph
+
+
+def _problems(graph: Graph, strict: bool) -> list[str]:
+    """Where NaN or infinity entered the graph, one line each: warnings, or errors if ``strict``."""
+    kind = "error" if strict else "warning"
+    lines = []
+    for name, message in graph.non_finite():
+        where = graph.spec.position(name)
+        lines.append(f"{where}: {kind}: {message}" if where else f"cgraph: {kind}: {message}")
+    return lines
 
 
 def _print(graph: Graph, fmt: str, nodes: tuple[str, ...], precision: int, full: bool) -> None:
