@@ -26,9 +26,10 @@ from .base import (
     shape_of,
     sum_axes,
     sum_to,
+    summing_to,
     unbroadcast,
 )
-from .binary import AddLayer, DivLayer, EqualLayer, MaximumLayer, MulLayer, PowLayer, SubLayer
+from .binary import AddLayer, BroadcastLayer, DivLayer, EqualLayer, MaximumLayer, MulLayer, PowLayer, SubLayer
 from .unary import ExpLayer, LogLayer, NegLayer, ReluLayer, SigmoidLayer, SqrtLayer, TanhLayer, UnaryLayer
 from .reductions import ArgmaxLayer, MeanLayer, ReductionLayer, SumLayer
 from .shape import ReshapeLayer, TransposeLayer
@@ -50,6 +51,7 @@ __all__ = [
     "ArgmaxLayer",
     "Attr",
     "BaseLayer",
+    "BroadcastLayer",
     "DivLayer",
     "EqualLayer",
     "ExpLayer",
@@ -86,5 +88,6 @@ __all__ = [
     "shape_of",
     "sum_axes",
     "sum_to",
+    "summing_to",
     "unbroadcast",
 ]
