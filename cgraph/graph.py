@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .arrays import DEFAULT_MAX_ELEMENTS
+from .arrays import DEFAULT_MAX_ELEMENTS, cast, check_shape
 from .errors import CgraphError
 from .layers import REGISTRY, BaseLayer, Shape, broadcast_shapes
 from .spec import GraphSpec
@@ -78,12 +78,8 @@ class Graph:
                     f"node '{name}': {node.op} cannot {what} {listed}: {_named(str(error), layer, node.args)}",
                     node.pos,
                 ) from None
-            if shape and math.prod(shape) > max_elements:
-                raise CgraphError(
-                    f"node '{name}' would hold {math.prod(shape):,} elements, over the limit of "
-                    f"{max_elements:,} (raise it with --max-elements)",
-                    node.pos,
-                )
+            if shape:
+                check_shape(shape, max_elements, node.pos, f"node '{name}': its value")
             shapes[name] = shape
         return shapes
 
@@ -120,7 +116,7 @@ class Graph:
         if not self.values:
             self.forward()
         out = np.asarray(self.values[self.output])
-        dout = np.asarray(dout, dtype=out.dtype)
+        dout = cast(dout, out.dtype)
         try:
             fits = broadcast_shapes(dout.shape, out.shape) == out.shape
         except ValueError:
@@ -167,8 +163,7 @@ class Graph:
         if self._floats:
             grads = [0.0 if grad is None else grad for grad in grads]
         else:
-            grads = [_zeros_like(value) if grad is None else grad.astype(value.dtype, copy=False)
-                     for grad, value in zip(grads, values)]
+            grads = [_zeros_like(value) if grad is None else cast(grad, value.dtype) for grad, value in zip(grads, values)]
         if None in input_grads:
             input_grads = [
                 tuple(_zeros_like(values[arg]) for arg in args) if arg_grads is None else arg_grads
