@@ -16,6 +16,7 @@ from .base import (
     Attr,
     BaseLayer,
     Shape,
+    VariadicLayer,
     broadcast_shapes,
     divide,
     read_axes,
@@ -28,10 +29,22 @@ from .base import (
     sum_to,
     unbroadcast,
 )
-from .binary import AddLayer, DivLayer, MaximumLayer, MulLayer, PowLayer, SubLayer
-from .unary import ExpLayer, LogLayer, NegLayer, ReluLayer, SigmoidLayer, SqrtLayer, TanhLayer, UnaryLayer
-from .reductions import MeanLayer, ReductionLayer, SumLayer
-from .shape import ReshapeLayer, TransposeLayer
+from .binary import AddLayer, DivLayer, EqualLayer, MaximumLayer, MinimumLayer, MulLayer, PowLayer, SubLayer
+from .unary import (
+    AbsLayer,
+    ClipLayer,
+    ExpLayer,
+    LogLayer,
+    NegLayer,
+    ReluLayer,
+    SigmoidLayer,
+    SqrtLayer,
+    SquareLayer,
+    TanhLayer,
+    UnaryLayer,
+)
+from .reductions import ArgmaxLayer, MeanLayer, ReductionLayer, SumLayer
+from .shape import ConcatLayer, IndexLayer, ReshapeLayer, StackLayer, TransposeLayer, parse_key, read_key
 from .network import (
     AffineLayer,
     MatmulLayer,
@@ -45,16 +58,23 @@ from .network import (
 __all__ = [
     "REGISTRY",
     "REQUIRED",
+    "AbsLayer",
     "AddLayer",
     "AffineLayer",
+    "ArgmaxLayer",
     "Attr",
     "BaseLayer",
+    "ClipLayer",
+    "ConcatLayer",
     "DivLayer",
+    "EqualLayer",
     "ExpLayer",
+    "IndexLayer",
     "LogLayer",
     "MatmulLayer",
     "MaximumLayer",
     "MeanLayer",
+    "MinimumLayer",
     "MulLayer",
     "NegLayer",
     "PowLayer",
@@ -66,19 +86,24 @@ __all__ = [
     "SoftmaxLayer",
     "SoftmaxWithLossLayer",
     "SqrtLayer",
+    "SquareLayer",
+    "StackLayer",
     "SubLayer",
     "SumLayer",
     "TanhLayer",
     "TransposeLayer",
     "UnaryLayer",
+    "VariadicLayer",
     "broadcast_shapes",
     "class_indices",
     "divide",
     "matmul_grads",
     "matmul_shape",
+    "parse_key",
     "read_axes",
     "read_axis",
     "read_bool",
+    "read_key",
     "read_shape",
     "register",
     "shape_of",
