@@ -127,13 +127,13 @@ class Graph:
                 what = "take shape" if len(described) == 1 else "combine shapes"
                 raise CgraphError(
                     f"node '{name}': {node.op} cannot {what} {listed}: {_named(str(error), layer, node.args)}",
-                    node.pos,
+                    self.spec.position(name),
                 ) from None
             if shape and math.prod(shape) > max_elements:
                 raise CgraphError(
                     f"node '{name}' would hold {math.prod(shape):,} elements, over the limit of "
                     f"{max_elements:,} (raise it with --max-elements)",
-                    node.pos,
+                    self.spec.position(name),
                 )
             shapes[name] = shape
         return shapes
