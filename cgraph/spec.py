@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .arrays import DEFAULT_MAX_ELEMENTS, build_array, declared_dtype, describe, suggest
+from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, suggest
 from .errors import CgraphError, Position
 from .layers import REGISTRY, REQUIRED
 from .yamlsafe import key_position_of, position_of
@@ -102,7 +102,7 @@ def build_spec(
         _check_name(name, name_pos)
         value_pos = position_of(inputs_data, name) or name_pos
         if name in overrides:  # replaced: the file's array is not built, only its dtype kept
-            array = overrides[name].astype(declared_dtype(value, value_pos), copy=False)
+            array = cast(overrides[name], declared_dtype(value, value_pos))
         else:
             array = build_array(value, value_pos, base_dir, max_elements)
         inputs[name] = InputSpec(name, array, name_pos)
@@ -154,7 +154,7 @@ def _node(name: str, body: Any, pos: Position, name_pos: Position | None) -> Nod
         op, args = body.get("op"), body.get("inputs")
         layer = REGISTRY.get(op) if isinstance(op, str) else None
         if (
-            layer and not layer.required_attrs and isinstance(args, list) and len(args) == len(layer.args)
+            layer and not layer.required_attrs and isinstance(args, list) and layer.takes(len(args))
             and all(type(arg) is str for arg in args)
         ):
             return NodeSpec(name, op, tuple(args), name_pos, NO_ATTRS)
@@ -195,10 +195,9 @@ def _checked_node(name: str, body: Any, pos: Position, name_pos: Position | None
                 f"node '{name}': expected the name of an input or node, got {describe(arg)}{hint}",
                 position_of(args, index) or args_pos,
             )
-    arity = len(layer.args)
-    if len(args) != arity:
-        names = ", ".join(layer.args)
-        raise CgraphError(f"node '{name}': op '{op}' takes {arity} input{'s' * (arity != 1)}, got {len(args)}: {op}({names})", args_pos)
+    if not layer.takes(len(args)):
+        names = "x1, x2, ..." if layer.variadic else ", ".join(layer.args)
+        raise CgraphError(f"node '{name}': op '{op}' takes {layer.arity()}, got {len(args)}: {op}({names})", args_pos)
     attrs: dict[str, Any] = {}
     for key, attr in layer.attrs.items():
         if key in body:
@@ -234,8 +233,8 @@ def _dependency_order(nodes: dict[str, NodeSpec]) -> list[str]:
                     continue
                 if state.get(arg) == 1:
                     path = [entry[0] for entry in stack]
-                    cycle = path[path.index(arg):] + [arg]
-                    raise CgraphError(f"cycle: {' -> '.join(reversed(cycle))}", nodes[arg].pos)
+                    cycle = [*reversed([*path[path.index(arg):], arg])]
+                    raise CgraphError(f"cycle: {_cycle_text(cycle)}", nodes[arg].pos)
                 state[arg] = 1
                 stack.append((arg, iter(nodes[arg].args)))
                 break
@@ -244,6 +243,13 @@ def _dependency_order(nodes: dict[str, NodeSpec]) -> list[str]:
                 state[name] = 2
                 order.append(name)
     return order
+
+
+def _cycle_text(cycle: list[str], shown: int = 5) -> str:
+    """``a -> b -> c -> a``; a long cycle by its first names and a count of the rest."""
+    if len(cycle) <= shown + 2:
+        return " -> ".join(cycle)
+    return f"{' -> '.join(cycle[:shown])} -> ... -> {cycle[-1]} ({len(cycle) - 1:,} nodes)"
 
 
 def _output(data: Any, nodes: dict[str, NodeSpec], inputs: dict, requested: str | None, top: Position) -> str:

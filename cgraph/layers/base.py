@@ -17,6 +17,8 @@ REGISTRY: dict[str, type[BaseLayer]] = {}
 def register(cls: type[BaseLayer]) -> type[BaseLayer]:
     """Make a layer class available to graph files under its ``op`` name."""
     cls.required_attrs = tuple(key for key, attr in cls.attrs.items() if attr.default is REQUIRED)
+    if cls.broadcast_args is None:  # elementwise ops, whose shape is the default broadcast of their inputs'
+        cls.broadcast_args = cls.args if cls.out_shape is BaseLayer.out_shape else ()
     REGISTRY[cls.op] = cls
     return cls
 
@@ -179,6 +181,7 @@ class BaseLayer:
     __slots__ = ()  # subclasses may list their fields in __slots__ for speed, or have a __dict__
     op: ClassVar[str] = ""
     args: ClassVar[tuple[str, ...]] = ("x", "y")
+    variadic: ClassVar[bool] = False  # takes any number of inputs, at least one (see VariadicLayer)
     attrs: ClassVar[dict[str, Attr]] = {}
     required_attrs: ClassVar[tuple[str, ...]] = ()  # set by @register
     # The rules, for explaining a node: the value and each input's gradient, written with
@@ -186,6 +189,10 @@ class BaseLayer:
     # rules may also use its attributes ({axis}); a layer object's have their values filled in.
     formula: ClassVar[str] = ""
     grad_formulas: ClassVar[tuple[str, ...]] = ()
+    # The inputs broadcast to the output's shape, whose gradients the layer sums back over the
+    # broadcast axes; by default (None), set by @register: all of them for ops that keep the
+    # default out_shape (elementwise ops), none for the others.
+    broadcast_args: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, **attrs: Any) -> None:
         if not attrs and not self.attrs:
@@ -210,6 +217,16 @@ class BaseLayer:
         self.formula = _fill(cls.formula, shown)
         self.grad_formulas = tuple(_fill(rule, shown) for rule in cls.grad_formulas)
 
+    @classmethod
+    def takes(cls, count: int) -> bool:
+        """Whether the op takes ``count`` inputs."""
+        return count == len(cls.args)
+
+    @classmethod
+    def arity(cls) -> str:
+        """How many inputs the op takes, in words: "2 inputs", "1 input"."""
+        return f"{len(cls.args)} input{'s' * (len(cls.args) != 1)}"
+
     def forward(self, *inputs: Any) -> Any:
         """The node's value from its input values; keeps what backward needs."""
         raise NotImplementedError
@@ -224,6 +241,16 @@ class BaseLayer:
         The error's message may name the inputs as {x}, {y} (by the names in ``args``).
         """
         return broadcast_shapes(*shapes)
+
+    def applied_rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
+        """The rules applied for inputs of ``shapes``: the value's and each input's gradient's,
+        written as ``formula`` and ``grad_formulas`` are (the same for most ops)."""
+        return self.formula, self.grad_formulas
+
+    def discrete_args(self, *shapes: Shape) -> tuple[int, ...]:
+        """Indices of the inputs that, for inputs of ``shapes``, hold discrete data (class indices):
+        their gradient is defined as 0 and they cannot be moved by a small step."""
+        return ()
 
     def work(self, *shapes: Shape) -> int:
         """Multiply-adds of one forward and backward pass for inputs of ``shapes``, for ops whose
@@ -252,3 +279,43 @@ def _fill(rule: str, values: dict[str, str]) -> str:
     for placeholder, value in values.items():
         rule = rule.replace(placeholder, value)
     return rule
+
+
+class VariadicLayer(BaseLayer):
+    """A layer of any number of inputs, at least one, called x1, x2, ... in its rules and messages.
+
+    The class's rules are written for one input ``{x}``, with ``{x}, ...`` in ``formula``
+    standing for all of them; :meth:`fit` writes them out for a number of inputs. Subclasses
+    call it first in ``out_shape`` and ``forward``, and ``forward`` keeps its inputs as x1, x2, ...
+    """
+
+    variadic = True
+    args = ("x",)
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.rules = (self.formula, self.grad_formulas[0])  # with attribute values, for one input {x}
+
+    @classmethod
+    def takes(cls, count: int) -> bool:
+        return count >= 1
+
+    @classmethod
+    def arity(cls) -> str:
+        return "1 or more inputs"
+
+    def fit(self, count: int) -> None:
+        """Name the inputs x1 ... x``count`` and write the rules out for them."""
+        roles = tuple(f"x{i}" for i in range(1, count + 1))
+        if self.args == roles:
+            return
+        formula, grad_formula = self.rules
+        self.args = roles
+        self.formula = formula.replace("{x}, ...", ", ".join("{" + role + "}" for role in roles))
+        self.grad_formulas = tuple(grad_formula.replace("{x}", "{" + role + "}") for role in roles)
+
+    def keep(self, inputs: tuple[Any, ...]) -> None:
+        """Fit the layer to ``inputs`` and keep them, as x1, x2, ..., for backward and str()."""
+        self.fit(len(inputs))
+        self.__dict__.update(zip(self.args, inputs))
+        self.inputs = inputs

@@ -1,4 +1,4 @@
-"""Elementwise ops of two inputs, which broadcast them: mul, add, sub, div, pow, maximum, equal."""
+"""Elementwise ops of two inputs, which broadcast them: mul, add, sub, div, pow, maximum, minimum, equal."""
 
 from __future__ import annotations
 
@@ -117,6 +117,25 @@ class MaximumLayer(BaseLayer):
         x, y = self.x, self.y
         tie = np.where(x == y, 0.5 * dout, 0.0)
         return unbroadcast(np.where(x > y, dout, tie), x), unbroadcast(np.where(y > x, dout, tie), y)
+
+
+@register
+class MinimumLayer(BaseLayer):
+    """Elementwise minimum: out = min(x, y); where x = y the gradient is shared half and half."""
+
+    op = "minimum"
+    formula = "minimum({x}, {y})"
+    grad_formulas = ("dout where {x} < {y}, dout / 2 where {x} = {y}, else 0",
+                     "dout where {y} < {x}, dout / 2 where {x} = {y}, else 0")
+
+    def forward(self, x: Any, y: Any) -> Any:
+        self.x, self.y = x, y
+        return np.minimum(x, y)
+
+    def backward(self, dout: Any) -> tuple[Any, Any]:
+        x, y = self.x, self.y
+        tie = np.where(x == y, 0.5 * dout, 0.0)
+        return unbroadcast(np.where(x < y, dout, tie), x), unbroadcast(np.where(y < x, dout, tie), y)
 
 
 @register
