@@ -136,10 +136,10 @@ class Graph:
                 what = "take shape" if len(described) == 1 else "combine shapes"
                 raise CgraphError(
                     f"node '{name}': {node.op} cannot {what} {listed}: {_named(str(error), layer, node.args)}",
-                    node.pos,
+                    self.spec.position(name),
                 ) from None
             if shape:
-                check_shape(shape, max_elements, node.pos, f"node '{name}': its value")
+                check_shape(shape, max_elements, self.spec.position(name), f"node '{name}': its value")
             shapes[name] = shape
         return shapes
 
