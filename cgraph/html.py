@@ -30,6 +30,9 @@ MAX_DRAWN = 2000  # inputs and nodes a page lays out; larger graphs are drawn in
 # boxes its iterations are capped at POSITIONING_ITERATIONS, which costs some compactness.
 CAPPED_LAYOUT = 300
 POSITIONING_ITERATIONS = 100
+# Members of explain's JSON steps left out of the page's data, which has them in the backward
+# entries: a node step's value and dout are its node's value and grad, a sum step's grad its value's.
+SHARED_KEYS = {"node": ("value", "dout"), "sum": ("grad",)}
 
 
 def kept_names(graph: Graph, only: Iterable[str] = ()) -> list[str]:
@@ -48,7 +51,8 @@ def kept_names(graph: Graph, only: Iterable[str] = ()) -> list[str]:
 def page_data(graph: Graph, source: str, precision: int = 8, only: Iterable[str] = (),
               report: CheckReport | None = None, warnings: Iterable[str] = ()) -> str:
     """The page's data as JSON text, from ``graph`` after its backward pass: the file's name,
-    DOT text, each layer's description, backward JSON, explain's steps and check's results."""
+    DOT text, each layer's description, and the JSON of backward, explain and check (with each
+    array once: see SHARED_KEYS)."""
     names = kept_names(graph, only)
     if len(names) > MAX_DRAWN:
         raise CgraphError(
@@ -58,18 +62,27 @@ def page_data(graph: Graph, source: str, precision: int = 8, only: Iterable[str]
     if len(names) > CAPPED_LAYOUT:
         dot_text = dot_text.replace("{\n", f"{{\n  nslimit={POSITIONING_ITERATIONS / len(names):.4f};\n", 1)
     layers = {name: str(graph.layers[name]) for name in names if name in graph.layers}
-    steps = explain.explain(graph, precision)
-    members = [
-        ("file", json.dumps(source)),
-        ("precision", str(precision)),
-        ("dot", json.dumps(dot_text)),
-        ("layers", json.dumps(layers)),
-        ("warnings", json.dumps(list(warnings))),
-        ("backward", render.render_json(graph, names)),
-        ("explain", explain.render_json(graph, steps, names)),
-        ("check", check_json(graph, report) if report is not None else "null"),
-    ]
-    return "{" + ", ".join(f'"{key}": {text}' for key, text in members) + "}"
+    # Each array once: the steps' values and gradients of their own nodes are the backward entries',
+    # and the page reads what each node sent back from the steps, not from the entries' input_grads.
+    backward = json.loads(render.render_json(graph, names))
+    for entry in backward["nodes"].values():
+        entry.pop("input_grads", None)
+    steps = json.loads(explain.render_json(graph, explain.explain(graph, precision), names))
+    steps["steps"] = [step for step in steps["steps"] if step["name"] in backward["nodes"]]
+    for step in steps["steps"]:
+        for key in SHARED_KEYS[step["step"]]:
+            del step[key]
+    data = {
+        "file": source,
+        "precision": precision,
+        "dot": dot_text,
+        "layers": layers,
+        "warnings": list(warnings),
+        "backward": backward,
+        "explain": steps,
+        "check": json.loads(check_json(graph, report)) if report is not None else None,
+    }
+    return json.dumps(data, ensure_ascii=False, allow_nan=False)
 
 
 def error_data(source: str, message: str) -> str:

@@ -96,6 +96,13 @@
     const sumStep = {};
     const uses = {}; // name -> [{user, as, rule, numbers, grad, summed_axes, step}]
     steps.forEach((step, index) => {
+      // The page's data has each array once: the value and gradient of a step's own node are its entry's.
+      if (step.step === "sum") {
+        step.grad = entries[step.name].grad;
+      } else {
+        step.value = entries[step.name].value;
+        step.dout = entries[step.name].grad;
+      }
       if (step.step === "sum") {
         sumStep[step.name] = index;
         return;
