@@ -265,6 +265,8 @@ def _load(
         if dout is not None:
             graph.backward(parse_array_option(dout, "--dout", max_elements))
     problems = graph.non_finite()
+    if strict:
+        problems = problems[:1]  # the first cause, as the one error line
     for name, message in problems:
         where = graph.spec.position(name)
         kind = "error" if strict else "warning"
