@@ -4,6 +4,7 @@ the chain rule explained, the graph drawn, and gradients checked."""
 from __future__ import annotations
 
 import gc
+import math
 import os
 import signal
 import sys
@@ -30,6 +31,16 @@ def _parse_set(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
             raise click.BadParameter(f"'{name.strip()}' is set twice", ctx, param)
         pairs.append((name.strip(), text))
     return pairs
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float in a range, refusing NaN and infinities (which every range comparison lets through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.") -> Callable:
@@ -177,10 +188,10 @@ def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, .
 
 @cli.command()
 @graph_options("dout", "format", formats=("text", "json"), node_help="Check only this input.")
-@click.option("--eps", type=click.FloatRange(0, min_open=True), default=1e-6, show_default=True,
+@click.option("--eps", type=FiniteFloatRange(0, min_open=True), default=1e-6, show_default=True,
               help="Finite-difference step, relative: an element x is moved by eps * max(1, |x|).")
-@click.option("--rtol", type=click.FloatRange(0), default=1e-5, show_default=True, help="Relative tolerance.")
-@click.option("--atol", type=click.FloatRange(0), default=1e-8, show_default=True, help="Absolute tolerance.")
+@click.option("--rtol", type=FiniteFloatRange(0), default=1e-5, show_default=True, help="Relative tolerance.")
+@click.option("--atol", type=FiniteFloatRange(0), default=1e-8, show_default=True, help="Absolute tolerance.")
 @click.option("--samples", type=click.IntRange(0), default=20, show_default=True,
               help="Check at most this many elements of each input, drawn at random; 0 checks all.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for drawing the samples.")
