@@ -60,6 +60,16 @@ class Amount(click.ParamType):
         return int(amount)
 
 
+BUDGET_OPTIONS = (
+    click.option("--max-memory", type=Amount(of_bytes=True), metavar="SIZE",
+                 help="Refuse graphs whose values and gradients need more bytes than this, worked out "
+                      "before running; K, M, G suffixes accepted (2G).  [default: half of the memory "
+                      "available when the command starts]"),
+    click.option("--max-work", type=Amount(of_bytes=False), default=DEFAULT_MAX_WORK, show_default="1e11",
+                 metavar="N", help="Refuse graphs needing more multiply-adds (matrix products) than this."),
+)
+
+
 def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.") -> Callable:
     """The FILE argument and the options every command shares, with those of ``extra`` it asks
     for: "dout", "format" (one of ``formats``), "precision" and "full"."""
@@ -86,12 +96,7 @@ def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: st
         click.option("--strict", is_flag=True, help="Fail (exit 1) where a value or gradient is NaN or infinite."),
         click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
                      help="Refuse arrays with more elements than this."),
-        click.option("--max-memory", type=Amount(of_bytes=True), metavar="SIZE",
-                     help="Refuse graphs whose values and gradients need more bytes than this, worked out "
-                          "before running; K, M, G suffixes accepted (2G).  [default: half of the memory "
-                          "available when the command starts]"),
-        click.option("--max-work", type=Amount(of_bytes=False), default=DEFAULT_MAX_WORK, show_default="1e11",
-                     metavar="N", help="Refuse graphs needing more multiply-adds (matrix products) than this."),
+        *BUDGET_OPTIONS,
     ]
 
     def decorate(command: Callable) -> Callable:
@@ -258,6 +263,162 @@ def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float
         sys.exit(1)
 
 
+def _optimizer_options(command: Callable) -> Callable:
+    """The options of ``cgraph train`` that choose the optimizer and its settings."""
+    options = [
+        click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adagrad", "adam"]), default="sgd",
+                     show_default=True, help="The update rule, as the book's common/optimizer.py."),
+        click.option("--lr", type=click.FloatRange(0, min_open=True),
+                     help="Learning rate  [default: 0.01; adam 0.001]"),
+        click.option("--momentum", type=click.FloatRange(0), help="Momentum's decay of v  [default: 0.9]"),
+        click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), help="Adam's decay of m  [default: 0.9]"),
+        click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), help="Adam's decay of v  [default: 0.999]"),
+        click.option("--eps", type=click.FloatRange(0), help="AdaGrad's and Adam's guard against division by 0  "
+                                                             "[default: 1e-7]"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@cli.command()
+@click.argument("file", metavar="FILE")
+@click.option("--param", "params", metavar="NAME", multiple=True, required=True,
+              help="An input to train (weights, biases). Repeatable.")
+@_optimizer_options
+@click.option("--steps", type=click.IntRange(0), default=100, show_default=True, help="Update steps.")
+@click.option("--batch", "batch", metavar="NAME[,NAME...]",
+              help="Inputs holding the data (and labels): each step draws --batch-size of their rows (first axis).")
+@click.option("--batch-size", type=click.IntRange(1), help="Rows per step, drawn at random with replacement.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for drawing the batches.")
+@click.option("--metric", "metrics", metavar="NODE", multiple=True,
+              help="A 0-d node to report with the loss (an accuracy). Repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
+              help="text: a loss curve and a summary at the end; jsonl: one JSON object per step.")
+@click.option("--every", type=click.IntRange(1), help="Report every K-th step (and the last)  [default: jsonl 1; "
+                                                      "text: none, only the curve and summary]")
+@click.option("--save", "save_path", metavar="OUT.npz", help="Write the trained inputs to an .npz archive.")
+@click.option("--write-graph", "graph_path", metavar="OUT.yaml",
+              help="Write a copy of FILE whose trained inputs are .npy files beside it.")
+@click.option("--keep-going", is_flag=True, help="Go on where the loss or a gradient becomes NaN or infinite.")
+@click.option("--set", "sets", metavar="NAME=VALUE", multiple=True, callback=_parse_set,
+              help="Replace input NAME with VALUE (a number, a list like '[1, 2]', or @file.npy). Repeatable.")
+@click.option("--output", metavar="NAME", help="The loss node (default: 'output:' in the file, or the one node "
+                                               "that feeds no other).")
+@click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
+              help="Refuse arrays with more elements than this.")
+@BUDGET_OPTIONS[0]
+@BUDGET_OPTIONS[1]
+def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, momentum: float | None,
+          beta1: float | None, beta2: float | None, eps: float | None, steps: int, batch: str | None,
+          batch_size: int | None, seed: int, metrics: tuple[str, ...], fmt: str, every: int | None,
+          save_path: str | None, graph_path: str | None, keep_going: bool, **loading: Any) -> None:
+    """Minimise FILE's output, a 0-d loss, by changing the inputs named by --param, keeping the
+    others fixed: each step runs forward and backward and updates them by the optimizer's rule.
+
+    On a terminal a progress bar shows on stderr; at the end come a loss curve and a summary.
+    Ctrl-C stops after the step under way and writes --save and --write-graph for it (exit 130).
+
+    \b
+    Example:
+      cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 \\
+          --optimizer adam --lr 0.01 --steps 2000 --metric accuracy
+      cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 --format jsonl | jq .loss
+    """
+    import time
+
+    from . import save
+    from .optim import OPTIMIZERS
+    from .train import History, Trainer, loss_curve
+
+    context = click.get_current_context()
+    applies = {"momentum": ("momentum",), "beta1": ("adam",), "beta2": ("adam",), "eps": ("adagrad", "adam")}
+    settings = {"lr": lr, "momentum": momentum, "beta1": beta1, "beta2": beta2, "eps": eps}
+    for key, optimizers in applies.items():
+        if settings[key] is not None and optimizer not in optimizers:
+            raise click.UsageError(f"--{key} goes with --optimizer {' or '.join(optimizers)}", context)
+    if batch_size is not None and not batch:
+        raise click.UsageError("--batch-size goes with --batch", context)
+    if batch and batch_size is None:
+        raise click.UsageError("--batch needs --batch-size", context)
+    if graph_path is not None and file == "-":
+        raise click.UsageError("--write-graph copies a graph file; with the graph on standard input, use --save",
+                               context)
+    batch_names = [name.strip() for name in batch.split(",")] if batch else []
+    graph = _load(nodes=(), strict=False, run=False, file=file, forward_passes=lambda graph: steps, **loading)
+    for path in (save_path, graph_path):
+        if path is not None:
+            save.check_folder(path)
+    rule = OPTIMIZERS[optimizer](**{key: value for key, value in settings.items() if value is not None})
+    trainer = Trainer(graph, params, rule, batch_names, batch_size, seed, metrics, keep_going)
+
+    def write_files(step: int) -> None:
+        if save_path is not None:
+            save.write_npz(save_path, trainer.params)
+        if graph_path is not None:
+            from . import api
+            from .yamlsafe import parse
+
+            with open(file, "rb") as source:
+                data = parse(api.decode(source.read(), file), file)
+            overridden = {name: graph.spec.inputs[name].value for name in graph.spec.overridden}
+            settings_text = ", ".join(f"{key} {value:g}" for key, value in rule.settings().items())
+            comment = (f"{os.path.basename(file)} after {step} step{'s' * (step != 1)} of cgraph train "
+                       f"({optimizer}: {settings_text});\nthe trained inputs ({', '.join(params)}) are in the .npy "
+                       "files beside this one.")
+            save.write_graph(graph_path, data, os.path.dirname(file) or ".", {**overridden, **trainer.params},
+                             comment)
+
+    every = every or (1 if fmt == "jsonl" else None)
+    history = History()
+    stop = {"asked": False}
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if stop["asked"]:  # a second Ctrl-C: stop at once
+            _stop(signum, frame)
+        stop["asked"] = True
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    started = time.perf_counter()
+    with click.progressbar(
+        length=steps, label=f"training ({optimizer})", file=sys.stderr, hidden=not sys.stderr.isatty(),
+        show_pos=True, update_min_steps=every or max(1, steps // 200),
+        item_show_func=lambda record: record and f"loss {record.loss:.4g}  {record.step / (time.perf_counter() - started):,.0f} steps/s",
+    ) as bar:
+        for _ in range(steps):
+            if stop["asked"]:
+                break
+            record = trainer.step()
+            history.add(record)
+            bar.update(1, record)
+            if every and (record.step % every == 0 or record.step == steps):
+                if fmt == "jsonl":
+                    _write([_json_line(record.as_dict())])
+                else:
+                    shown = ", ".join(f"{key} {value:.6g}" for key, value in record.as_dict().items() if key != "step")
+                    _write([f"step {record.step}: {shown}"])
+        seconds = time.perf_counter() - started
+        write_files(trainer.step_count)
+    signal.signal(signal.SIGINT, previous)
+    if fmt == "text":
+        _write([*([""] if every else []), *loss_curve(history.losses), "", *history.summary(seconds)])
+    if stop["asked"]:
+        held = [path for path in (save_path, graph_path) if path is not None]
+        saved = f"; {' and '.join(held)} hold{'s' * (len(held) == 1)} the inputs after it" if held else ""
+        click.echo(f"cgraph: interrupted after step {trainer.step_count} of {steps}{saved}", err=True)
+        sys.exit(130)
+
+
+def _json_line(data: dict[str, Any]) -> str:
+    """One line of strict JSON: NaN and infinities as the strings "NaN", "Infinity", "-Infinity"."""
+    import json
+
+    from .render import json_value
+
+    return json.dumps({key: json_value(value) if isinstance(value, float) else value for key, value in data.items()},
+                      ensure_ascii=False)
+
+
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Print a user error, or running out of memory, as one line on stderr and exit 1."""
@@ -296,12 +457,12 @@ def _load(
     max_memory: int | None,
     max_work: int,
     dout: str | None = None,
+    run: bool = True,
     forward_passes: Callable[[Graph], int] | None = None,
 ) -> Graph:
-    """Load FILE with the shared options, check its cost against the budget, and run forward
-    and, where ``dout`` is given, backward; warn about NaN and infinity (fail with ``strict``).
-
-    ``forward_passes`` gives how many times the command will run the graph (1 by default)."""
+    """Load FILE with the shared options, check its cost against the budget and, where ``run``,
+    run forward and, where ``dout`` is given, backward; warn about NaN and infinity (fail with
+    ``strict``). ``forward_passes`` gives how many runs the command makes (1 by default)."""
     from . import api, budget
     from .arrays import parse_array_option, suggest
     from .errors import CgraphError, diagnostic
@@ -322,7 +483,10 @@ def _load(
         if name not in graph.shapes:
             raise CgraphError(f"--node: unknown name '{name}'{suggest(name, graph.shapes)}")
     budget.check_budget(graph, budget.default_max_memory() if max_memory is None else max_memory, max_work,
-                        backward=dout is not None, forward_passes=forward_passes(graph) if forward_passes else 1)
+                        backward=dout is not None or not run,
+                        forward_passes=forward_passes(graph) if forward_passes else 1)
+    if not run:
+        return graph
     graph.forward()
     if dout is not None:
         graph.backward(parse_array_option(dout, "--dout", max_elements))
