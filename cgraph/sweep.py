@@ -98,8 +98,11 @@ class Sweep:
         # each row as an array (a 0-d one for a number), taken by set_inputs as it is
         self._rows = {name: [row.reshape(values.shape[1:]) for row in values[:, None]]
                       for name, values in self.varied.items()}
-        self._texts = {name: [json_text(value) for value in values.tolist()] for name, values in self.varied.items()}
-        self._quoted = quoted_names([*self.varied, *self.names])
+        # the JSON text of each value, and each name as a JSON key, made once
+        self._texts = [[json_text(value) for value in values.tolist()] for values in self.varied.values()]
+        quoted = quoted_names([*self.varied, *self.names])
+        self._set_keys = [f"{quoted[name]}: " for name in self.varied]
+        self._grad_keys = [f"{quoted[name]}: " for name in self.names]
         self.first_non_finite: tuple[int, str, str] | None = None  # (point, name, message)
         self.non_finite_points = 0
 
@@ -121,9 +124,8 @@ class Sweep:
 
     def json_line(self, point_number: int, indices: Sequence[int], output: Any, grads: Mapping[str, Any]) -> str:
         """``{"point": n, "set": {name: value}, "output": value, "grads": {name: gradient}}`` on one line."""
-        quoted = self._quoted
-        shown = ", ".join(f"{quoted[name]}: {texts[i]}" for (name, texts), i in zip(self._texts.items(), indices))
-        gradients = ", ".join(f"{quoted[name]}: {json_text(grad)}" for name, grad in grads.items())
+        shown = ", ".join(map(str.__add__, self._set_keys, map(list.__getitem__, self._texts, indices)))
+        gradients = ", ".join(map(str.__add__, self._grad_keys, map(json_text, grads.values())))
         return f'{{"point": {point_number}, "set": {{{shown}}}, "output": {json_text(output)}, "grads": {{{gradients}}}}}'
 
 
