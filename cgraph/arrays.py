@@ -49,6 +49,8 @@ def is_number(value: Any) -> bool:
 def cast(data: Any, dtype: Any) -> np.ndarray:
     """``data`` as an array of ``dtype``; a number too large for a narrower dtype becomes
     infinite without numpy's warning, to be reported like any other infinity."""
+    if type(data) is np.ndarray and data.dtype == dtype:
+        return data  # the usual case, before the cost of errstate
     with np.errstate(over="ignore", invalid="ignore"):
         if isinstance(data, np.ndarray):
             return data if data.dtype == dtype else data.astype(dtype)
@@ -147,7 +149,8 @@ def build_array(
         fill = data["fill"]
         if not is_number(fill):
             raise CgraphError(f"'fill' must be a number, got {describe(fill)}", where)
-        return np.full(shape, _as_array(fill, dtype, where), dtype=dtype)
+        # One number seen in every place: no memory until a pass makes new arrays from it.
+        return np.broadcast_to(_as_array(fill, dtype, where), shape)
     kind = data["random"]
     if kind not in RANDOM_KINDS:
         hint = suggest(kind, RANDOM_KINDS) if isinstance(kind, str) else ""

@@ -27,9 +27,10 @@ from .base import (
     shape_of,
     sum_axes,
     sum_to,
+    summing_to,
     unbroadcast,
 )
-from .binary import AddLayer, DivLayer, EqualLayer, MaximumLayer, MinimumLayer, MulLayer, PowLayer, SubLayer
+from .binary import AddLayer, BroadcastLayer, DivLayer, EqualLayer, MaximumLayer, MinimumLayer, MulLayer, PowLayer, SubLayer
 from .unary import (
     AbsLayer,
     ClipLayer,
@@ -53,6 +54,7 @@ from .network import (
     class_indices,
     matmul_grads,
     matmul_shape,
+    matmul_work,
 )
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "ArgmaxLayer",
     "Attr",
     "BaseLayer",
+    "BroadcastLayer",
     "ClipLayer",
     "ConcatLayer",
     "DivLayer",
@@ -99,6 +102,7 @@ __all__ = [
     "divide",
     "matmul_grads",
     "matmul_shape",
+    "matmul_work",
     "parse_key",
     "read_axes",
     "read_axis",
@@ -109,5 +113,6 @@ __all__ = [
     "shape_of",
     "sum_axes",
     "sum_to",
+    "summing_to",
     "unbroadcast",
 ]
