@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import io
+import math
 import os
 import re
 import signal
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from .graph import Graph
 
 FORMATS = ("text", "json", "jsonl")
+DOT_PRECISION = 4  # digits in dot's boxes: enough to follow the numbers, narrow enough to read the picture
 DEFAULT_MAX_WORK = 10**11  # as budget.DEFAULT_MAX_WORK, which --help must show without importing numpy
 
 
@@ -33,6 +35,16 @@ def _parse_set(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
             raise click.BadParameter(f"'{name.strip()}' is set twice", ctx, param)
         pairs.append((name.strip(), text))
     return pairs
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float in a range, refusing NaN and infinities (which every range comparison lets through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 class Amount(click.ParamType):
@@ -70,9 +82,10 @@ BUDGET_OPTIONS = (
 )
 
 
-def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.") -> Callable:
+def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.",
+                  precision: int = 8) -> Callable:
     """The FILE argument and the options every command shares, with those of ``extra`` it asks
-    for: "dout", "format" (one of ``formats``), "precision" and "full"."""
+    for: "dout", "format" (one of ``formats``), "precision" (``precision`` by default) and "full"."""
     options = [
         click.argument("file", metavar="FILE"),
         click.option("--set", "sets", metavar="NAME=VALUE", multiple=True, callback=_parse_set,
@@ -88,7 +101,7 @@ def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: st
         options.append(click.option("--format", "fmt", type=click.Choice(formats), default="text", show_default=True,
                                     help="Output format."))
     if "precision" in extra:
-        options.append(click.option("--precision", type=click.IntRange(0, 17), default=8, show_default=True,
+        options.append(click.option("--precision", type=click.IntRange(0, 17), default=precision, show_default=True,
                                     help="Digits after the point in text output."))
     if "full" in extra:
         options.append(click.option("--full", is_flag=True, help="Print large arrays in full instead of summarised (text output)."))
@@ -194,14 +207,17 @@ def explain(fmt: str, precision: int, nodes: tuple[str, ...], **loading: Any) ->
 
 
 @cli.command()
-@graph_options("dout", "precision", node_help="Draw only this input or node (and the edges between those drawn).")
+@graph_options("dout", "precision", "full", node_help="Draw only this input or node (and the edges between those drawn).",
+               precision=DOT_PRECISION)
 @click.option("--backward", "with_grads", is_flag=True, help="Run the backward pass too and show gradients.")
 @click.option("--render", "image", metavar="OUT.svg|OUT.png|OUT.pdf",
               help="Write an image with Graphviz's 'dot' program instead of DOT text.")
-def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, ...], dout: str,
+def dot(with_grads: bool, image: str | None, precision: int, full: bool, nodes: tuple[str, ...], dout: str,
         **loading: Any) -> None:
-    """Write FILE's graph as Graphviz DOT text: a box per input and node with its op, shape and,
-    where small, value and (with --backward) gradient; edges from inputs to the nodes using them.
+    """Write FILE's graph as Graphviz DOT text: a box per input and node with its op, shape,
+    value and (with --backward) gradient; edges from inputs to the nodes using them, labelled
+    with the gradient each carried back. Arrays of more than 6 elements are shown by their shape
+    (`(3, 4) array`), or with --full in full.
 
     \b
     Example:
@@ -214,7 +230,7 @@ def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, .
     if not with_grads and context.get_parameter_source("dout") is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--dout goes with --backward", context)
     graph = _load(nodes=nodes, dout=dout if with_grads else None, **loading)
-    text = drawing.to_dot(graph, with_grads, nodes, precision)
+    text = drawing.to_dot(graph, with_grads, nodes, precision, full)
     if image is None:
         _write([text.rstrip("\n")])
     else:
@@ -223,10 +239,10 @@ def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, .
 
 @cli.command()
 @graph_options("dout", "format", formats=("text", "json"), node_help="Check only this input.")
-@click.option("--eps", type=click.FloatRange(0, min_open=True), default=1e-6, show_default=True,
+@click.option("--eps", type=FiniteFloatRange(0, min_open=True), default=1e-6, show_default=True,
               help="Finite-difference step, relative: an element x is moved by eps * max(1, |x|).")
-@click.option("--rtol", type=click.FloatRange(0), default=1e-5, show_default=True, help="Relative tolerance.")
-@click.option("--atol", type=click.FloatRange(0), default=1e-8, show_default=True, help="Absolute tolerance.")
+@click.option("--rtol", type=FiniteFloatRange(0), default=1e-5, show_default=True, help="Relative tolerance.")
+@click.option("--atol", type=FiniteFloatRange(0), default=1e-8, show_default=True, help="Absolute tolerance.")
 @click.option("--samples", type=click.IntRange(0), default=20, show_default=True,
               help="Check at most this many elements of each input, drawn at random; 0 checks all.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for drawing the samples.")
@@ -491,6 +507,8 @@ def _load(
     if dout is not None:
         graph.backward(parse_array_option(dout, "--dout", max_elements))
     problems = graph.non_finite()
+    if strict:
+        problems = problems[:1]  # the first cause, as the one error line
     for name, message in problems:
         _say(diagnostic("error" if strict else "warning", message, graph.spec.position(name)))
     if problems and strict:

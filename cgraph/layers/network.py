@@ -166,9 +166,10 @@ def class_indices(t: Any, classes: int) -> np.ndarray:
     if not valid.all():
         where = tuple(int(i) for i in np.argwhere(~valid)[0])
         at = f" at index {list(where)}" if where else ""
+        found = repr(float(t[where]))  # every digit: 2.000002 is not a whole number
         raise ValueError(
             f"the labels {{t}} are class indices, which must be whole numbers from 0 to {classes - 1}; "
-            f"found {float(t[where]):g}{at}"
+            f"found {found.removesuffix('.0')}{at}"
         )
     return t.astype(np.intp)
 
