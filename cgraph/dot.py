@@ -14,6 +14,7 @@ import numpy as np
 from .errors import CgraphError
 from .graph import Graph
 from .render import INLINE_ELEMENTS, entry_names, format_inline
+from .spec import NodeSpec
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
 INSTALL_HINT = "install Graphviz (Debian and Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
@@ -56,7 +57,7 @@ def to_dot(graph: Graph, backward: bool = False, only: Iterable[str] = (), preci
 def _label(graph: Graph, name: str, backward: bool, precision: int) -> str:
     """An HTML-like label: the name in bold, op and shape, then the value and gradient where small."""
     node = graph.spec.nodes.get(name)
-    rows = [f"<b>{html.escape(name)}</b>", f"{node.op if node else 'input'}, shape {graph.shapes[name]}"]
+    rows = [f"<b>{html.escape(name)}</b>", f"{_op(graph, node) if node else 'input'}, shape {graph.shapes[name]}"]
     value = graph.values[name]
     if np.size(value) <= INLINE_ELEMENTS:
         rows.append(f"value {html.escape(format_inline(value, precision, shape=False))}")
@@ -64,6 +65,14 @@ def _label(graph: Graph, name: str, backward: bool, precision: int) -> str:
     if backward and np.size(grad) <= INLINE_ELEMENTS:
         rows.append(f'<font color="{GRAD_COLOR}">grad {html.escape(format_inline(grad, precision, shape=False))}</font>')
     return "<br/>".join(rows)
+
+
+def _op(graph: Graph, node: NodeSpec) -> str:
+    """The node's op, with the constants it uses in their places (``div(1, ·)``), as they have no box."""
+    constants = graph.spec.constants
+    if not constants or constants.keys().isdisjoint(node.args):
+        return node.op
+    return html.escape(f"{node.op}({', '.join(arg if arg in constants else '·' for arg in node.args)})")
 
 
 def _id(name: str) -> str:

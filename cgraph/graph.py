@@ -47,13 +47,18 @@ class Graph:
         self.grads: dict[str, Any] = {}
         self.input_grads: dict[str, tuple[Any, ...]] = {}
         self.dout: Any = None
-        # The passes work on lists indexed like `names`: inputs, then nodes in dependency order.
-        self._names = [*spec.inputs, *spec.nodes]
+        # The passes work on lists indexed like `names`: inputs, constants, then nodes in dependency order.
+        self._names = [*spec.inputs, *spec.constants, *spec.nodes]
         index = {name: i for i, name in enumerate(self._names)}
-        first = len(spec.inputs)
+        first = len(spec.inputs) + len(spec.constants)
         self._plan = [
             (first + k, layer.forward, layer.backward, tuple(map(index.__getitem__, node.args)))
             for k, (layer, node) in enumerate(zip(self.layers.values(), spec.nodes.values()))
+        ]
+        # Per node that uses constants: which of its inputs are constants (they take no gradient).
+        self._constant_args = [
+            (k, tuple(len(spec.inputs) <= arg < first for arg in args))
+            for k, (_, _, _, args) in enumerate(self._plan) if any(len(spec.inputs) <= arg < first for arg in args)
         ]
         self._floats = self._all_floats()
 
@@ -113,6 +118,7 @@ class Graph:
         """Every value's shape from the inputs' ``shapes``, checked before anything is computed."""
         max_elements = self.max_elements
         shapes = dict(shapes)
+        shapes.update(dict.fromkeys(self.spec.constants, ()))
         for name, node in self.spec.nodes.items():
             arg_shapes = [*map(shapes.__getitem__, node.args)]
             layer = self.layers[name]
@@ -143,6 +149,7 @@ class Graph:
         values: list[Any] = [item.value for item in self.spec.inputs.values()]
         if self._floats:
             values = [float(value) for value in values]
+        values.extend(self.spec.constants.values())  # Python floats: a float32 array times 2 stays float32
         values.extend([None] * len(self._plan))
         try:
             with np.errstate(all="ignore"), paused_gc():
@@ -215,17 +222,24 @@ class Graph:
                     for arg, arg_grad in zip(args, arg_grads):
                         _accumulate(grads, owned, arg, arg_grad)
 
-        if self._floats:
-            grads = [0.0 if grad is None else grad for grad in grads]
-        else:
-            grads = [_zeros_like(value) if grad is None else grad.astype(value.dtype, copy=False)
-                     for grad, value in zip(grads, values)]
         if None in input_grads:
             input_grads = [
                 tuple(_zeros_like(values[arg]) for arg in args) if arg_grads is None else arg_grads
                 for (_, _, _, args), arg_grads in zip(self._plan, input_grads)
             ]
-        self.grads = dict(zip(self._names, grads))
+        names = self._names
+        if self._constant_args:  # constants take no gradient: None where a node uses one, and no entry
+            for k, is_constant in self._constant_args:
+                input_grads[k] = tuple(None if constant else grad for constant, grad in zip(is_constant, input_grads[k]))
+            count = len(self.spec.inputs)
+            del grads[count:first]
+            names, values = names[:count] + names[first:], values[:count] + values[first:]
+        if self._floats:
+            grads = [0.0 if grad is None else grad for grad in grads]
+        else:
+            grads = [_zeros_like(value) if grad is None else grad.astype(value.dtype, copy=False)
+                     for grad, value in zip(grads, values)]
+        self.grads = dict(zip(names, grads))
         self.input_grads = dict(zip(self._names[first:], input_grads))
         return self.grads
 
@@ -238,7 +252,7 @@ class Graph:
         else:
             found = []
         if not found and self._floats and _finite(self._values) and (not self.grads or (
-                _finite(list(self.grads.values())) and _finite([g for gs in self.input_grads.values() for g in gs]))):
+                _finite(list(self.grads.values())) and _finite([g for gs in self.input_grads.values() for g in gs if g is not None]))):
             return []  # the common case, checked at once
         found += [(name, f"input '{name}' holds NaN or infinity")
                   for name in self.spec.inputs if not _finite(self.values[name])]
@@ -250,7 +264,7 @@ class Graph:
             for name, node in reversed(self.spec.nodes.items()):
                 if not _finite(self.grads[name]) or not all(_finite(self.values[arg]) for arg in node.args):
                     continue  # the NaN or infinity came from elsewhere, said above
-                bad = [arg for arg, grad in zip(node.args, self.input_grads[name]) if not _finite(grad)]
+                bad = [arg for arg, grad in zip(node.args, self.input_grads[name]) if grad is not None and not _finite(grad)]
                 if bad:
                     found.append((name, f"node '{name}' ({node.op}) backward produced NaN or infinity in the "
                                         f"gradient of '{bad[0]}' from a finite gradient"))
