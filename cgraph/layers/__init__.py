@@ -27,9 +27,10 @@ from .base import (
     shape_of,
     sum_axes,
     sum_to,
+    summing_to,
     unbroadcast,
 )
-from .binary import AddLayer, DivLayer, EqualLayer, MaximumLayer, MinimumLayer, MulLayer, PowLayer, SubLayer
+from .binary import AddLayer, BroadcastLayer, DivLayer, EqualLayer, MaximumLayer, MinimumLayer, MulLayer, PowLayer, SubLayer
 from .unary import (
     AbsLayer,
     ClipLayer,
@@ -64,6 +65,7 @@ __all__ = [
     "ArgmaxLayer",
     "Attr",
     "BaseLayer",
+    "BroadcastLayer",
     "ClipLayer",
     "ConcatLayer",
     "DivLayer",
@@ -109,5 +111,6 @@ __all__ = [
     "shape_of",
     "sum_axes",
     "sum_to",
+    "summing_to",
     "unbroadcast",
 ]

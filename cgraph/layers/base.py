@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -17,19 +18,30 @@ REGISTRY: dict[str, type[BaseLayer]] = {}
 def register(cls: type[BaseLayer]) -> type[BaseLayer]:
     """Make a layer class available to graph files under its ``op`` name."""
     cls.required_attrs = tuple(key for key, attr in cls.attrs.items() if attr.default is REQUIRED)
+    if cls.broadcast_args is None:  # elementwise ops, whose shape is the default broadcast of their inputs'
+        cls.broadcast_args = cls.args if cls.out_shape is BaseLayer.out_shape else ()
     REGISTRY[cls.op] = cls
     return cls
 
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
     """The numpy broadcast of ``shapes``; ValueError where they do not broadcast."""
-    first = shapes[0]
-    if all(shape == first for shape in shapes):
-        return first
-    try:
-        return tuple(np.broadcast_shapes(*shapes))
-    except ValueError:
-        raise ValueError("they do not broadcast") from None
+    result = shapes[0]
+    for shape in shapes[1:]:
+        if shape == result or not shape:
+            continue
+        if not result:
+            result = shape
+            continue
+        lead = len(shape) - len(result)
+        padded, shape = ((1,) * lead + result, shape) if lead > 0 else (result, (1,) * -lead + shape)
+        sizes = []
+        for a, b in zip(padded, shape):
+            if a != b and a != 1 and b != 1:
+                raise ValueError("they do not broadcast")
+            sizes.append(b if a == 1 else a)
+        result = tuple(sizes)
+    return result
 
 
 def shape_of(value: Any) -> Shape:
@@ -51,6 +63,16 @@ def sum_to(grad: Any, shape: Shape) -> Any:
     if grad_shape == shape:
         return grad
     return np.sum(grad, axis=sum_axes(grad_shape, shape), keepdims=True).reshape(shape)
+
+
+@lru_cache(maxsize=None)
+def summing_to(grad_shape: Shape, shape: Shape) -> Callable[[Any], Any]:
+    """:func:`sum_to` for gradients of ``grad_shape`` to ``shape``, a shape broadcast to it, with its
+    axes worked out once."""
+    axes = sum_axes(grad_shape, shape)
+    if len(axes) == len(grad_shape) - len(shape):  # leading axes only: the sum has the shape already
+        return partial(np.add.reduce, axis=axes)
+    return partial(sum_to, shape=shape)
 
 
 def unbroadcast(grad: Any, value: Any) -> Any:
@@ -180,7 +202,6 @@ class BaseLayer:
     op: ClassVar[str] = ""
     args: ClassVar[tuple[str, ...]] = ("x", "y")
     variadic: ClassVar[bool] = False  # takes any number of inputs, at least one (see VariadicLayer)
-    broadcasts: ClassVar[bool] = True  # may broadcast an input, so that its gradient is summed back with sum_to
     attrs: ClassVar[dict[str, Attr]] = {}
     required_attrs: ClassVar[tuple[str, ...]] = ()  # set by @register
     # The rules, for explaining a node: the value and each input's gradient, written with
@@ -188,6 +209,10 @@ class BaseLayer:
     # rules may also use its attributes ({axis}); a layer object's have their values filled in.
     formula: ClassVar[str] = ""
     grad_formulas: ClassVar[tuple[str, ...]] = ()
+    # The inputs broadcast to the output's shape, whose gradients the layer sums back over the
+    # broadcast axes; by default (None), set by @register: all of them for ops that keep the
+    # default out_shape (elementwise ops), none for the others.
+    broadcast_args: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, **attrs: Any) -> None:
         if not attrs and not self.attrs:
@@ -230,12 +255,31 @@ class BaseLayer:
         """The gradient of each input, given the gradient ``dout`` of the output."""
         raise NotImplementedError
 
+    def backward_step(self, shapes: tuple[Shape, ...], out_shape: Shape) -> Callable[[Any], tuple[Any, ...]]:
+        """``backward``, or a quicker equivalent for inputs of ``shapes`` and an output of ``out_shape``.
+
+        A graph calls this once, when the shapes are known, and calls what it returns for each
+        backward pass; a layer whose backward does work that the shapes decide beforehand (a sum
+        over broadcast axes) can leave out what is not needed.
+        """
+        return self.backward
+
     def out_shape(self, *shapes: Shape) -> Shape:
         """The output's shape for inputs of ``shapes``; ValueError where they do not fit.
 
         The error's message may name the inputs as {x}, {y} (by the names in ``args``).
         """
         return broadcast_shapes(*shapes)
+
+    def applied_rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
+        """The rules applied for inputs of ``shapes``: the value's and each input's gradient's,
+        written as ``formula`` and ``grad_formulas`` are (the same for most ops)."""
+        return self.formula, self.grad_formulas
+
+    def discrete_args(self, *shapes: Shape) -> tuple[int, ...]:
+        """Indices of the inputs that, for inputs of ``shapes``, hold discrete data (class indices):
+        their gradient is defined as 0 and they cannot be moved by a small step."""
+        return ()
 
     def work(self, *shapes: Shape) -> int:
         """Multiply-adds of one forward and backward pass for inputs of ``shapes``, for ops whose
@@ -275,7 +319,6 @@ class VariadicLayer(BaseLayer):
     """
 
     variadic = True
-    broadcasts = False
     args = ("x",)
 
     def __init__(self, **attrs: Any) -> None:
