@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import gc
 import io
+import math
 import os
+import re
 import signal
 import sys
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from .graph import Graph
 
 FORMATS = ("text", "json", "jsonl")
+DEFAULT_MAX_WORK = 10**11  # as budget.DEFAULT_MAX_WORK, which --help must show without importing numpy
 
 
 def _parse_set(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -31,6 +34,51 @@ def _parse_set(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
             raise click.BadParameter(f"'{name.strip()}' is set twice", ctx, param)
         pairs.append((name.strip(), text))
     return pairs
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float in a range, refusing NaN and infinities (which every range comparison lets through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+class Amount(click.ParamType):
+    """A positive amount: a number (``1e11``), or with a suffix K, M, G or T, powers of 1024
+    for bytes (``512M``, ``1.5GiB``) and of 1000 otherwise."""
+
+    name = "amount"
+    _PATTERN = re.compile(r"\s*((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)\s*([kmgt]?)(i?b)?\s*\Z", re.IGNORECASE)
+
+    def __init__(self, of_bytes: bool) -> None:
+        self.of_bytes = of_bytes
+        self.name = "size" if of_bytes else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = self._PATTERN.match(str(value))
+        if match is None or (match.group(3) and not self.of_bytes):
+            example = "a number of bytes, or with K, M, G or T: 512M, 2G" if self.of_bytes else "a number, such as 1e12"
+            self.fail(f"expected {example}, got '{value}'", param, ctx)
+        number, suffix = float(match.group(1)), match.group(2).upper()
+        amount = number * (1024 if self.of_bytes else 1000) ** " KMGT".index(suffix or " ")
+        if not 1 <= amount < 2**63:
+            self.fail(f"'{value}' is out of range (1 to 2**63)", param, ctx)
+        return int(amount)
+
+
+BUDGET_OPTIONS = (
+    click.option("--max-memory", type=Amount(of_bytes=True), metavar="SIZE",
+                 help="Refuse graphs whose values and gradients need more bytes than this, worked out "
+                      "before running; K, M, G suffixes accepted (2G).  [default: half of the memory "
+                      "available when the command starts]"),
+    click.option("--max-work", type=Amount(of_bytes=False), default=DEFAULT_MAX_WORK, show_default="1e11",
+                 metavar="N", help="Refuse graphs needing more multiply-adds (matrix products) than this."),
+)
 
 
 def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.") -> Callable:
@@ -63,6 +111,7 @@ def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: st
         click.option("--strict", is_flag=True, help="Fail (exit 1) where a value or gradient is NaN or infinite."),
         click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
                      help="Refuse arrays with more elements than this."),
+        *BUDGET_OPTIONS,
     ]
 
     def decorate(command: Callable) -> Callable:
@@ -189,10 +238,10 @@ def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, .
 
 @cli.command()
 @graph_options("dout", "format", formats=("text", "json"), node_help="Check only this input.")
-@click.option("--eps", type=click.FloatRange(0, min_open=True), default=1e-6, show_default=True,
+@click.option("--eps", type=FiniteFloatRange(0, min_open=True), default=1e-6, show_default=True,
               help="Finite-difference step, relative: an element x is moved by eps * max(1, |x|).")
-@click.option("--rtol", type=click.FloatRange(0), default=1e-5, show_default=True, help="Relative tolerance.")
-@click.option("--atol", type=click.FloatRange(0), default=1e-8, show_default=True, help="Absolute tolerance.")
+@click.option("--rtol", type=FiniteFloatRange(0), default=1e-5, show_default=True, help="Relative tolerance.")
+@click.option("--atol", type=FiniteFloatRange(0), default=1e-8, show_default=True, help="Absolute tolerance.")
 @click.option("--samples", type=click.IntRange(0), default=20, show_default=True,
               help="Check at most this many elements of each input, drawn at random; 0 checks all.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for drawing the samples.")
@@ -215,7 +264,11 @@ def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float
     """
     from . import check as checking
 
-    graph = _load(nodes=nodes, **loading)
+    def passes(graph: Graph) -> int:  # two per element checked, at most
+        sizes = [graph.spec.inputs[name].value.size for name in nodes or graph.spec.inputs if name in graph.spec.inputs]
+        return 1 + 2 * sum(min(size, samples) if samples else size for size in sizes)
+
+    graph = _load(nodes=nodes, forward_passes=passes, **loading)
     report = checking.check(graph, nodes, eps, rtol, atol, samples, seed)
     if fmt == "json":
         _write([checking.render_json(graph, report)])
@@ -269,6 +322,8 @@ def _optimizer_options(command: Callable) -> Callable:
                                                "that feeds no other).")
 @click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
               help="Refuse arrays with more elements than this.")
+@BUDGET_OPTIONS[0]
+@BUDGET_OPTIONS[1]
 def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, momentum: float | None,
           beta1: float | None, beta2: float | None, eps: float | None, steps: int, batch: str | None,
           batch_size: int | None, seed: int, metrics: tuple[str, ...], fmt: str, every: int | None,
@@ -305,7 +360,7 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
         raise click.UsageError("--write-graph copies a graph file; with the graph on standard input, use --save",
                                context)
     batch_names = [name.strip() for name in batch.split(",")] if batch else []
-    graph = _load(nodes=(), strict=False, run=False, file=file, **loading)
+    graph = _load(nodes=(), strict=False, run=False, file=file, forward_passes=lambda graph: steps, **loading)
     for path in (save_path, graph_path):
         if path is not None:
             save.check_folder(path)
@@ -414,14 +469,18 @@ def _load(
     nodes: tuple[str, ...],
     strict: bool,
     max_elements: int,
+    max_memory: int | None,
+    max_work: int,
     dout: str | None = None,
     run: bool = True,
+    forward_passes: Callable[[Graph], int] | None = None,
     expressions: tuple[str, ...] = (),
 ) -> Graph:
-    """Load FILE, or the graph of the formulas in ``expressions``, with the shared options and, where
-    ``run``, run forward and, where ``dout`` is given, backward; warn about NaN and infinity (fail
-    with ``strict``)."""
-    from . import api
+    """Load FILE, or the graph of the formulas in ``expressions``, with the shared options, check its
+    cost against the budget and, where ``run``, run forward and, where ``dout`` is given, backward;
+    warn about NaN and infinity (fail with ``strict``). ``forward_passes`` gives how many runs the
+    command makes (1 by default)."""
+    from . import api, budget
     from .arrays import parse_array_option, suggest
     from .errors import CgraphError, diagnostic
 
@@ -446,12 +505,17 @@ def _load(
     for name in nodes:
         if name not in graph.shapes:
             raise CgraphError(f"--node: unknown name '{name}'{suggest(name, graph.shapes)}")
+    budget.check_budget(graph, budget.default_max_memory() if max_memory is None else max_memory, max_work,
+                        backward=dout is not None or not run,
+                        forward_passes=forward_passes(graph) if forward_passes else 1)
     if not run:
         return graph
     graph.forward()
     if dout is not None:
         graph.backward(parse_array_option(dout, "--dout", max_elements))
     problems = graph.non_finite()
+    if strict:
+        problems = problems[:1]  # the first cause, as the one error line
     for name, message in problems:
         _say(diagnostic("error" if strict else "warning", message, graph.spec.position(name)))
     if problems and strict:
