@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .graph import Graph
 
 FORMATS = ("text", "json", "jsonl")
+DOT_PRECISION = 4  # digits in dot's boxes: enough to follow the numbers, narrow enough to read the picture
 DEFAULT_MAX_WORK = 10**11  # as budget.DEFAULT_MAX_WORK, which --help must show without importing numpy
 
 
@@ -81,9 +82,11 @@ BUDGET_OPTIONS = (
 )
 
 
-def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.") -> Callable:
+def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.",
+                  precision: int = 8) -> Callable:
     """The FILE argument (or -e/--expr in its place) and the options every command shares, with
-    those of ``extra`` it asks for: "dout", "format" (one of ``formats``), "precision" and "full"."""
+    those of ``extra`` it asks for: "dout", "format" (one of ``formats``), "precision"
+    (``precision`` by default) and "full"."""
     options = [
         click.argument("file", metavar="[FILE]", required=False),
         click.option("-e", "--expr", "expressions", metavar="'NAME = EXPR'", multiple=True,
@@ -103,7 +106,7 @@ def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: st
         options.append(click.option("--format", "fmt", type=click.Choice(formats), default="text", show_default=True,
                                     help="Output format."))
     if "precision" in extra:
-        options.append(click.option("--precision", type=click.IntRange(0, 17), default=8, show_default=True,
+        options.append(click.option("--precision", type=click.IntRange(0, 17), default=precision, show_default=True,
                                     help="Digits after the point in text output."))
     if "full" in extra:
         options.append(click.option("--full", is_flag=True, help="Print large arrays in full instead of summarised (text output)."))
@@ -209,14 +212,17 @@ def explain(fmt: str, precision: int, nodes: tuple[str, ...], **loading: Any) ->
 
 
 @cli.command()
-@graph_options("dout", "precision", node_help="Draw only this input or node (and the edges between those drawn).")
+@graph_options("dout", "precision", "full", node_help="Draw only this input or node (and the edges between those drawn).",
+               precision=DOT_PRECISION)
 @click.option("--backward", "with_grads", is_flag=True, help="Run the backward pass too and show gradients.")
 @click.option("--render", "image", metavar="OUT.svg|OUT.png|OUT.pdf",
               help="Write an image with Graphviz's 'dot' program instead of DOT text.")
-def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, ...], dout: str,
+def dot(with_grads: bool, image: str | None, precision: int, full: bool, nodes: tuple[str, ...], dout: str,
         **loading: Any) -> None:
-    """Write FILE's graph as Graphviz DOT text: a box per input and node with its op, shape and,
-    where small, value and (with --backward) gradient; edges from inputs to the nodes using them.
+    """Write FILE's graph as Graphviz DOT text: a box per input and node with its op, shape,
+    value and (with --backward) gradient; edges from inputs to the nodes using them, labelled
+    with the gradient each carried back. Arrays of more than 6 elements are shown by their shape
+    (`(3, 4) array`), or with --full in full.
 
     \b
     Example:
@@ -229,7 +235,7 @@ def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, .
     if not with_grads and context.get_parameter_source("dout") is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--dout goes with --backward", context)
     graph = _load(nodes=nodes, dout=dout if with_grads else None, **loading)
-    text = drawing.to_dot(graph, with_grads, nodes, precision)
+    text = drawing.to_dot(graph, with_grads, nodes, precision, full)
     if image is None:
         _write([text.rstrip("\n")])
     else:
