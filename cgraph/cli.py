@@ -401,11 +401,8 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     started = time.perf_counter()
-    with click.progressbar(
-        length=steps, label=f"training ({optimizer})", file=sys.stderr, hidden=not sys.stderr.isatty(),
-        show_pos=True, update_min_steps=every or max(1, steps // 200),
-        item_show_func=lambda record: record and f"loss {record.loss:.4g}  {record.step / (time.perf_counter() - started):,.0f} steps/s",
-    ) as bar:
+    with _progress(steps, f"training ({optimizer})", every, lambda record: record and (
+            f"loss {record.loss:.4g}  {record.step / (time.perf_counter() - started):,.0f} steps/s")) as bar:
         for _ in range(steps):
             if stop["asked"]:
                 break
@@ -428,6 +425,71 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
         saved = f"; {' and '.join(held)} hold{'s' * (len(held) == 1)} the inputs after it" if held else ""
         click.echo(f"cgraph: interrupted after step {trainer.step_count} of {steps}{saved}", err=True)
         sys.exit(130)
+
+
+def _progress(length: int, label: str, every: int | None, show: Callable[[Any], str | None]) -> Any:
+    """click's progress bar on stderr, only where stderr is a terminal, redrawn every ``every`` items
+    (or 200 times in all); ``show`` describes the latest item."""
+    return click.progressbar(length=length, label=label, file=sys.stderr, hidden=not sys.stderr.isatty(),
+                             show_pos=True, update_min_steps=every or max(1, length // 200), item_show_func=show)
+
+
+@cli.command()
+@graph_options("dout", "precision", node_help="Report this input's or node's gradient (default: every input's).")
+@click.option("--vary", "varies", metavar="NAME=SPEC", multiple=True, required=True, callback=_parse_set,
+              help="Values for input NAME: START:STOP:NUM (inclusive), a list like '[1, 2, 3]', or @file.npy "
+                   "(one per row). Repeatable: several make a grid.")
+@click.option("--zip", "zipped", is_flag=True, help="Pair the --vary values (the first of each, the second, ...) "
+                                                    "instead of trying every combination.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "text"]), default="jsonl", show_default=True,
+              help="jsonl: one JSON object per point; text: a table.")
+def sweep(varies: list[tuple[str, str]], zipped: bool, fmt: str, precision: int, nodes: tuple[str, ...], dout: str,
+          strict: bool, **loading: Any) -> None:
+    """Run FILE's forward and backward passes at many values of its inputs, in one process: each
+    point's values, output and gradients, one JSON line per point.
+
+    \b
+    Example:
+      $ cgraph sweep graphs/buy_apple_orange.yaml --vary tax=1:1.2:3 --node tax
+      {"point": 1, "set": {"tax": 1.0}, "output": 650.0, "grads": {"tax": 650.0}}
+      {"point": 2, "set": {"tax": 1.1}, "output": 715.0, "grads": {"tax": 650.0}}
+      {"point": 3, "set": {"tax": 1.2}, "output": 780.0, "grads": {"tax": 650.0}}
+      $ cgraph sweep graphs/buy_apple.yaml --vary apple=[100,150] --vary tax=[1,1.1] --format text
+    """
+    from . import sweep as sweeping
+    from .arrays import parse_array_option, suggest
+    from .errors import CgraphError, diagnostic
+
+    graph = _load(nodes=nodes, strict=strict, run=False, **loading)
+    max_elements = loading["max_elements"]
+    for name, _ in varies:
+        if name not in graph.spec.inputs:
+            kind = "a node, not an input" if name in graph.spec.nodes else f"not an input{suggest(name, graph.spec.inputs)}"
+            raise CgraphError(f"--vary: '{name}' is {kind}")
+    varied = {name: sweeping.parse_spec(text, f"--vary {name}", max_elements) for name, text in varies}
+    total = sweeping.count(varied, zipped)
+    runner = sweeping.Sweep(graph, varied, nodes, parse_array_option(dout, "--dout", max_elements))
+    every = max(1, total // 200)
+
+    def results() -> Iterator[tuple[int, tuple[int, ...], dict[str, Any], Any, dict[str, Any]]]:
+        with _progress(total, "sweeping", every, lambda number: number and f"point {number:,}") as bar:
+            for number, indices in enumerate(sweeping.points(runner.varied, zipped), 1):
+                yield number, indices, *runner.run(number, indices)
+                if number % every == 0:
+                    bar.update(every, number)
+
+    if fmt == "jsonl":
+        _write(runner.json_line(number, indices, output, grads) for number, indices, _, output, grads in results())
+    else:
+        _write(sweeping.table(graph, [(point, output, grads) for _, _, point, output, grads in results()], precision))
+    if runner.first_non_finite:
+        point, name, message = runner.first_non_finite
+        where = graph.spec.position(name) if name else None
+        kind = "error" if strict else "warning"
+        _say(diagnostic(kind, f"{runner.non_finite_points:,} of {total:,} points gave NaN or infinity; at point "
+                              f"{point}: {message}", where))
+        if strict:
+            sys.exit(1)
 
 
 def _json_line(data: dict[str, Any]) -> str:
