@@ -49,17 +49,16 @@ class GraphSpec:
     nodes: dict[str, NodeSpec]
     output: str
     overridden: frozenset[str] = frozenset()
-    reread: Callable[[], Any] | None = None  # the source read again with positions, if it was read without
+    # Where a name stands in the source, (section, name) -> position, if it was read without positions.
+    locate: Callable[[str, str], Position | None] | None = None
     constants: dict[str, float] = field(default_factory=dict)  # the numbers in expressions, by their text
 
     def position(self, name: str) -> Position | None:
         """Where the input or node ``name`` was defined."""
         item = self.inputs.get(name) or self.nodes.get(name)
-        if item is None or self.reread is None or (item.pos and item.pos.line):
+        if item is None or self.locate is None or (item.pos and item.pos.line):
             return item.pos if item else None
-        data = self.reread()
-        section = data.get("inputs" if name in self.inputs else "nodes")
-        return key_position_of(section, name)
+        return self.locate("inputs" if name in self.inputs else "nodes", name)
 
 
 def build_spec(
@@ -69,11 +68,11 @@ def build_spec(
     overrides: dict[str, np.ndarray] | None = None,
     output: str | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
-    reread: Callable[[], Any] | None = None,
+    locate: Callable[[str, str], Position | None] | None = None,
 ) -> GraphSpec:
     """Validate parsed YAML ``data`` into a GraphSpec; ``overrides`` replace inputs' values.
 
-    ``reread`` gives the source's data with positions, where ``data`` has none.
+    ``locate`` finds where a name of a section stands in the source, where ``data`` has no positions.
     """
     top = Position(source)
     if data is None:
@@ -158,7 +157,7 @@ def build_spec(
 
     nodes = {name: written[name] for name in _dependency_order(written)}
     chosen = _output(data, nodes, inputs, output, top)
-    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), reread, constants)
+    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), locate, constants)
 
 
 def _pos(data: Any, default: Position) -> Position:
