@@ -357,11 +357,7 @@ class _Reader:
         body = YMap(pos)
         body["op"] = op
         body.key_pos["op"] = body.value_pos["op"] = op_pos
-        inputs = YSeq(op_pos)
-        for arg, arg_node in args:
-            inputs.append(arg)
-            inputs.item_pos.append(self.where(arg_node))
-        body["inputs"] = inputs
+        body["inputs"] = _sequence([arg for arg, _ in args], [self.where(arg_node) for _, arg_node in args], op_pos)
         body.key_pos["inputs"] = body.value_pos["inputs"] = op_pos
         for key, (value, key_node) in attrs.items():
             body[key] = value
@@ -381,6 +377,17 @@ class _Reader:
 
 
 _NOT_LITERAL = object()
+
+
+def _sequence(items: list[str], positions: list[Position], pos: Position) -> list[str]:
+    """``items`` as a YSeq that remembers their ``positions``, or as a list where those are not known."""
+    if any(item_pos.line is None for item_pos in positions):
+        return items
+    sequence = YSeq(pos)
+    sequence.extend(items)
+    sequence.item_lines.extend(item_pos.line for item_pos in positions)
+    sequence.item_cols.extend(item_pos.col for item_pos in positions)
+    return sequence
 
 
 def _literal(node: ast.AST) -> Any:
