@@ -366,7 +366,15 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
         raise click.UsageError("--write-graph copies a graph file; with the graph on standard input, use --save",
                                context)
     batch_names = [name.strip() for name in batch.split(",")] if batch else []
-    graph = _load(nodes=(), strict=False, run=False, file=file, forward_passes=lambda graph: steps, **loading)
+
+    def passes(graph: Graph) -> int:
+        """The steps' work in passes over the whole graph, for the budget: a batch is a share of the rows."""
+        rows = [graph.spec.inputs[name].value.shape[:1] for name in batch_names if name in graph.spec.inputs]
+        if not batch_size or not rows or not all(rows):
+            return steps
+        return -(-steps * min(batch_size, max(rows)[0]) // max(max(rows)[0], 1))  # rounded up
+
+    graph = _load(nodes=(), strict=False, run=False, file=file, forward_passes=passes, **loading)
     for path in (save_path, graph_path):
         if path is not None:
             save.check_folder(path)

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, suggest
+from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, is_number, suggest
 from .errors import CgraphError, Position, TextPosition
 from .expr import expand, simple
 from .layers import REGISTRY, REQUIRED
@@ -85,6 +85,7 @@ def build_spec(
                 f"unknown top-level key '{key}'{suggest(key, TOP_KEYS)}; expected: {', '.join(TOP_KEYS)}",
                 key_position_of(data, key) or top,
             )
+    _refuse_misplaced_sections(data, top)
     if "nodes" not in data:
         raise CgraphError("the graph has no 'nodes'", _pos(data, top))
 
@@ -160,6 +161,27 @@ def build_spec(
     return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), locate, constants)
 
 
+def _refuse_misplaced_sections(data: dict, top: Position) -> None:
+    """Say so where a top-level key missing from the top level was read inside another section,
+    because it was indented under it (``nodes:`` under ``inputs:``)."""
+    for key in TOP_KEYS:
+        if key in data:
+            continue
+        for section, body in data.items():
+            if not isinstance(body, dict) or key not in body:
+                continue
+            value = body[key]
+            if key == "nodes" or key == "output" and isinstance(value, str) or (
+                    key == "inputs" and isinstance(value, dict) and "op" not in value):
+                pos = key_position_of(body, key)
+                line = f" at line {pos.line}" if pos and pos.line else ""
+                raise CgraphError(
+                    f"'{key}' was found inside '{section}'{line}: it belongs at the top level, "
+                    f"not indented under '{section}'",
+                    pos or top,
+                )
+
+
 def _pos(data: Any, default: Position) -> Position:
     return getattr(data, "pos", None) or default
 
@@ -214,7 +236,12 @@ def _checked_node(name: str, body: Any, pos: Position, name_pos: Position | None
         raise CgraphError(f"node '{name}': 'inputs' must be a list of names, got {describe(args)}", args_pos)
     for index, arg in enumerate(args):
         if not isinstance(arg, str):
-            hint = ": if it is a name, quote it" if arg is None or isinstance(arg, bool) else ""
+            if arg is None or isinstance(arg, bool):
+                hint = ": if it is a name, quote it"
+            elif is_number(arg):
+                hint = f"; a constant is an input: add one under 'inputs' (such as 'c: {arg}') and use its name"
+            else:
+                hint = ""
             raise CgraphError(
                 f"node '{name}': expected the name of an input or node, got {describe(arg)}{hint}",
                 position_of(args, index) or args_pos,

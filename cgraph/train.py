@@ -118,7 +118,7 @@ class Trainer:
         number = self.step_count + 1
         if self.data:
             rows = self.rng.integers(0, self.rows, self.batch_size)
-            graph.set_inputs({**self.params, **{name: array[rows] for name, array in self.data.items()}})
+            graph.set_inputs({**self.params, **{name: array.take(rows, axis=0) for name, array in self.data.items()}})
         else:
             graph.set_inputs(self.params)
         loss = float(graph.forward())

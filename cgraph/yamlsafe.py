@@ -167,6 +167,9 @@ def parse(text: str, filename: str) -> Any:
                     raise CgraphError("expected one YAML document, found another ('---')", here(event.start_mark))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        tab = _indenting_tab(text, mark) if mark else None
+        if tab is not None:
+            raise CgraphError("tabs cannot indent YAML; use spaces", Position(filename, mark.line + 1, tab + 1)) from None
         problem = exc.problem or exc.context or "malformed YAML"
         raise CgraphError(f"invalid YAML: {problem}", here(mark) if mark else Position(filename)) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow, such as NUL
@@ -199,6 +202,15 @@ def _text_position(event: Any, text: str, pos: Position) -> Position:
             starts.append((line + 1 + index, len(source_line) - len(value_line) + 1))
         return TextPosition(pos.file, line, col, tuple(starts))
     return pos
+
+
+def _indenting_tab(text: str, mark: Any) -> int | None:
+    """The 0-based column of a tab in the indentation of the line where YAML stopped at ``mark``,
+    if it stopped within that indentation (YAML allows tabs elsewhere, never to indent)."""
+    start = mark.index - mark.column
+    line = text[start:mark.index + 1]
+    indent = line[:len(line) - len(line.lstrip(" \t"))]
+    return indent.index("\t") if "\t" in indent and mark.column <= len(indent) else None
 
 
 def _tag_message(tag: str) -> str:
