@@ -150,6 +150,8 @@ def loss_curve(losses: Sequence[float], width: int = 60, height: int = 8) -> lis
     """The losses as a bar chart of ``height`` text rows: one column per group of steps (their
     mean, ``?`` where one is not finite), the highest and lowest column's value on the left,
     the step numbers under it."""
+    if not losses:
+        return []
     columns = min(width, len(losses))
     groups = [losses[len(losses) * i // columns:len(losses) * (i + 1) // columns] for i in range(columns)]
     means = [_mean(group) for group in groups]
