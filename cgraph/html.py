@@ -26,8 +26,9 @@ from .errors import CgraphError
 from .graph import Graph
 
 MAX_DRAWN = 2000  # inputs and nodes a page lays out; larger graphs are drawn in parts with --node
-# Graphviz's x-positioning (network simplex) may take minutes on a big graph: past this many
-# boxes its iterations are capped at POSITIONING_ITERATIONS, which costs some compactness.
+# Graphviz's x-positioning (network simplex) and crossing minimisation may take minutes on a big
+# graph: past this many boxes, positioning is capped at POSITIONING_ITERATIONS and crossing
+# minimisation at a fifth of its passes, which costs some compactness and some crossings.
 CAPPED_LAYOUT = 300
 POSITIONING_ITERATIONS = 100
 # Members of explain's JSON steps left out of the page's data, which has them in the backward
@@ -60,7 +61,7 @@ def page_data(graph: Graph, source: str, precision: int = 8, only: Iterable[str]
             "draw part of it with --node NAME (repeatable), which keeps NAME and its neighbours")
     dot_text = dot.to_dot(graph, True, names, precision)
     if len(names) > CAPPED_LAYOUT:
-        dot_text = dot_text.replace("{\n", f"{{\n  nslimit={POSITIONING_ITERATIONS / len(names):.4f};\n", 1)
+        dot_text = dot_text.replace("{\n", f"{{\n  nslimit={POSITIONING_ITERATIONS / len(names):.4f}; mclimit=0.2;\n", 1)
     layers = {name: str(graph.layers[name]) for name in names if name in graph.layers}
     # Each array once: the steps' values and gradients of their own nodes are the backward entries',
     # and the page reads what each node sent back from the steps, not from the entries' input_grads.

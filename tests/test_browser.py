@@ -161,6 +161,33 @@ def test_two_layer_net_w1_shows_all_20_gradients_of_backward_json(watched: Watch
     assert "PASS" in page.inner_text("#panel")  # --check's result for the input
 
 
+def test_a_graph_of_2000_boxes_is_drawn_and_can_be_stepped_through(watched: Watched, tmp_path: Path) -> None:
+    # A chain out = -(x * c1 * c2 * ... * c999): 1,000 inputs and 1,000 nodes. Too wide to read when it
+    # all fits, so the page starts zoomed in at the output, and each step brings its node into view.
+    inputs = {"x": 2.0, **{f"c{k}": 1.0 for k in range(1, 1000)}}
+    nodes = {f"m{k}": {"op": "mul", "inputs": [f"m{k - 1}" if k > 1 else "x", f"c{k}"]} for k in range(1, 1000)}
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps({"inputs": inputs, "nodes": {**nodes, "out": {"op": "neg", "inputs": ["m999"]}}}))
+    out = tmp_path / "chain.html"
+    assert CliRunner().invoke(cli, ["html", str(path), "-o", str(out)]).exit_code == 0
+    watched.open(out.as_uri())
+    page = watched.page
+    assert page.locator("g.node").count() == 2000
+    canvas = page.locator("#canvas").bounding_box()
+
+    def inside(name: str) -> bool:
+        box = page.locator(f'g.node[data-name="{name}"]').bounding_box()
+        return canvas["x"] <= box["x"] + box["width"] / 2 <= canvas["x"] + canvas["width"]
+
+    assert inside("out") and not inside("m1")
+    page.keyboard.press("ArrowRight")  # forward 1: m1, at the far left
+    assert inside("m1")
+    page.click('g.node[data-name="m1"]')
+    assert panel_values(watched, "value-part") == [2.0] and panel_values(watched, "grad-part") == [-1.0]
+    page.keyboard.press("End")  # the last backward step
+    assert page.inner_text("#position") == "backward 1000 of 1000: m1" and inside("m1")
+
+
 def test_serve_redraws_on_save_shows_an_error_and_recovers(watched: Watched, tmp_path: Path) -> None:
     graph = tmp_path / "apple.yaml"
     graph.write_text((GRAPHS / "buy_apple.yaml").read_text())

@@ -8,6 +8,8 @@
   const GRAD_COLOR = "#c0392b"; // the colour `cgraph dot` draws gradients in
   const TABLE_ROWS = 2000; // rows of an array table drawn at once; a button draws the rest
   const WIDE = 72; // characters of an equation on one line; longer ones are written on three
+  const MIN_SCALE = 0.4; // screen pixels per unit of the drawing below which a graph starts zoomed in,
+  const START_SCALE = 0.8; // at this scale
   const config = JSON.parse(document.getElementById("cgraph-config").textContent);
   const $ = (id) => document.getElementById(id);
 
@@ -190,6 +192,13 @@
     showMessage("", false);
     canvas.appendChild(svg);
     setView();
+    if (!keepView && unitsPerPixel() > 1 / MIN_SCALE) {
+      // Too small to read when it all fits: start at a readable size, at the output.
+      const rect = canvas.getBoundingClientRect();
+      view.w = rect.width / START_SCALE;
+      view.h = rect.height / START_SCALE;
+      centre(data.backward.output);
+    }
     const slider = $("slider");
     slider.max = String(positions() - 1);
     if (position > positions() - 1) position = positions() - 1;
@@ -228,6 +237,26 @@
     }
   }
 
+  /** Move the view (keeping its zoom) so that ``name``'s box is in the middle. */
+  function centre(name) {
+    const group = svg && svg.cgraphNodes[name];
+    if (!group) return;
+    const box = group.getBoundingClientRect();
+    const point = svgPoint(box.left + box.width / 2, box.top + box.height / 2);
+    view.x = point.x - view.w / 2;
+    view.y = point.y - view.h / 2;
+    setView();
+  }
+
+  /** Centre ``name``'s box if it is outside the visible part of the picture. */
+  function reveal(name) {
+    const group = svg && svg.cgraphNodes[name];
+    if (!group) return;
+    const box = group.getBoundingClientRect();
+    const area = $("canvas").getBoundingClientRect();
+    if (box.right < area.left || box.left > area.right || box.bottom < area.top || box.top > area.bottom) centre(name);
+  }
+
   function setView() {
     if (svg) svg.setAttribute("viewBox", `${view.x} ${view.y} ${view.w} ${view.h}`);
   }
@@ -244,7 +273,10 @@
       state.kind === "all" ? `the whole graph (${forward} forward, ${model.steps.length} backward steps)`
         : state.kind === "forward" ? `forward ${state.index + 1} of ${forward}: ${state.current}`
           : `backward ${state.index + 1} of ${model.steps.length}: ${state.step.step === "sum" ? "d " : ""}${state.current}`;
-    if (svg) restyle(state);
+    if (svg) {
+      restyle(state);
+      if (state.current) reveal(state.current);
+    }
     showRule(state);
     showPanel();
   }
