@@ -353,6 +353,9 @@ def html(out_path: str | None, with_check: bool, precision: int, nodes: tuple[st
     """
     from . import html as pages
 
+    if out_path is None and sys.stdout is not None and sys.stdout.isatty():
+        raise click.UsageError("the page is HTML for a browser: write it to a file with -o OUT.html "
+                               "(or redirect standard output)")
     graph = _load(nodes=nodes, **loading)
     text = pages.page(_page_data(graph, loading["file"], precision, nodes, with_check))
     if out_path is None:

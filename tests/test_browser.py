@@ -145,6 +145,11 @@ def test_bias_batch_w_shows_the_broadcast_sum_and_its_gradient(watched: Watched,
     assert "summed over axes (0,)" in panel and "(3, 2) -> (2,)" in panel
     # xw = x * w with x = [[1, 2], [3, 4], [5, 6]] and dout 1: d w = column sums of x = [9, 12].
     assert panel_values(watched, "grad-part") == [9.0, 12.0]
+    page.hover('g.node[data-name="x"]')  # hovering shows another box's panel while the pointer is there
+    assert page.get_attribute("#panel", "data-name") == "x"
+    assert panel_values(watched, "grad-part") == [10.0, 100.0] * 3  # d x = dout * w, row by row
+    page.mouse.move(5, 5)  # off the picture: back to the selected box
+    assert page.get_attribute("#panel", "data-name") == "w"
 
 
 def test_two_layer_net_w1_shows_all_20_gradients_of_backward_json(watched: Watched, tmp_path: Path) -> None:

@@ -110,6 +110,20 @@ def test_errors_are_one_line_and_write_nothing(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1
 
 
+def test_no_page_on_a_terminal(tmp_path: Path) -> None:
+    import pty
+
+    primary, secondary = pty.openpty()
+    try:
+        result = subprocess.run([sys.executable, "-m", "cgraph", "html", APPLE], stdout=secondary,
+                                stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert result.returncode == 2
+    assert result.stderr.startswith("cgraph: error: the page is HTML for a browser: write it to a file with -o OUT.html")
+
+
 def test_standard_input_and_shared_options() -> None:
     text = (GRAPHS / "buy_apple.yaml").read_text()
     data = embedded(run("html", "-", "--set", "tax=2", "--dout", "3", stdin=text).stdout, "cgraph-data")
