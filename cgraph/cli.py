@@ -361,7 +361,9 @@ def html(out_path: str | None, with_check: bool, precision: int, nodes: tuple[st
     if out_path is None:
         _write([text.rstrip("\n")])
     else:
-        pages.write_file(out_path, text)
+        from .save import atomic_write
+
+        atomic_write(out_path, lambda file: file.write(text.encode()))
 
 
 @cli.command()

@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import tempfile
 from functools import lru_cache
 from importlib import resources
 from typing import Iterable
@@ -131,24 +129,3 @@ def _static_files() -> tuple[str, str, str, str]:
     folder = resources.files("cgraph") / "static"
     return tuple((folder / name).read_text(encoding="utf-8")  # type: ignore[return-value]
                  for name in ("page.html", "page.css", "page.js", "viz-global.js"))
-
-
-def write_file(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all: to a temporary file beside it, then renamed."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        handle, temp = tempfile.mkstemp(dir=folder, prefix=".cgraph-", suffix=".html")
-    except OSError as exc:
-        raise CgraphError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(temp, 0o666 & ~mask)
-        os.replace(temp, path)
-    except BaseException as exc:
-        os.unlink(temp)
-        if isinstance(exc, OSError):
-            raise CgraphError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
