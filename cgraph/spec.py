@@ -49,13 +49,16 @@ class GraphSpec:
     output: str
     overridden: frozenset[str] = frozenset()
     reread: Callable[[], Any] | None = None  # the source read again with positions, if it was read without
+    reread_data: Any = None  # what reread gave, once it was needed
 
     def position(self, name: str) -> Position | None:
         """Where the input or node ``name`` was defined."""
         item = self.inputs.get(name) or self.nodes.get(name)
         if item is None or self.reread is None or (item.pos and item.pos.line):
             return item.pos if item else None
-        data = self.reread()
+        if self.reread_data is None:
+            self.reread_data = self.reread()
+        data = self.reread_data
         section = data.get("inputs" if name in self.inputs else "nodes")
         return key_position_of(section, name)
 
