@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import gc
 import io
+import math
 import os
+import re
 import signal
 import sys
 from contextlib import contextmanager
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from .graph import Graph
 
 FORMATS = ("text", "json", "jsonl")
+DOT_PRECISION = 4  # digits in dot's boxes: enough to follow the numbers, narrow enough to read the picture
+DEFAULT_MAX_WORK = 10**11  # as budget.DEFAULT_MAX_WORK, which --help must show without importing numpy
 
 
 def _parse_set(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -33,13 +37,64 @@ def _parse_set(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
     return pairs
 
 
-def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.") -> Callable:
-    """The FILE argument and the options every command shares, with those of ``extra`` it asks
-    for: "dout", "format" (one of ``formats``), "precision" and "full"."""
+class FiniteFloatRange(click.FloatRange):
+    """A float in a range, refusing NaN and infinities (which every range comparison lets through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+class Amount(click.ParamType):
+    """A positive amount: a number (``1e11``), or with a suffix K, M, G or T, powers of 1024
+    for bytes (``512M``, ``1.5GiB``) and of 1000 otherwise."""
+
+    name = "amount"
+    _PATTERN = re.compile(r"\s*((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)\s*([kmgt]?)(i?b)?\s*\Z", re.IGNORECASE)
+
+    def __init__(self, of_bytes: bool) -> None:
+        self.of_bytes = of_bytes
+        self.name = "size" if of_bytes else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = self._PATTERN.match(str(value))
+        if match is None or (match.group(3) and not self.of_bytes):
+            example = "a number of bytes, or with K, M, G or T: 512M, 2G" if self.of_bytes else "a number, such as 1e12"
+            self.fail(f"expected {example}, got '{value}'", param, ctx)
+        number, suffix = float(match.group(1)), match.group(2).upper()
+        amount = number * (1024 if self.of_bytes else 1000) ** " KMGT".index(suffix or " ")
+        if not 1 <= amount < 2**63:
+            self.fail(f"'{value}' is out of range (1 to 2**63)", param, ctx)
+        return int(amount)
+
+
+BUDGET_OPTIONS = (
+    click.option("--max-memory", type=Amount(of_bytes=True), metavar="SIZE",
+                 help="Refuse graphs whose values and gradients need more bytes than this, worked out "
+                      "before running; K, M, G suffixes accepted (2G).  [default: half of the memory "
+                      "available when the command starts]"),
+    click.option("--max-work", type=Amount(of_bytes=False), default=DEFAULT_MAX_WORK, show_default="1e11",
+                 metavar="N", help="Refuse graphs needing more multiply-adds (matrix products) than this."),
+)
+
+
+def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.",
+                  precision: int = 8) -> Callable:
+    """The FILE argument (or -e/--expr in its place) and the options every command shares, with
+    those of ``extra`` it asks for: "dout", "format" (one of ``formats``), "precision"
+    (``precision`` by default) and "full"."""
     options = [
-        click.argument("file", metavar="FILE"),
+        click.argument("file", metavar="[FILE]", required=False),
+        click.option("-e", "--expr", "expressions", metavar="'NAME = EXPR'", multiple=True,
+                     help="A node written as a formula, in place of FILE, such as 'f = (x + y) * z'; the names it "
+                          "uses come from other formulas or --set. Repeatable; the last is the output."),
         click.option("--set", "sets", metavar="NAME=VALUE", multiple=True, callback=_parse_set,
-                     help="Replace input NAME with VALUE (a number, a list like '[1, 2]', or @file.npy). Repeatable."),
+                     help="Replace input NAME with VALUE (a number, a list like '[1, 2]', a mapping like "
+                          "'{shape: [3, 2], random: normal, seed: 1}', or @file.npy). Repeatable."),
         click.option("--output", metavar="NAME", help="The output node (default: 'output:' in the file, or the one node that feeds no other)."),
         click.option("--node", "nodes", metavar="NAME", multiple=True, help=f"{node_help} Repeatable."),
     ]
@@ -51,7 +106,7 @@ def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: st
         options.append(click.option("--format", "fmt", type=click.Choice(formats), default="text", show_default=True,
                                     help="Output format."))
     if "precision" in extra:
-        options.append(click.option("--precision", type=click.IntRange(0, 17), default=8, show_default=True,
+        options.append(click.option("--precision", type=click.IntRange(0, 17), default=precision, show_default=True,
                                     help="Digits after the point in text output."))
     if "full" in extra:
         options.append(click.option("--full", is_flag=True, help="Print large arrays in full instead of summarised (text output)."))
@@ -59,6 +114,7 @@ def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: st
         click.option("--strict", is_flag=True, help="Fail (exit 1) where a value or gradient is NaN or infinite."),
         click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
                      help="Refuse arrays with more elements than this."),
+        *BUDGET_OPTIONS,
     ]
 
     def decorate(command: Callable) -> Callable:
@@ -90,6 +146,8 @@ def cli() -> None:
       cgraph explain graphs/fan_out.yaml
       cgraph dot graphs/buy_apple_orange.yaml --backward --render graph.svg
       cgraph check graphs/bias_batch.yaml
+      cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 --optimizer adam --steps 2000
+      cgraph sweep graphs/buy_apple_orange.yaml --vary tax=1:2:1000
     """
 
 
@@ -156,14 +214,17 @@ def explain(fmt: str, precision: int, nodes: tuple[str, ...], **loading: Any) ->
 
 
 @cli.command()
-@graph_options("dout", "precision", node_help="Draw only this input or node (and the edges between those drawn).")
+@graph_options("dout", "precision", "full", node_help="Draw only this input or node (and the edges between those drawn).",
+               precision=DOT_PRECISION)
 @click.option("--backward", "with_grads", is_flag=True, help="Run the backward pass too and show gradients.")
 @click.option("--render", "image", metavar="OUT.svg|OUT.png|OUT.pdf",
               help="Write an image with Graphviz's 'dot' program instead of DOT text.")
-def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, ...], dout: str,
+def dot(with_grads: bool, image: str | None, precision: int, full: bool, nodes: tuple[str, ...], dout: str,
         **loading: Any) -> None:
-    """Write FILE's graph as Graphviz DOT text: a box per input and node with its op, shape and,
-    where small, value and (with --backward) gradient; edges from inputs to the nodes using them.
+    """Write FILE's graph as Graphviz DOT text: a box per input and node with its op, shape,
+    value and (with --backward) gradient; edges from inputs to the nodes using them, labelled
+    with the gradient each carried back. Arrays of more than 6 elements are shown by their shape
+    (`(3, 4) array`), or with --full in full.
 
     \b
     Example:
@@ -176,7 +237,7 @@ def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, .
     if not with_grads and context.get_parameter_source("dout") is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--dout goes with --backward", context)
     graph = _load(nodes=nodes, dout=dout if with_grads else None, **loading)
-    text = drawing.to_dot(graph, with_grads, nodes, precision)
+    text = drawing.to_dot(graph, with_grads, nodes, precision, full)
     if image is None:
         _write([text.rstrip("\n")])
     else:
@@ -185,10 +246,10 @@ def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, .
 
 @cli.command()
 @graph_options("dout", "format", formats=("text", "json"), node_help="Check only this input.")
-@click.option("--eps", type=click.FloatRange(0, min_open=True), default=1e-6, show_default=True,
+@click.option("--eps", type=FiniteFloatRange(0, min_open=True), default=1e-6, show_default=True,
               help="Finite-difference step, relative: an element x is moved by eps * max(1, |x|).")
-@click.option("--rtol", type=click.FloatRange(0), default=1e-5, show_default=True, help="Relative tolerance.")
-@click.option("--atol", type=click.FloatRange(0), default=1e-8, show_default=True, help="Absolute tolerance.")
+@click.option("--rtol", type=FiniteFloatRange(0), default=1e-5, show_default=True, help="Relative tolerance.")
+@click.option("--atol", type=FiniteFloatRange(0), default=1e-8, show_default=True, help="Absolute tolerance.")
 @click.option("--samples", type=click.IntRange(0), default=20, show_default=True,
               help="Check at most this many elements of each input, drawn at random; 0 checks all.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for drawing the samples.")
@@ -211,7 +272,11 @@ def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float
     """
     from . import check as checking
 
-    graph = _load(nodes=nodes, **loading)
+    def passes(graph: Graph) -> int:  # two per element checked, at most
+        sizes = [graph.spec.inputs[name].value.size for name in nodes or graph.spec.inputs if name in graph.spec.inputs]
+        return 1 + 2 * sum(min(size, samples) if samples else size for size in sizes)
+
+    graph = _load(nodes=nodes, forward_passes=passes, **loading)
     report = checking.check(graph, nodes, eps, rtol, atol, samples, seed)
     if fmt == "json":
         _write([checking.render_json(graph, report)])
@@ -219,6 +284,85 @@ def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float
         _write(checking.render_text(graph, report))
     if not report.passed:
         sys.exit(1)
+
+
+_PAGE_NODE_HELP = "Draw only this input or node and its neighbours (its inputs and the nodes using it)."
+_CHECK_HELP = "Add cgraph check's result (PASS or FAIL, the largest errors) to each input's panel."
+
+
+@cli.command()
+@graph_options("dout", "precision", node_help=_PAGE_NODE_HELP)
+@click.option("-o", "--out", "out_path", metavar="OUT.html", help="Write the page to this file (whole or not at all).")
+@click.option("--check", "with_check", is_flag=True, help=_CHECK_HELP)
+def html(out_path: str | None, with_check: bool, precision: int, nodes: tuple[str, ...], **loading: Any) -> None:
+    """Write FILE's graph as one self-contained interactive HTML page: the graph drawn as
+    cgraph dot draws it, every value and gradient in full, and the forward and backward passes
+    to step through with the rules and numbers of cgraph explain. The page works offline.
+
+    \b
+    Example:
+      $ cgraph html graphs/buy_apple_orange.yaml -o apple.html
+    """
+    from . import html as pages
+
+    graph = _load(nodes=nodes, **loading)
+    text = pages.page(_page_data(graph, loading["file"], precision, nodes, with_check))
+    if out_path is None:
+        _write([text.rstrip("\n")])
+    else:
+        pages.write_file(out_path, text)
+
+
+@cli.command()
+@graph_options("dout", "precision", node_help=_PAGE_NODE_HELP)
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port on 127.0.0.1 to serve on; 0 picks a free one.")
+@click.option("--check", "with_check", is_flag=True, help=_CHECK_HELP)
+def serve(port: int, with_check: bool, precision: int, nodes: tuple[str, ...], file: str, strict: bool,
+          **loading: Any) -> None:
+    """Serve FILE's page (as cgraph html writes it) on 127.0.0.1 and redraw it in the browser
+    whenever FILE is saved; a mistake in the file shows in the page until it is fixed.
+    Prints the page's URL. Ctrl-C stops it.
+
+    \b
+    Example:
+      $ cgraph serve graphs/two_layer_net.yaml --port 0
+      http://127.0.0.1:40155/
+    """
+    from . import html as pages
+    from . import serve as serving
+
+    if file == "-":
+        raise click.UsageError("serve watches a file for changes; it cannot read standard input")
+
+    def build() -> str:
+        try:
+            graph = _load(file=file, nodes=nodes, strict=False, **loading)  # warnings go to stderr too
+        finally:
+            gc.enable()  # _load pauses the collector for a short run; a server runs on
+        problems = _problems(graph, strict)
+        if problems and strict:
+            return pages.error_data(file, problems[0])
+        return _page_data(graph, file, precision, nodes, with_check, problems)
+
+    def announce(url: str) -> None:
+        click.echo(url)
+        _say(f"cgraph: serving {file} at {url} (Ctrl-C stops)")
+
+    serving.serve(file, build, port, announce)
+
+
+def _page_data(graph: Graph, file: str, precision: int, nodes: tuple[str, ...], with_check: bool,
+               warnings: Iterable[str] = ()) -> str:
+    """The data of FILE's page, with check's results of the inputs drawn where asked for."""
+    from . import check as checking
+    from . import html as pages
+
+    report = None
+    if with_check:
+        inputs = [name for name in pages.kept_names(graph, nodes) if name in graph.spec.inputs]
+        report = checking.check(graph, inputs)
+    return pages.page_data(graph, "<stdin>" if file == "-" else file, precision, nodes, report, warnings)
 
 
 def _optimizer_options(command: Callable) -> Callable:
@@ -265,6 +409,8 @@ def _optimizer_options(command: Callable) -> Callable:
                                                "that feeds no other).")
 @click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
               help="Refuse arrays with more elements than this.")
+@BUDGET_OPTIONS[0]
+@BUDGET_OPTIONS[1]
 def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, momentum: float | None,
           beta1: float | None, beta2: float | None, eps: float | None, steps: int, batch: str | None,
           batch_size: int | None, seed: int, metrics: tuple[str, ...], fmt: str, every: int | None,
@@ -301,7 +447,17 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
         raise click.UsageError("--write-graph copies a graph file; with the graph on standard input, use --save",
                                context)
     batch_names = [name.strip() for name in batch.split(",")] if batch else []
-    graph = _load(nodes=(), strict=False, run=False, file=file, **loading)
+
+    def passes(graph: Graph) -> int:
+        """The steps' work in passes over the whole graph, for the budget: a batch is a share of the rows."""
+        inputs = graph.spec.inputs
+        lengths = [inputs[name].value.shape[0] for name in batch_names if name in inputs and inputs[name].value.ndim]
+        if not batch_size or not lengths:
+            return steps
+        rows = max(max(lengths), 1)
+        return -(-steps * min(batch_size, rows) // rows)  # rounded up
+
+    graph = _load(nodes=(), strict=False, run=False, file=file, forward_passes=passes, **loading)
     for path in (save_path, graph_path):
         if path is not None:
             save.check_folder(path)
@@ -336,11 +492,8 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     started = time.perf_counter()
-    with click.progressbar(
-        length=steps, label=f"training ({optimizer})", file=sys.stderr, hidden=not sys.stderr.isatty(),
-        show_pos=True, update_min_steps=every or max(1, steps // 200),
-        item_show_func=lambda record: record and f"loss {record.loss:.4g}  {record.step / (time.perf_counter() - started):,.0f} steps/s",
-    ) as bar:
+    with _progress(steps, f"training ({optimizer})", every, lambda record: record and (
+            f"loss {record.loss:.4g}  {record.step / (time.perf_counter() - started):,.0f} steps/s")) as bar:
         for _ in range(steps):
             if stop["asked"]:
                 break
@@ -361,8 +514,73 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
     if stop["asked"]:
         held = [path for path in (save_path, graph_path) if path is not None]
         saved = f"; {' and '.join(held)} hold{'s' * (len(held) == 1)} the inputs after it" if held else ""
-        click.echo(f"cgraph: interrupted after step {trainer.step_count} of {steps}{saved}", err=True)
+        _say(f"cgraph: interrupted after step {trainer.step_count} of {steps}{saved}")
         sys.exit(130)
+
+
+def _progress(length: int, label: str, every: int | None, show: Callable[[Any], str | None]) -> Any:
+    """click's progress bar on stderr, only where stderr is a terminal, redrawn every ``every`` items
+    (or 200 times in all); ``show`` describes the latest item."""
+    return click.progressbar(length=length, label=label, file=sys.stderr, hidden=not sys.stderr.isatty(),
+                             show_pos=True, update_min_steps=every or max(1, length // 200), item_show_func=show)
+
+
+@cli.command()
+@graph_options("dout", "precision", node_help="Report this input's or node's gradient (default: every input's).")
+@click.option("--vary", "varies", metavar="NAME=SPEC", multiple=True, required=True, callback=_parse_set,
+              help="Values for input NAME: START:STOP:NUM (inclusive), a list like '[1, 2, 3]', or @file.npy "
+                   "(one per row). Repeatable: several make a grid.")
+@click.option("--zip", "zipped", is_flag=True, help="Pair the --vary values (the first of each, the second, ...) "
+                                                    "instead of trying every combination.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "text"]), default="jsonl", show_default=True,
+              help="jsonl: one JSON object per point; text: a table.")
+def sweep(varies: list[tuple[str, str]], zipped: bool, fmt: str, precision: int, nodes: tuple[str, ...], dout: str,
+          strict: bool, **loading: Any) -> None:
+    """Run FILE's forward and backward passes at many values of its inputs, in one process: each
+    point's values, output and gradients, one JSON line per point.
+
+    \b
+    Example:
+      $ cgraph sweep graphs/buy_apple_orange.yaml --vary tax=1:1.2:3 --node tax
+      {"point": 1, "set": {"tax": 1.0}, "output": 650.0, "grads": {"tax": 650.0}}
+      {"point": 2, "set": {"tax": 1.1}, "output": 715.0000000000001, "grads": {"tax": 650.0}}
+      {"point": 3, "set": {"tax": 1.2}, "output": 780.0, "grads": {"tax": 650.0}}
+      $ cgraph sweep graphs/buy_apple.yaml --vary apple=[100,150] --vary tax=[1,1.1] --format text
+    """
+    from . import sweep as sweeping
+    from .arrays import parse_array_option, suggest
+    from .errors import CgraphError, diagnostic
+
+    max_elements = loading["max_elements"]
+    varied = {name: sweeping.parse_spec(text, f"--vary {name}", max_elements) for name, text in varies}
+    total = sweeping.count(varied, zipped)
+    graph = _load(nodes=nodes, strict=strict, run=False, forward_passes=lambda graph: total, **loading)
+    for name in varied:
+        if name not in graph.spec.inputs:
+            kind = "a node, not an input" if name in graph.spec.nodes else f"not an input{suggest(name, graph.spec.inputs)}"
+            raise CgraphError(f"--vary: '{name}' is {kind}")
+    runner = sweeping.Sweep(graph, varied, nodes, parse_array_option(dout, "--dout", max_elements))
+    every = max(1, total // 200)
+
+    def results() -> Iterator[tuple[int, tuple[int, ...], dict[str, Any], Any, dict[str, Any]]]:
+        with _progress(total, "sweeping", every, lambda number: number and f"point {number:,}") as bar:
+            for number, indices in enumerate(sweeping.points(runner.varied, zipped), 1):
+                yield number, indices, *runner.run(number, indices)
+                if number % every == 0:
+                    bar.update(every, number)
+
+    if fmt == "jsonl":
+        _write(runner.json_line(number, indices, output, grads) for number, indices, _, output, grads in results())
+    else:
+        _write(sweeping.table(graph, [(point, output, grads) for _, _, point, output, grads in results()], precision))
+    if runner.first_non_finite:
+        point, name, message = runner.first_non_finite
+        where = graph.spec.position(name) if name else None
+        kind = "error" if strict else "warning"
+        _say(diagnostic(kind, f"{runner.non_finite_points:,} of {total:,} points gave NaN or infinity; at point "
+                              f"{point}: {message}", where))
+        if strict:
+            sys.exit(1)
 
 
 def _json_line(data: dict[str, Any]) -> str:
@@ -404,24 +622,36 @@ def _say(line: str) -> None:
 
 def _load(
     *,
-    file: str,
+    file: str | None,
     sets: list[tuple[str, str]],
     output: str | None,
     nodes: tuple[str, ...],
     strict: bool,
     max_elements: int,
+    max_memory: int | None,
+    max_work: int,
     dout: str | None = None,
     run: bool = True,
+    forward_passes: Callable[[Graph], int] | None = None,
+    expressions: tuple[str, ...] = (),
 ) -> Graph:
-    """Load FILE with the shared options and, where ``run``, run forward and, where ``dout`` is
-    given, backward; warn about NaN and infinity (fail with ``strict``)."""
-    from . import api
+    """Load FILE, or the graph of the formulas in ``expressions``, with the shared options, check its
+    cost against the budget and, where ``run``, run forward and, where ``dout`` is given, backward;
+    warn about NaN and infinity (fail with ``strict``). ``forward_passes`` gives how many runs the
+    command makes (1 by default)."""
+    from . import api, budget
     from .arrays import parse_array_option, suggest
-    from .errors import CgraphError, diagnostic
+    from .errors import CgraphError
 
+    if (file is None) == (not expressions):
+        raise click.UsageError("give FILE or -e/--expr 'NAME = EXPR', not both" if expressions
+                               else "missing FILE (or -e/--expr 'NAME = EXPR')")
     gc.disable()  # a run makes millions of objects and no reference cycles; the process ends soon after
-    overrides = {name: parse_array_option(text, f"--set {name}", max_elements) for name, text in sets}
-    if file == "-":
+    overrides = {} if expressions else {
+        name: parse_array_option(text, f"--set {name}", max_elements) for name, text in sets}
+    if expressions:
+        graph = api.from_expressions(expressions, dict(sets), output=output, max_elements=max_elements)
+    elif file == "-":
         if sys.stdin is None:
             raise CgraphError("there is no standard input to read the graph from")
         if sys.stdin.isatty():
@@ -434,17 +664,32 @@ def _load(
     for name in nodes:
         if name not in graph.shapes:
             raise CgraphError(f"--node: unknown name '{name}'{suggest(name, graph.shapes)}")
+    budget.check_budget(graph, budget.default_max_memory() if max_memory is None else max_memory, max_work,
+                        backward=dout is not None or not run,
+                        forward_passes=forward_passes(graph) if forward_passes else 1)
     if not run:
         return graph
     graph.forward()
     if dout is not None:
         graph.backward(parse_array_option(dout, "--dout", max_elements))
-    problems = graph.non_finite()
-    for name, message in problems:
-        _say(diagnostic("error" if strict else "warning", message, graph.spec.position(name)))
+    problems = _problems(graph, strict)
+    for line in problems:
+        _say(line)
     if problems and strict:
         sys.exit(1)
     return graph
+
+
+def _problems(graph: Graph, strict: bool) -> list[str]:
+    """Where NaN or infinity entered the graph, one line each as warnings; with ``strict``, the
+    first cause as the one error line."""
+    from .errors import diagnostic
+
+    problems = graph.non_finite()
+    if strict:
+        problems = problems[:1]
+    kind = "error" if strict else "warning"
+    return [diagnostic(kind, message, graph.spec.position(name)) for name, message in problems]
 
 
 def _print(graph: Graph, fmt: str, nodes: tuple[str, ...], precision: int, full: bool) -> None:

@@ -8,8 +8,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, suggest
-from .errors import CgraphError, Position
+from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, is_number, suggest
+from .errors import CgraphError, Position, TextPosition
+from .expr import expand, simple
 from .layers import REGISTRY, REQUIRED
 from .yamlsafe import key_position_of, position_of
 
@@ -48,19 +49,16 @@ class GraphSpec:
     nodes: dict[str, NodeSpec]
     output: str
     overridden: frozenset[str] = frozenset()
-    reread: Callable[[], Any] | None = None  # the source read again with positions, if it was read without
-    reread_data: Any = None  # what reread gave, once it was needed
+    # Where a name stands in the source, (section, name) -> position, if it was read without positions.
+    locate: Callable[[str, str], Position | None] | None = None
+    constants: dict[str, float] = field(default_factory=dict)  # the numbers in expressions, by their text
 
     def position(self, name: str) -> Position | None:
         """Where the input or node ``name`` was defined."""
         item = self.inputs.get(name) or self.nodes.get(name)
-        if item is None or self.reread is None or (item.pos and item.pos.line):
+        if item is None or self.locate is None or (item.pos and item.pos.line):
             return item.pos if item else None
-        if self.reread_data is None:
-            self.reread_data = self.reread()
-        data = self.reread_data
-        section = data.get("inputs" if name in self.inputs else "nodes")
-        return key_position_of(section, name)
+        return self.locate("inputs" if name in self.inputs else "nodes", name)
 
 
 def build_spec(
@@ -70,11 +68,11 @@ def build_spec(
     overrides: dict[str, np.ndarray] | None = None,
     output: str | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
-    reread: Callable[[], Any] | None = None,
+    locate: Callable[[str, str], Position | None] | None = None,
 ) -> GraphSpec:
     """Validate parsed YAML ``data`` into a GraphSpec; ``overrides`` replace inputs' values.
 
-    ``reread`` gives the source's data with positions, where ``data`` has none.
+    ``locate`` finds where a name of a section stands in the source, where ``data`` has no positions.
     """
     top = Position(source)
     if data is None:
@@ -87,6 +85,7 @@ def build_spec(
                 f"unknown top-level key '{key}'{suggest(key, TOP_KEYS)}; expected: {', '.join(TOP_KEYS)}",
                 key_position_of(data, key) or top,
             )
+    _refuse_misplaced_sections(data, top)
     if "nodes" not in data:
         raise CgraphError("the graph has no 'nodes'", _pos(data, top))
 
@@ -111,32 +110,76 @@ def build_spec(
         inputs[name] = InputSpec(name, array, name_pos)
 
     written: dict[str, NodeSpec] = {}
+    bodies: dict[str, Any] = {}  # each node's mapping, or formula and its position, for the positions of its inputs
+    constants: dict[str, float] = {}
+    texts: dict[str, str] = {}  # sub-expressions made into nodes, by their text
     for name, body in nodes_data.items():
         name_pos = key_position_of(nodes_data, name)
         _check_name(name, name_pos or top)
         if name in inputs:
             raise CgraphError(f"node '{name}' has the name of an input; names must be unique", name_pos or top)
-        written[name] = _node(name, body, position_of(nodes_data, name) or name_pos or top, name_pos)
+        pos = position_of(nodes_data, name) or name_pos or top
+        if type(body) is not str:
+            written[name] = _node(name, body, pos, name_pos)
+            bodies[name] = body
+            continue
+        quick = simple(body)
+        layer = REGISTRY.get(quick[0]) if quick else None
+        if layer and not layer.required_attrs and layer.takes(len(quick[1])):
+            where = pos.at(1, quick[3]) if type(pos) is TextPosition else pos
+            written[name] = NodeSpec(name, quick[0], quick[1], where, NO_ATTRS)
+            constants.update(quick[2])
+            bodies[name] = (body, pos)
+            continue
+        expansion = expand(name, body, pos, texts)
+        constants.update(expansion.constants)
+        for part in expansion.parts:
+            written[part.name] = _checked_node(part.name, part.body, part.pos, part.pos)
+            bodies[part.name] = part.body
 
     for name in overrides:
         if name not in inputs:
             kind = "is a node, not an input" if name in written else f"is not an input{suggest(name, inputs)}"
             raise CgraphError(f"--set: '{name}' {kind}")
 
-    known = inputs.keys() | written.keys()
+    known = inputs.keys() | written.keys() | constants.keys()
     for node in written.values():
         if known.issuperset(node.args) and node.name not in node.args:
             continue
+        body = bodies[node.name]
+        if type(body) is tuple:  # a formula read on the fast path: read again for the positions of its names
+            body = expand(node.name, *body).parts[-1].body
         for index, arg in enumerate(node.args):
-            if arg not in inputs and arg not in written or arg == node.name:
-                pos = position_of(nodes_data[node.name]["inputs"], index) or node.pos or top
+            if arg not in known or arg == node.name:
+                pos = position_of(body["inputs"], index) or node.pos or top
                 if arg == node.name:
                     raise CgraphError(f"node '{node.name}' uses itself as an input", pos)
                 raise CgraphError(f"node '{node.name}' uses unknown name '{arg}'{suggest(arg, [*inputs, *written])}", pos)
 
     nodes = {name: written[name] for name in _dependency_order(written)}
     chosen = _output(data, nodes, inputs, output, top)
-    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), reread)
+    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), locate, constants)
+
+
+def _refuse_misplaced_sections(data: dict, top: Position) -> None:
+    """Say so where a top-level key missing from the top level was read inside another section,
+    because it was indented under it (``nodes:`` under ``inputs:``)."""
+    for key in TOP_KEYS:
+        if key in data:
+            continue
+        for section, body in data.items():
+            if not isinstance(body, dict) or key not in body:
+                continue
+            value = body[key]
+            if key == "nodes" or key == "output" and isinstance(value, str) or (
+                    key == "inputs" and isinstance(value, dict) and "op" not in value):
+                pos = key_position_of(body, key)
+                line = f" at line {pos.line}" if pos and pos.line else ""
+                raise CgraphError(
+                    f"'{key}' was found inside '{section}'{line}: it belongs at the top level, "
+                    f"not indented under '{section}'",
+                    pos or top,
+                )
 
 
 def _pos(data: Any, default: Position) -> Position:
@@ -193,7 +236,12 @@ def _checked_node(name: str, body: Any, pos: Position, name_pos: Position | None
         raise CgraphError(f"node '{name}': 'inputs' must be a list of names, got {describe(args)}", args_pos)
     for index, arg in enumerate(args):
         if not isinstance(arg, str):
-            hint = ": if it is a name, quote it" if arg is None or isinstance(arg, bool) else ""
+            if arg is None or isinstance(arg, bool):
+                hint = ": if it is a name, quote it"
+            elif is_number(arg):
+                hint = f"; a constant is an input: add one under 'inputs' (such as 'c: {arg}') and use its name"
+            else:
+                hint = ""
             raise CgraphError(
                 f"node '{name}': expected the name of an input or node, got {describe(arg)}{hint}",
                 position_of(args, index) or args_pos,

@@ -118,7 +118,7 @@ class Trainer:
         number = self.step_count + 1
         if self.data:
             rows = self.rng.integers(0, self.rows, self.batch_size)
-            graph.set_inputs({**self.params, **{name: array[rows] for name, array in self.data.items()}})
+            graph.set_inputs({**self.params, **{name: array.take(rows, axis=0) for name, array in self.data.items()}})
         else:
             graph.set_inputs(self.params)
         loss = float(graph.forward())
@@ -128,7 +128,8 @@ class Trainer:
         param_grads = {name: grads[name] for name in self.params}
         if not self.keep_going:
             for name, grad in param_grads.items():
-                if not np.isfinite(grad).all():
+                # a sum is finite where every element is (or, rarely, overflows: then look at each)
+                if not math.isfinite(np.sum(grad)) and not np.isfinite(grad).all():
                     self._stop(number, f"the gradient of '{name}' holds NaN or infinity")
         values = graph.values
         record = StepRecord(number, loss, {name: float(values[name]) for name in self.metrics})
@@ -150,6 +151,8 @@ def loss_curve(losses: Sequence[float], width: int = 60, height: int = 8) -> lis
     """The losses as a bar chart of ``height`` text rows: one column per group of steps (their
     mean, ``?`` where one is not finite), the highest and lowest column's value on the left,
     the step numbers under it."""
+    if not losses:
+        return []
     columns = min(width, len(losses))
     groups = [losses[len(losses) * i // columns:len(losses) * (i + 1) // columns] for i in range(columns)]
     means = [_mean(group) for group in groups]

@@ -54,6 +54,7 @@ from .network import (
     class_indices,
     matmul_grads,
     matmul_shape,
+    matmul_work,
 )
 
 __all__ = [
@@ -101,6 +102,7 @@ __all__ = [
     "divide",
     "matmul_grads",
     "matmul_shape",
+    "matmul_work",
     "parse_key",
     "read_axes",
     "read_axis",
