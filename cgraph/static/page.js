@@ -10,6 +10,7 @@
   const WIDE = 72; // characters of an equation on one line; longer ones are written on three
   const MIN_SCALE = 0.4; // screen pixels per unit of the drawing below which a graph starts zoomed in,
   const START_SCALE = 0.8; // at this scale
+  const MAX_SCALE = 1.5; // a small graph is not magnified more than this to fit
   const config = JSON.parse(document.getElementById("cgraph-config").textContent);
   const $ = (id) => document.getElementById(id);
 
@@ -186,12 +187,12 @@
     const fresh = { x: box.x, y: box.y, w: box.width, h: box.height };
     const keepView = previous && home && view && Math.abs(home.w - fresh.w) < 1 && Math.abs(home.h - fresh.h) < 1;
     home = fresh;
-    if (!keepView) view = { ...home };
     annotate();
     if (previous) previous.remove();
     showMessage("", false);
     canvas.appendChild(svg);
-    setView();
+    if (keepView) setView();
+    else fit();
     if (!keepView && unitsPerPixel() > 1 / MIN_SCALE) {
       // Too small to read when it all fits: start at a readable size, at the output.
       const rect = canvas.getBoundingClientRect();
@@ -235,6 +236,20 @@
       svg.cgraphEdges.push(group);
       for (const text of group.querySelectorAll("text")) text.classList.add("grad-text");
     }
+  }
+
+  /** The whole graph in view, magnified at most MAX_SCALE times. */
+  function fit() {
+    view = { ...home };
+    const rect = $("canvas").getBoundingClientRect();
+    const scale = Math.min(rect.width / home.w, rect.height / home.h);
+    if (scale > MAX_SCALE) {
+      view.w = rect.width / MAX_SCALE;
+      view.h = rect.height / MAX_SCALE;
+      view.x = home.x + (home.w - view.w) / 2;
+      view.y = home.y + (home.h - view.h) / 2;
+    }
+    setView();
   }
 
   /** Move the view (keeping its zoom) so that ``name``'s box is in the middle. */
@@ -628,7 +643,7 @@
       view.h *= factor;
       setView();
     }, { passive: false });
-    $("fit").addEventListener("click", () => { if (home) { view = { ...home }; setView(); } });
+    $("fit").addEventListener("click", () => { if (home) fit(); });
     $("first").addEventListener("click", () => go(0));
     $("prev").addEventListener("click", () => go(position - 1));
     $("next").addEventListener("click", () => go(position + 1));
