@@ -135,6 +135,13 @@ def test_standard_input_and_shared_options() -> None:
     assert embedded(run("html", APPLE, "--precision", "2").stdout, "cgraph-data")["precision"] == 2
 
 
+def test_a_page_of_formulas_is_titled_with_them() -> None:
+    data = embedded(run("html", "-e", "q = x + y", "-e", "f = q * z", "--set", "x=-2", "--set", "y=5",
+                        "--set", "z=-4").stdout, "cgraph-data")
+    assert data["file"] == "q = x + y; f = q * z"
+    assert data["backward"]["nodes"]["x"]["grad"] == -4.0  # CS231n's circuit: df/dx = z
+
+
 def test_node_keeps_the_named_nodes_and_their_neighbours() -> None:
     # all_price = apple_price + orange_price, and price = all_price * tax uses it.
     data = embedded(run("html", APPLE_ORANGE, "--node", "all_price").stdout, "cgraph-data")
@@ -228,8 +235,10 @@ def test_serve_answers_its_page_and_updates_only_and_stops_on_ctrl_c(tmp_path: P
 
 
 def test_serve_needs_a_file_and_a_free_port(tmp_path: Path) -> None:
-    result = run("serve", "-")
-    assert result.exit_code == 2 and "cannot read standard input" in result.stderr
+    for args in (["-"], ["-e", "f = x * y", "--set", "x=1", "--set", "y=2"]):
+        result = run("serve", *args)
+        assert result.exit_code == 2
+        assert "serve watches a graph file for changes: give FILE (not standard input or -e)" in result.stderr
     graph = tmp_path / "apple.yaml"
     graph.write_text((GRAPHS / "buy_apple.yaml").read_text())
     process, url = start_server(graph)
