@@ -97,12 +97,9 @@ def page(data: str, live: bool = False, version: str = "") -> str:
     """
     template, style, script, layout = _static_files()
     config = json.dumps({"live": live, "version": version} if live else {"live": False})
-    scripts = [layout, script]
-    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'"
-                      for text in scripts)
     connect = "'self'" if live else "'none'"
-    policy = (f"default-src 'none'; script-src {hashes} 'wasm-unsafe-eval'; style-src 'unsafe-inline'; "
-              f"img-src data:; connect-src {connect}; base-uri 'none'; form-action 'none'")
+    policy = (f"default-src 'none'; script-src {_hash(layout)} {_hash(script)} 'wasm-unsafe-eval'; "
+              f"style-src {_hash(style)}; img-src data:; connect-src {connect}; base-uri 'none'; form-action 'none'")
     replacements = {
         "{{policy}}": policy,
         "{{style}}": style,
@@ -117,6 +114,11 @@ def page(data: str, live: bool = False, version: str = "") -> str:
         key, _, rest = part.partition("}}")
         out.append(replacements["{{" + key + "}}"] + rest)
     return "".join(out)
+
+
+def _hash(text: str) -> str:
+    """A Content-Security-Policy source that allows the inline script or style ``text``, and no other."""
+    return f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'"
 
 
 def _script_json(text: str) -> str:

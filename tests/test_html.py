@@ -76,6 +76,8 @@ def test_same_file_same_bytes_and_offline_policy() -> None:
     assert len(scripts) == 2
     hashes = {f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'" for text in scripts}
     assert set(directives["script-src"].split()) == hashes | {"'wasm-unsafe-eval'"}
+    style = re.search(r"<style>(.*?)</style>", page, re.DOTALL).group(1)
+    assert directives["style-src"] == f"'sha256-{base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()}'"
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
 
 
