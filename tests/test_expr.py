@@ -382,3 +382,13 @@ def test_quick_reader_leaves_what_yaml_reads_otherwise_to_the_parser(value: str)
     text = f"nodes:\n  f: {value}\n"
     quick = quick_parse(text)
     assert quick is None or quick == {"nodes": {"f": "x"}}  # 'x #': the comment is dropped, as YAML does
+
+
+def test_lint_takes_constants_as_python_numbers() -> None:
+    from cgraph.lint import lint, value_dtypes
+
+    graph = load("  f: sum(h * 2 + 0.5)", "h: {value: [1, 2], dtype: float32}")
+    assert value_dtypes(graph)["(h * 2 + 0.5)"] == np.float32  # as numpy runs it: float32 stays float32
+    assert [warning.kind for warning in lint(graph)] == []
+    graph = load("  f: sum(h * 2 + y)", "h: {value: [1, 2], dtype: float32}\n  y: [1, 2]")
+    assert [warning.kind for warning in lint(graph)] == ["dtype"]
