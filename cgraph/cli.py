@@ -191,8 +191,8 @@ def backward(fmt: str, precision: int, full: bool, with_lint: bool, nodes: tuple
     \b
     Example:
       $ cgraph backward graphs/buy_apple.yaml --node apple --format json
-      {"output": "price", "dout": 1.0, "nodes": {"apple": {"op": "input", "inputs": [],
-       "shape": [], "dtype": "float64", "value": 100.0, "grad": 2.2}}}
+      {"output":"price","dout":1.0,"nodes":{"apple":{"op":"input","inputs":[],"shape":[],
+      "dtype":"float64","value":100.0,"grad":2.2}}}
     """
     graph = _load(nodes=nodes, **loading)
     if with_lint:
