@@ -91,10 +91,11 @@ def _unreached(graph: Graph) -> list[LintWarning]:
 
 
 def value_dtypes(graph: Graph) -> dict[str, np.dtype]:
-    """Every value's dtype, worked out from the inputs' by numpy's promotion, without running."""
+    """Every input's and node's dtype, worked out from the inputs' by numpy's promotion, without
+    running. The constants of formulas are Python floats, which take the dtype of the arrays beside them."""
     dtypes = {name: item.value.dtype for name, item in graph.spec.inputs.items()}
     for name, node in graph.spec.nodes.items():
-        dtypes[name] = np.result_type(*(dtypes[arg] for arg in node.args))
+        dtypes[name] = np.result_type(*(dtypes.get(arg, 0.0) for arg in node.args))
     return dtypes
 
 
@@ -103,7 +104,7 @@ def _mixed_dtypes(graph: Graph) -> list[LintWarning]:
     dtypes = value_dtypes(graph)
     found = []
     for name, node in graph.spec.nodes.items():
-        kinds = {dtypes[arg] for arg in node.args}
+        kinds = {dtypes[arg] for arg in node.args if arg in dtypes}
         narrow = sorted(str(dtype) for dtype in kinds if dtype.kind == "f" and dtype.itemsize < 8)
         if not narrow or np.dtype(np.float64) not in kinds:
             continue
