@@ -31,7 +31,7 @@ from .base import (
 from .binary import AddLayer, DivLayer, MaximumLayer, MulLayer, PowLayer, SubLayer
 from .unary import ExpLayer, LogLayer, NegLayer, ReluLayer, SigmoidLayer, SqrtLayer, TanhLayer, UnaryLayer
 from .reductions import MeanLayer, ReductionLayer, SumLayer
-from .shape import ReshapeLayer, TransposeLayer
+from .shape import FlattenLayer, ReshapeLayer, TransposeLayer
 from .network import (
     AffineLayer,
     MatmulLayer,
@@ -41,6 +41,8 @@ from .network import (
     matmul_grads,
     matmul_shape,
 )
+from .conv import AvgPool2dLayer, Conv2dLayer, MaxPool2dLayer, Pool2dLayer
+from .normalization import BatchNormLayer, DropoutLayer
 
 __all__ = [
     "REGISTRY",
@@ -48,15 +50,22 @@ __all__ = [
     "AddLayer",
     "AffineLayer",
     "Attr",
+    "AvgPool2dLayer",
     "BaseLayer",
+    "BatchNormLayer",
+    "Conv2dLayer",
     "DivLayer",
+    "DropoutLayer",
     "ExpLayer",
+    "FlattenLayer",
     "LogLayer",
     "MatmulLayer",
+    "MaxPool2dLayer",
     "MaximumLayer",
     "MeanLayer",
     "MulLayer",
     "NegLayer",
+    "Pool2dLayer",
     "PowLayer",
     "ReductionLayer",
     "ReluLayer",
