@@ -19,8 +19,10 @@ class Position:
         return f"{self.file}:{self.line}:{self.col}"
 
 
-class CgraphError(Exception):
-    """A mistake in the user's input: a message and, where it has one, its position."""
+class CgraphError(ValueError):
+    """A mistake in the user's input: a message and, where it has one, its position.
+
+    A ValueError, so that Python code may catch bad values passed to the API as it would elsewhere."""
 
     def __init__(self, message: str, pos: Position | None = None) -> None:
         super().__init__(message)

@@ -119,7 +119,7 @@ def _node_step(graph: Graph, name: str, precision: int) -> NodeStep:
         template = _with_dout(formula)
         rule = template.format(**names)
         shape = graph.shapes[arg]
-        if not _broadcast_to(shape, out_shape):
+        if not layer.broadcasts or not _broadcast_to(shape, out_shape):
             grads.append(GradStep(arg, role, rule, template.format(**numbers), grad, ()))
         else:
             axes = sum_axes(out_shape, shape)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import gc
 import math
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from .arrays import DEFAULT_MAX_ELEMENTS
+from .arrays import DEFAULT_MAX_ELEMENTS, MAX_DIMS, array_from_data, suggest
 from .errors import CgraphError
 from .layers import REGISTRY, BaseLayer, Shape, broadcast_shapes
 from .spec import GraphSpec
@@ -41,7 +41,8 @@ class Graph:
         self.spec = spec
         self.output = spec.output
         self.layers: dict[str, BaseLayer] = {name: REGISTRY[node.op](**node.attrs) for name, node in spec.nodes.items()}
-        self.shapes = self._infer_shapes(max_elements)
+        self.max_elements = max_elements
+        self.shapes = self._infer_shapes({name: item.value.shape for name, item in spec.inputs.items()})
         self.values: dict[str, Any] = {}
         self.grads: dict[str, Any] = {}
         self.input_grads: dict[str, tuple[Any, ...]] = {}
@@ -54,14 +55,64 @@ class Graph:
             (first + k, layer.forward, layer.backward, tuple(map(index.__getitem__, node.args)))
             for k, (layer, node) in enumerate(zip(self.layers.values(), spec.nodes.values()))
         ]
-        # A graph of 0-d float64 values runs on Python floats, several times faster than numpy scalars.
-        self._floats = all(
-            item.value.dtype == np.float64 for item in spec.inputs.values()
-        ) and not any(self.shapes.values())
+        self._floats = self._all_floats()
 
-    def _infer_shapes(self, max_elements: int) -> dict[str, Shape]:
-        """Every value's shape, checked before anything is computed."""
-        shapes = {name: item.value.shape for name, item in self.spec.inputs.items()}
+    def _all_floats(self) -> bool:
+        """Whether every value is 0-d float64: such a graph runs on Python floats, several times
+        faster than on numpy scalars."""
+        return all(item.value.dtype == np.float64 for item in self.spec.inputs.values()) and not any(
+            self.shapes.values())
+
+    def set_input(self, name: str, value: Any) -> None:
+        """Replace input ``name``'s value for the next :meth:`forward` and :meth:`backward`.
+
+        ``value`` (a number, nested lists or an array) is converted to the input's dtype; an
+        array of that dtype is used as it is, not copied. A new shape is allowed where every
+        node's shape still works, which is checked here, before anything runs; otherwise a
+        CgraphError (a ValueError) names the input and both shapes. Nothing is parsed or rebuilt.
+        """
+        self.set_inputs({name: value})
+
+    def set_inputs(self, values: Mapping[str, Any]) -> None:
+        """:meth:`set_input` for several inputs at once, whose new shapes are checked together
+        (a batch of another size changes the data and its labels)."""
+        arrays = {}
+        for name, value in values.items():
+            item = self.spec.inputs.get(name)
+            if item is None:
+                kind = "is a node, not an input" if name in self.spec.nodes else f"is not an input{suggest(name, self.spec.inputs)}"
+                raise CgraphError(f"set_input: '{name}' {kind}")
+            dtype = item.value.dtype
+            if type(value) is np.ndarray and value.dtype == dtype:
+                arrays[name] = value
+                continue
+            try:
+                arrays[name] = array_from_data(value, None, dtype)
+            except CgraphError as error:
+                raise CgraphError(f"set_input '{name}': {error.message}") from None
+        changed = {name: array.shape for name, array in arrays.items() if array.shape != self.shapes[name]}
+        if changed:
+            for name, shape in changed.items():
+                if len(shape) > MAX_DIMS or math.prod(shape) > self.max_elements:
+                    raise CgraphError(f"set_input '{name}': an array of shape {shape} is over the limits "
+                                      f"({MAX_DIMS} dimensions, {self.max_elements:,} elements)")
+            try:
+                shapes = self._infer_shapes({**{name: self.shapes[name] for name in self.spec.inputs}, **changed})
+            except CgraphError as error:
+                replaced = ", ".join(f"'{name}' shape {shape} in place of {self.shapes[name]}"
+                                     for name, shape in changed.items())
+                raise CgraphError(f"set_input {replaced} does not fit the graph: {error.message}", error.pos) from None
+            self.shapes = shapes
+        for name, array in arrays.items():
+            self.spec.inputs[name].value = array
+        if changed:
+            self._floats = self._all_floats()
+        self.values, self.grads, self.input_grads = {}, {}, {}
+
+    def _infer_shapes(self, shapes: dict[str, Shape]) -> dict[str, Shape]:
+        """Every value's shape from the inputs' ``shapes``, checked before anything is computed."""
+        max_elements = self.max_elements
+        shapes = dict(shapes)
         for name, node in self.spec.nodes.items():
             arg_shapes = [*map(shapes.__getitem__, node.args)]
             layer = self.layers[name]

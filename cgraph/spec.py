@@ -154,7 +154,7 @@ def _node(name: str, body: Any, pos: Position, name_pos: Position | None) -> Nod
         op, args = body.get("op"), body.get("inputs")
         layer = REGISTRY.get(op) if isinstance(op, str) else None
         if (
-            layer and not layer.required_attrs and isinstance(args, list) and len(args) == len(layer.args)
+            layer and not layer.required_attrs and isinstance(args, list) and layer.takes(len(args))
             and all(type(arg) is str for arg in args)
         ):
             return NodeSpec(name, op, tuple(args), name_pos, NO_ATTRS)
@@ -195,10 +195,9 @@ def _checked_node(name: str, body: Any, pos: Position, name_pos: Position | None
                 f"node '{name}': expected the name of an input or node, got {describe(arg)}{hint}",
                 position_of(args, index) or args_pos,
             )
-    arity = len(layer.args)
-    if len(args) != arity:
-        names = ", ".join(layer.args)
-        raise CgraphError(f"node '{name}': op '{op}' takes {arity} input{'s' * (arity != 1)}, got {len(args)}: {op}({names})", args_pos)
+    if not layer.takes(len(args)):
+        names = "x1, x2, ..." if layer.variadic else ", ".join(layer.args)
+        raise CgraphError(f"node '{name}': op '{op}' takes {layer.arity()}, got {len(args)}: {op}({names})", args_pos)
     attrs: dict[str, Any] = {}
     for key, attr in layer.attrs.items():
         if key in body:

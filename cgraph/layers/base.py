@@ -179,6 +179,8 @@ class BaseLayer:
     __slots__ = ()  # subclasses may list their fields in __slots__ for speed, or have a __dict__
     op: ClassVar[str] = ""
     args: ClassVar[tuple[str, ...]] = ("x", "y")
+    variadic: ClassVar[bool] = False  # takes any number of inputs, at least one (see VariadicLayer)
+    broadcasts: ClassVar[bool] = True  # may broadcast an input, so that its gradient is summed back with sum_to
     attrs: ClassVar[dict[str, Attr]] = {}
     required_attrs: ClassVar[tuple[str, ...]] = ()  # set by @register
     # The rules, for explaining a node: the value and each input's gradient, written with
@@ -209,6 +211,16 @@ class BaseLayer:
             shown["{" + key + "}"] = _show(value)
         self.formula = _fill(cls.formula, shown)
         self.grad_formulas = tuple(_fill(rule, shown) for rule in cls.grad_formulas)
+
+    @classmethod
+    def takes(cls, count: int) -> bool:
+        """Whether the op takes ``count`` inputs."""
+        return count == len(cls.args)
+
+    @classmethod
+    def arity(cls) -> str:
+        """How many inputs the op takes, in words: "2 inputs", "1 input"."""
+        return f"{len(cls.args)} input{'s' * (len(cls.args) != 1)}"
 
     def forward(self, *inputs: Any) -> Any:
         """The node's value from its input values; keeps what backward needs."""
@@ -252,3 +264,44 @@ def _fill(rule: str, values: dict[str, str]) -> str:
     for placeholder, value in values.items():
         rule = rule.replace(placeholder, value)
     return rule
+
+
+class VariadicLayer(BaseLayer):
+    """A layer of any number of inputs, at least one, called x1, x2, ... in its rules and messages.
+
+    The class's rules are written for one input ``{x}``, with ``{x}, ...`` in ``formula``
+    standing for all of them; :meth:`fit` writes them out for a number of inputs. Subclasses
+    call it first in ``out_shape`` and ``forward``, and ``forward`` keeps its inputs as x1, x2, ...
+    """
+
+    variadic = True
+    broadcasts = False
+    args = ("x",)
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.rules = (self.formula, self.grad_formulas[0])  # with attribute values, for one input {x}
+
+    @classmethod
+    def takes(cls, count: int) -> bool:
+        return count >= 1
+
+    @classmethod
+    def arity(cls) -> str:
+        return "1 or more inputs"
+
+    def fit(self, count: int) -> None:
+        """Name the inputs x1 ... x``count`` and write the rules out for them."""
+        roles = tuple(f"x{i}" for i in range(1, count + 1))
+        if self.args == roles:
+            return
+        formula, grad_formula = self.rules
+        self.args = roles
+        self.formula = formula.replace("{x}, ...", ", ".join("{" + role + "}" for role in roles))
+        self.grad_formulas = tuple(grad_formula.replace("{x}", "{" + role + "}") for role in roles)
+
+    def keep(self, inputs: tuple[Any, ...]) -> None:
+        """Fit the layer to ``inputs`` and keep them, as x1, x2, ..., for backward and str()."""
+        self.fit(len(inputs))
+        self.__dict__.update(zip(self.args, inputs))
+        self.inputs = inputs

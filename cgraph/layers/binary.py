@@ -1,4 +1,4 @@
-"""Elementwise ops of two inputs, which broadcast them: mul, add, sub, div, pow, maximum."""
+"""Elementwise ops of two inputs, which broadcast them: mul, add, sub, div, pow, maximum, minimum, equal."""
 
 from __future__ import annotations
 
@@ -117,3 +117,46 @@ class MaximumLayer(BaseLayer):
         x, y = self.x, self.y
         tie = np.where(x == y, 0.5 * dout, 0.0)
         return unbroadcast(np.where(x > y, dout, tie), x), unbroadcast(np.where(y > x, dout, tie), y)
+
+
+@register
+class MinimumLayer(BaseLayer):
+    """Elementwise minimum: out = min(x, y); where x = y the gradient is shared half and half."""
+
+    op = "minimum"
+    formula = "minimum({x}, {y})"
+    grad_formulas = ("dout where {x} < {y}, dout / 2 where {x} = {y}, else 0",
+                     "dout where {y} < {x}, dout / 2 where {x} = {y}, else 0")
+
+    def forward(self, x: Any, y: Any) -> Any:
+        self.x, self.y = x, y
+        return np.minimum(x, y)
+
+    def backward(self, dout: Any) -> tuple[Any, Any]:
+        x, y = self.x, self.y
+        tie = np.where(x == y, 0.5 * dout, 0.0)
+        return unbroadcast(np.where(x < y, dout, tie), x), unbroadcast(np.where(y < x, dout, tie), y)
+
+
+@register
+class EqualLayer(BaseLayer):
+    """Elementwise equality: out = 1 where x = y, else 0, in the inputs' dtype. A step function:
+    its gradients are 0."""
+
+    op = "equal"
+    formula = "1 where {x} = {y}, else 0"
+    grad_formulas = ("0", "0")
+
+    def forward(self, x: Any, y: Any) -> Any:
+        self.x, self.y = x, y
+        if type(x) is float and type(y) is float:
+            return float(x == y)
+        return np.equal(x, y).astype(np.result_type(x, y))
+
+    def backward(self, dout: Any) -> tuple[Any, Any]:
+        return _zeros(self.x), _zeros(self.y)
+
+
+def _zeros(value: Any) -> Any:
+    """0 in the shape and dtype of ``value``."""
+    return 0.0 if type(value) is float else np.zeros(value.shape, value.dtype)

@@ -1,4 +1,4 @@
-"""Reductions over axes: sum, mean."""
+"""Reductions over axes: sum, mean, argmax."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Attr, BaseLayer, Shape, _normal_axes, read_axis, read_bool, register, shape_of
+from ..arrays import describe
+from .base import Attr, BaseLayer, Shape, _is_int, _normal_axes, read_axis, read_bool, register, shape_of
 
 AXIS_DOC = "an axis or a list of axes to reduce (negative counts from the end); null, the default, for all"
 KEEPDIMS_DOC = "true to keep the reduced axes with size 1"
@@ -73,3 +74,44 @@ class MeanLayer(ReductionLayer):
         """How many values each mean averages."""
         shape = shape_of(self.x)
         return math.prod(shape[i] for i in _normal_axes(self.axis, len(shape)))
+
+
+def read_one_axis(value: Any) -> int | None:
+    """One axis, or null for the index into the flattened array."""
+    if value is None or _is_int(value):
+        return None if value is None else int(value)
+    raise ValueError(f"must be an integer or null, got {describe(value)}")
+
+
+@register
+class ArgmaxLayer(BaseLayer):
+    """The index of the largest value along ``axis`` (of the flattened x where it is null), as a number
+    of x's dtype; the first one where several are equal, as numpy's argmax. The index does not
+    change as x moves a little, so its gradient is 0."""
+
+    op = "argmax"
+    args = ("x",)
+    attrs = {"axis": Attr(read_one_axis, None, "the axis to search (negative counts from the end); null, "
+                                               "the default, for the index into the flattened array")}
+    formula = "argmax({x}, axis={axis})"
+    grad_formulas = ("0",)
+    axis: int | None
+
+    def out_shape(self, *shapes: Shape) -> Shape:
+        xs = shapes[0]
+        if 0 in xs:
+            raise ValueError("{x} is empty: it has no largest value")
+        if self.axis is None:
+            return ()
+        (axis,) = _normal_axes(self.axis, len(xs))
+        return xs[:axis] + xs[axis + 1:]
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        if type(x) is float:
+            return 0.0
+        return np.argmax(x, axis=self.axis).astype(x.dtype)
+
+    def backward(self, dout: Any) -> tuple[Any]:
+        x = self.x
+        return (0.0 if type(x) is float else np.zeros(x.shape, x.dtype),)

@@ -1,4 +1,5 @@
-"""Elementwise ops of one input, which keep its shape: neg, exp, log, sqrt, relu, sigmoid, tanh."""
+"""Elementwise ops of one input, which keep its shape: neg, abs, square, exp, log, sqrt, relu,
+sigmoid, tanh, clip."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import BaseLayer, Shape, divide, register
+from ..arrays import describe, is_number
+from .base import Attr, BaseLayer, Shape, divide, register
 
 class UnaryLayer(BaseLayer):
     """An elementwise op of one input x; the output has x's shape."""
@@ -31,6 +33,38 @@ class NegLayer(UnaryLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (-dout,)
+
+
+@register
+class AbsLayer(UnaryLayer):
+    """Absolute value: out = |x|; the gradient at x = 0 is 0, as in PyTorch."""
+
+    op = "abs"
+    formula = "|{x}|"
+    grad_formulas = ("dout * sign({x}) (0 where {x} = 0)",)
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        return np.abs(x)
+
+    def backward(self, dout: Any) -> tuple[Any]:
+        return (dout * np.sign(self.x),)
+
+
+@register
+class SquareLayer(UnaryLayer):
+    """Square: out = x * x."""
+
+    op = "square"
+    formula = "{x}**2"
+    grad_formulas = ("dout * 2 * {x}",)
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        return x * x
+
+    def backward(self, dout: Any) -> tuple[Any]:
+        return (dout * 2.0 * self.x,)
 
 
 @register
@@ -131,3 +165,39 @@ class TanhLayer(UnaryLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (dout * (1.0 - self.out * self.out),)
+
+
+def read_bound(value: Any) -> float | None:
+    """A number, or null for no bound."""
+    if value is None or is_number(value):
+        return None if value is None else float(value)
+    raise ValueError(f"must be a number or null, got {describe(value)}")
+
+
+@register
+class ClipLayer(UnaryLayer):
+    """x limited to [min, max]: out = min(max(x, min), max); a null bound does not limit.
+
+    dout passes where min <= x <= max, at the bounds too (as PyTorch's clamp), and is 0 elsewhere.
+    """
+
+    op = "clip"
+    attrs = {"min": Attr(read_bound, None, "the lower bound, a number, or null (the default) for none"),
+             "max": Attr(read_bound, None, "the upper bound, a number, or null (the default) for none")}
+    formula = "clip({x}, min={min}, max={max})"
+    grad_formulas = ("dout where {min} <= {x} <= {max}, else 0",)
+    min: float | None
+    max: float | None
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        return np.clip(x, self.min, self.max)
+
+    def backward(self, dout: Any) -> tuple[Any]:
+        x = self.x
+        inside = np.ones(np.shape(x), dtype=bool)
+        if self.min is not None:
+            inside &= x >= self.min
+        if self.max is not None:
+            inside &= x <= self.max
+        return (np.where(inside, dout, 0.0),)
