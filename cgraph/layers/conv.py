@@ -75,7 +75,7 @@ def out_size(axis: str, size: int, pad: int, window: int, stride: int, window_na
         limit = pad + stride if max_pad is None else min(pad + stride, max_pad + 1)
         pads = [p for p in range(pad + 1, limit) if (size + 2 * p - window) % stride == 0]
         strides = [s for s in range(stride - 1, 0, -1) if span % s == 0]
-        tries = [f"pad {pads[0]}"] * bool(pads) + [f"stride {strides[0]}"]
+        tries = [f"pad {pad}" for pad in pads[:1]] + [f"stride {stride}" for stride in strides[:1]]
         raise ValueError(f"{formula} = {span / stride + 1:g} is not a whole number; try {' or '.join(tries)}")
     return span // stride + 1
 
