@@ -54,9 +54,18 @@ def _is_finite_number(value: Any) -> bool:
         return False
 
 
+def cast(data: Any, dtype: Any) -> np.ndarray:
+    """``data`` as an array of ``dtype``; a number too large for a narrower dtype becomes
+    infinite without numpy's warning, to be reported like any other infinity."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if isinstance(data, np.ndarray):
+            return data if data.dtype == dtype else data.astype(dtype)
+        return np.array(data, dtype=dtype)
+
+
 def _as_array(data: Any, dtype: Any, pos: Position | None) -> np.ndarray:
     try:
-        return np.array(data, dtype=dtype)
+        return cast(data, dtype)
     except OverflowError:
         raise CgraphError(f"a number is too large for {np.dtype(dtype).name}", pos) from None
 
@@ -66,7 +75,7 @@ def array_from_data(data: Any, pos: Position | None, dtype: Any = np.float64) ->
     if is_number(data):
         return _as_array(data, dtype, pos)
     if isinstance(data, np.ndarray):
-        return _checked_array(data, "the array", pos).astype(dtype)
+        return cast(_checked_array(data, "the array", pos), dtype)
     if not isinstance(data, list):
         raise CgraphError(f"expected a number or a list of numbers, got {describe(data)}", pos)
     shape = []
@@ -112,7 +121,7 @@ def build_array(
     """An input's array from its YAML form: a number, a nested list, or a mapping of ARRAY_KEYS."""
     if not isinstance(data, dict):
         array = array_from_data(data, pos)
-        _check_size(array.size, max_elements, pos)
+        check_shape(array.shape, max_elements, pos)
         return array
     for key in data:
         if key not in ARRAY_KEYS:
@@ -135,14 +144,14 @@ def build_array(
 
     if source == "value":
         array = array_from_data(data["value"], where, dtype)
-        _check_size(array.size, max_elements, where)
+        check_shape(array.shape, max_elements, where)
         return array
     if source == "file":
         return load_npy(data["file"], where, base_dir, dtype, max_elements)
     if "shape" not in data:
         raise CgraphError(f"'{source}' needs a 'shape', e.g. shape: [2, 3]", pos)
     shape = _shape(data["shape"], position_of(data, "shape") or pos)
-    _check_size(math.prod(shape), max_elements, position_of(data, "shape") or pos)
+    check_shape(shape, max_elements, position_of(data, "shape") or pos)
     if source == "fill":
         fill = data["fill"]
         if not is_number(fill):
@@ -166,11 +175,15 @@ def build_array(
 
 
 def load_npy(path: Any, pos: Position | None, base_dir: str, dtype: Any, max_elements: int) -> np.ndarray:
-    """A real-valued array from a .npy file, memory-mapped where its dtype already fits."""
+    """A real-valued array from a .npy file, memory-mapped where its dtype already fits.
+
+    The header is read and its dtype and shape checked before any data is touched."""
     if not isinstance(path, str) or not path:
         raise CgraphError(f"'file' must be a path to a .npy file, got {describe(path)}", pos)
     full = os.path.join(base_dir, os.path.expanduser(path))
     try:
+        with open(full, "rb") as file:
+            _check_npy_header(file, path, pos, max_elements)
         array = np.load(full, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         raise CgraphError(f"file not found: {path}", pos) from None
@@ -179,12 +192,37 @@ def load_npy(path: Any, pos: Position | None, base_dir: str, dtype: Any, max_ele
     except IsADirectoryError:
         raise CgraphError(f"not a file: {path}", pos) from None
     except (ValueError, OSError, EOFError) as exc:
-        raise CgraphError(f"not a readable .npy file: {path} ({exc})", pos) from None
-    if not isinstance(array, np.ndarray):
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CgraphError(f"not a readable .npy file: {path} ({reason})", pos) from None
+    return cast(array, dtype)
+
+
+def _check_npy_header(file: Any, path: str, pos: Position | None, max_elements: int) -> None:
+    """Refuse a file that is not .npy, or whose header is malformed, holds no real numbers,
+    or gives a shape over the limits."""
+    start = file.read(6)
+    file.seek(0)
+    if start[:2] == b"PK":
         raise CgraphError(f"not a .npy file: {path} (an .npz archive?)", pos)
-    _checked_array(array, path, pos)
-    _check_size(array.size, max_elements, pos)
-    return array if array.dtype == dtype else array.astype(dtype)
+    if start != b"\x93NUMPY":
+        raise CgraphError(f"not a .npy file: {path}", pos)
+    try:
+        version = np.lib.format.read_magic(file)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(file)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(file)
+        else:
+            raise ValueError
+    except Exception:  # numpy's header parser fails in many ways (ValueError, SyntaxError, tokenize's errors)
+        raise CgraphError(f"not a readable .npy file: {path} (its header is malformed)", pos) from None
+    if dtype.kind not in "fiu":
+        raise CgraphError(f"{path} holds {dtype} data; expected real numbers", pos)
+    if any(type(size) is not int or size < 0 for size in shape):
+        raise CgraphError(f"not a readable .npy file: {path} (its header is malformed)", pos)
+    if len(shape) > MAX_DIMS:
+        raise CgraphError(f"{path} has {len(shape)} dimensions; at most {MAX_DIMS} are supported", pos)
+    check_shape(shape, max_elements, pos)
 
 
 def _checked_array(array: np.ndarray, what: str, pos: Position | None) -> np.ndarray:
@@ -220,12 +258,19 @@ def _shape(shape: Any, pos: Position | None) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _check_size(count: int, max_elements: int, pos: Position | None) -> None:
+def check_shape(shape: tuple[int, ...], max_elements: int, pos: Position | None, holder: str = "array") -> None:
+    """Refuse a shape of more than ``max_elements`` elements, or with a dimension larger than
+    that: a zero-size array of shape (4294967296, 0) is refused too, as its dimensions alone
+    would make printing and checking it take forever. ``holder`` names what has the shape."""
+    count = math.prod(shape)
+    largest = max(shape, default=0)
     if count > max_elements:
-        raise CgraphError(
-            f"array of {count:,} elements is over the limit of {max_elements:,} (raise it with --max-elements)", pos
-        )
-
+        problem = f"{count:,} elements"
+    elif largest > max_elements:
+        problem = f"shape {tuple(shape)}, with a dimension of {largest:,}"
+    else:
+        return
+    raise CgraphError(f"{holder} of {problem} is over the limit of {max_elements:,} (raise it with --max-elements)", pos)
 
 
 def parse_array_option(text: str, option: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
@@ -234,7 +279,7 @@ def parse_array_option(text: str, option: str, max_elements: int = DEFAULT_MAX_E
         if text.startswith("@"):
             return load_npy(text[1:], None, ".", np.float64, max_elements)
         array = array_from_data(parse(text, option), None)
-        _check_size(array.size, max_elements, None)
+        check_shape(array.shape, max_elements, None)
         return array
     except CgraphError as error:
         raise CgraphError(f"{option}: {error.message}") from None

@@ -4,6 +4,7 @@ the chain rule explained, the graph drawn, and gradients checked."""
 from __future__ import annotations
 
 import gc
+import io
 import os
 import signal
 import sys
@@ -68,7 +69,15 @@ def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: st
     return decorate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group: a user error anywhere in a command, its output included, is one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _user_errors():
+            return super().invoke(ctx)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="cgraph", message="%(prog)s %(version)s")
 def cli() -> None:
     """A computational-graph calculator: forward and backward passes of YAML graph files.
@@ -171,8 +180,7 @@ def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, .
     if image is None:
         _write([text.rstrip("\n")])
     else:
-        with _user_errors():
-            drawing.render_image(text, image)
+        drawing.render_image(text, image)
 
 
 @cli.command()
@@ -204,8 +212,7 @@ def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float
     from . import check as checking
 
     graph = _load(nodes=nodes, **loading)
-    with _user_errors():
-        report = checking.check(graph, nodes, eps, rtol, atol, samples, seed)
+    report = checking.check(graph, nodes, eps, rtol, atol, samples, seed)
     if fmt == "json":
         _write([checking.render_json(graph, report)])
     else:
@@ -214,19 +221,185 @@ def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float
         sys.exit(1)
 
 
+def _optimizer_options(command: Callable) -> Callable:
+    """The options of ``cgraph train`` that choose the optimizer and its settings."""
+    options = [
+        click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adagrad", "adam"]), default="sgd",
+                     show_default=True, help="The update rule, as the book's common/optimizer.py."),
+        click.option("--lr", type=click.FloatRange(0, min_open=True),
+                     help="Learning rate  [default: 0.01; adam 0.001]"),
+        click.option("--momentum", type=click.FloatRange(0), help="Momentum's decay of v  [default: 0.9]"),
+        click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), help="Adam's decay of m  [default: 0.9]"),
+        click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), help="Adam's decay of v  [default: 0.999]"),
+        click.option("--eps", type=click.FloatRange(0), help="AdaGrad's and Adam's guard against division by 0  "
+                                                             "[default: 1e-7]"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@cli.command()
+@click.argument("file", metavar="FILE")
+@click.option("--param", "params", metavar="NAME", multiple=True, required=True,
+              help="An input to train (weights, biases). Repeatable.")
+@_optimizer_options
+@click.option("--steps", type=click.IntRange(0), default=100, show_default=True, help="Update steps.")
+@click.option("--batch", "batch", metavar="NAME[,NAME...]",
+              help="Inputs holding the data (and labels): each step draws --batch-size of their rows (first axis).")
+@click.option("--batch-size", type=click.IntRange(1), help="Rows per step, drawn at random with replacement.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for drawing the batches.")
+@click.option("--metric", "metrics", metavar="NODE", multiple=True,
+              help="A 0-d node to report with the loss (an accuracy). Repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
+              help="text: a loss curve and a summary at the end; jsonl: one JSON object per step.")
+@click.option("--every", type=click.IntRange(1), help="Report every K-th step (and the last)  [default: jsonl 1; "
+                                                      "text: none, only the curve and summary]")
+@click.option("--save", "save_path", metavar="OUT.npz", help="Write the trained inputs to an .npz archive.")
+@click.option("--write-graph", "graph_path", metavar="OUT.yaml",
+              help="Write a copy of FILE whose trained inputs are .npy files beside it.")
+@click.option("--keep-going", is_flag=True, help="Go on where the loss or a gradient becomes NaN or infinite.")
+@click.option("--set", "sets", metavar="NAME=VALUE", multiple=True, callback=_parse_set,
+              help="Replace input NAME with VALUE (a number, a list like '[1, 2]', or @file.npy). Repeatable.")
+@click.option("--output", metavar="NAME", help="The loss node (default: 'output:' in the file, or the one node "
+                                               "that feeds no other).")
+@click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
+              help="Refuse arrays with more elements than this.")
+def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, momentum: float | None,
+          beta1: float | None, beta2: float | None, eps: float | None, steps: int, batch: str | None,
+          batch_size: int | None, seed: int, metrics: tuple[str, ...], fmt: str, every: int | None,
+          save_path: str | None, graph_path: str | None, keep_going: bool, **loading: Any) -> None:
+    """Minimise FILE's output, a 0-d loss, by changing the inputs named by --param, keeping the
+    others fixed: each step runs forward and backward and updates them by the optimizer's rule.
+
+    On a terminal a progress bar shows on stderr; at the end come a loss curve and a summary.
+    Ctrl-C stops after the step under way and writes --save and --write-graph for it (exit 130).
+
+    \b
+    Example:
+      cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 \\
+          --optimizer adam --lr 0.01 --steps 2000 --metric accuracy
+      cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 --format jsonl | jq .loss
+    """
+    import time
+
+    from . import save
+    from .optim import OPTIMIZERS
+    from .train import History, Trainer, loss_curve
+
+    context = click.get_current_context()
+    applies = {"momentum": ("momentum",), "beta1": ("adam",), "beta2": ("adam",), "eps": ("adagrad", "adam")}
+    settings = {"lr": lr, "momentum": momentum, "beta1": beta1, "beta2": beta2, "eps": eps}
+    for key, optimizers in applies.items():
+        if settings[key] is not None and optimizer not in optimizers:
+            raise click.UsageError(f"--{key} goes with --optimizer {' or '.join(optimizers)}", context)
+    if batch_size is not None and not batch:
+        raise click.UsageError("--batch-size goes with --batch", context)
+    if batch and batch_size is None:
+        raise click.UsageError("--batch needs --batch-size", context)
+    if graph_path is not None and file == "-":
+        raise click.UsageError("--write-graph copies a graph file; with the graph on standard input, use --save",
+                               context)
+    batch_names = [name.strip() for name in batch.split(",")] if batch else []
+    graph = _load(nodes=(), strict=False, run=False, file=file, **loading)
+    for path in (save_path, graph_path):
+        if path is not None:
+            save.check_folder(path)
+    rule = OPTIMIZERS[optimizer](**{key: value for key, value in settings.items() if value is not None})
+    trainer = Trainer(graph, params, rule, batch_names, batch_size, seed, metrics, keep_going)
+
+    def write_files(step: int) -> None:
+        if save_path is not None:
+            save.write_npz(save_path, trainer.params)
+        if graph_path is not None:
+            from . import api
+            from .yamlsafe import parse
+
+            with open(file, "rb") as source:
+                data = parse(api.decode(source.read(), file), file)
+            overridden = {name: graph.spec.inputs[name].value for name in graph.spec.overridden}
+            settings_text = ", ".join(f"{key} {value:g}" for key, value in rule.settings().items())
+            comment = (f"{os.path.basename(file)} after {step} step{'s' * (step != 1)} of cgraph train "
+                       f"({optimizer}: {settings_text});\nthe trained inputs ({', '.join(params)}) are in the .npy "
+                       "files beside this one.")
+            save.write_graph(graph_path, data, os.path.dirname(file) or ".", {**overridden, **trainer.params},
+                             comment)
+
+    every = every or (1 if fmt == "jsonl" else None)
+    history = History()
+    stop = {"asked": False}
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if stop["asked"]:  # a second Ctrl-C: stop at once
+            _stop(signum, frame)
+        stop["asked"] = True
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    started = time.perf_counter()
+    with click.progressbar(
+        length=steps, label=f"training ({optimizer})", file=sys.stderr, hidden=not sys.stderr.isatty(),
+        show_pos=True, update_min_steps=every or max(1, steps // 200),
+        item_show_func=lambda record: record and f"loss {record.loss:.4g}  {record.step / (time.perf_counter() - started):,.0f} steps/s",
+    ) as bar:
+        for _ in range(steps):
+            if stop["asked"]:
+                break
+            record = trainer.step()
+            history.add(record)
+            bar.update(1, record)
+            if every and (record.step % every == 0 or record.step == steps):
+                if fmt == "jsonl":
+                    _write([_json_line(record.as_dict())])
+                else:
+                    shown = ", ".join(f"{key} {value:.6g}" for key, value in record.as_dict().items() if key != "step")
+                    _write([f"step {record.step}: {shown}"])
+        seconds = time.perf_counter() - started
+        write_files(trainer.step_count)
+    signal.signal(signal.SIGINT, previous)
+    if fmt == "text":
+        _write([*([""] if every else []), *loss_curve(history.losses), "", *history.summary(seconds)])
+    if stop["asked"]:
+        held = [path for path in (save_path, graph_path) if path is not None]
+        saved = f"; {' and '.join(held)} hold{'s' * (len(held) == 1)} the inputs after it" if held else ""
+        click.echo(f"cgraph: interrupted after step {trainer.step_count} of {steps}{saved}", err=True)
+        sys.exit(130)
+
+
+def _json_line(data: dict[str, Any]) -> str:
+    """One line of strict JSON: NaN and infinities as the strings "NaN", "Infinity", "-Infinity"."""
+    import json
+
+    from .render import json_value
+
+    return json.dumps({key: json_value(value) if isinstance(value, float) else value for key, value in data.items()},
+                      ensure_ascii=False)
+
+
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Print a user error as one line on stderr and exit 1."""
+    """Print a user error, or running out of memory, as one line on stderr and exit 1."""
     from .errors import CgraphError
 
     try:
         yield
     except CgraphError as error:
-        click.echo(str(error), err=True)
+        _say(str(error))
         sys.exit(1)
     except MemoryError:
-        click.echo("cgraph: error: out of memory: the graph's values do not fit (make its arrays smaller)", err=True)
+        _say("cgraph: error: out of memory: the graph's values do not fit (make its arrays smaller)")
         sys.exit(1)
+
+
+def _say(line: str) -> None:
+    """Write one line to stderr; a closed or broken stderr loses it rather than failing the run."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _load(
@@ -238,37 +411,37 @@ def _load(
     strict: bool,
     max_elements: int,
     dout: str | None = None,
+    run: bool = True,
 ) -> Graph:
-    """Load FILE with the shared options and run forward and, where ``dout`` is given, backward;
-    warn about NaN and infinity (fail with ``strict``)."""
+    """Load FILE with the shared options and, where ``run``, run forward and, where ``dout`` is
+    given, backward; warn about NaN and infinity (fail with ``strict``)."""
     from . import api
     from .arrays import parse_array_option, suggest
-    from .errors import CgraphError
+    from .errors import CgraphError, diagnostic
 
     gc.disable()  # a run makes millions of objects and no reference cycles; the process ends soon after
-    with _user_errors():
-        overrides = {name: parse_array_option(text, f"--set {name}", max_elements) for name, text in sets}
-        if file == "-":
-            if sys.stdin is None:
-                raise CgraphError("there is no standard input to read the graph from")
-            if sys.stdin.isatty():
-                click.echo("cgraph: reading the graph from standard input (end it with Ctrl-D)", err=True)
-            text = api.decode(sys.stdin.buffer.read(), "<stdin>")
-            graph = api.loads(text, source="<stdin>", base_dir=os.getcwd(), overrides=overrides,
-                              output=output, max_elements=max_elements)
-        else:
-            graph = api.load(file, overrides=overrides, output=output, max_elements=max_elements)
-        for name in nodes:
-            if name not in graph.shapes:
-                raise CgraphError(f"--node: unknown name '{name}'{suggest(name, graph.shapes)}")
-        graph.forward()
-        if dout is not None:
-            graph.backward(parse_array_option(dout, "--dout", max_elements))
+    overrides = {name: parse_array_option(text, f"--set {name}", max_elements) for name, text in sets}
+    if file == "-":
+        if sys.stdin is None:
+            raise CgraphError("there is no standard input to read the graph from")
+        if sys.stdin.isatty():
+            _say("cgraph: reading the graph from standard input (end it with Ctrl-D)")
+        text = api.decode(sys.stdin.buffer.read(), "<stdin>")
+        graph = api.loads(text, source="<stdin>", base_dir=os.getcwd(), overrides=overrides,
+                          output=output, max_elements=max_elements)
+    else:
+        graph = api.load(file, overrides=overrides, output=output, max_elements=max_elements)
+    for name in nodes:
+        if name not in graph.shapes:
+            raise CgraphError(f"--node: unknown name '{name}'{suggest(name, graph.shapes)}")
+    if not run:
+        return graph
+    graph.forward()
+    if dout is not None:
+        graph.backward(parse_array_option(dout, "--dout", max_elements))
     problems = graph.non_finite()
     for name, message in problems:
-        where = graph.spec.position(name)
-        kind = "error" if strict else "warning"
-        click.echo(f"{where}: {kind}: {message}" if where else f"cgraph: {kind}: {message}", err=True)
+        _say(diagnostic("error" if strict else "warning", message, graph.spec.position(name)))
     if problems and strict:
         sys.exit(1)
     return graph
@@ -287,38 +460,85 @@ def _print(graph: Graph, fmt: str, nodes: tuple[str, ...], precision: int, full:
 
 
 def _write(lines: Iterable[str]) -> None:
-    """Write lines to stdout in large chunks; a reader that went away ends the command quietly."""
+    """Write lines to stdout in large chunks; a reader that went away ends the command quietly
+    with status 141, as a program killed by SIGPIPE does."""
     out = sys.stdout
+    if out is None:
+        raise _no_output("standard output is closed")
     chunk: list[str] = []
     try:
         for line in lines:
             chunk.append(line)
             if len(chunk) >= 4096:
-                out.write("\n".join(chunk) + "\n")
+                _write_text(out, "\n".join(chunk) + "\n")
                 chunk.clear()
         if chunk:
-            out.write("\n".join(chunk) + "\n")
+            _write_text(out, "\n".join(chunk) + "\n")
         out.flush()
     except OSError as error:
         # Keep Python from failing again when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
         if isinstance(error, BrokenPipeError):
-            sys.exit(141)  # `cgraph ... | head`: stop quietly, as a program killed by SIGPIPE does
-        click.echo(f"cgraph: error: cannot write the output: {error.strerror or error}", err=True)
-        sys.exit(1)
+            sys.exit(141)
+        raise _no_output(error.strerror or str(error)) from None
 
 
-def _interrupted(signum: int, frame: Any) -> None:
-    print("cgraph: interrupted", file=sys.stderr)
-    sys.exit(130)
+def _write_text(out: Any, text: str) -> None:
+    """Write all of ``text``: straight to the file descriptor where there is one, since a
+    buffered stream may drop the rest of a large write to a pipe that closed without a word.
+    Characters the stream's encoding cannot hold are written as escapes (``\\u82f9``)."""
+    try:
+        descriptor = out.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        out.write(text)
+        return
+    out.flush()
+    data = memoryview(text.encode(out.encoding or "utf-8", "backslashreplace"))
+    while data:
+        data = data[os.write(descriptor, data):]
+
+
+def _no_output(reason: str) -> Exception:
+    from .errors import CgraphError
+
+    return CgraphError(f"cannot write the output: {reason}")
+
+
+def _stop(signum: int, frame: Any) -> None:
+    """Ctrl-C: one line and status 130. SIGTERM, SIGHUP: quietly, with 128 + the signal's number.
+    Either way through SystemExit, so temporary files are removed and child processes stopped."""
+    for other in _STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)  # a second signal must not interrupt the clean-up
+    if signum == signal.SIGINT:
+        _say("cgraph: interrupted")
+    sys.exit(128 + signum)
+
+
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def main() -> None:
-    """Entry point: run the command; Ctrl-C ends it with one line and status 130."""
-    signal.signal(signal.SIGINT, _interrupted)
+    """Entry point: run the command; Ctrl-C ends it with one line and status 130; usage
+    errors are one line with status 2."""
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _stop)
     try:
         code = cli.main(prog_name="cgraph", standalone_mode=False)
     except click.ClickException as error:
-        error.show()
+        _say(_usage_line(error))
         sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        _say("cgraph: interrupted")
+        sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_line(error: click.ClickException) -> str:
+    """A click error as one printable line, with where to find help for a usage error."""
+    from .errors import printable
+
+    message = error.format_message()
+    context = getattr(error, "ctx", None)
+    if isinstance(error, click.UsageError) and context is not None:
+        message += f" (see '{context.command_path} --help')"
+    return printable(f"cgraph: error: {message}")

@@ -76,7 +76,10 @@ def _escape(text: str) -> str:
 
 
 def render_image(text: str, path: str) -> None:
-    """Run Graphviz's dot on DOT ``text``, writing ``path`` (.svg, .png or .pdf) whole or not at all."""
+    """Run Graphviz's dot on DOT ``text``, writing ``path`` (.svg, .png or .pdf) whole or not at all.
+
+    An exception or SystemExit meanwhile (the command's handlers turn SIGINT, SIGTERM and
+    SIGHUP into SystemExit) stops ``dot`` and removes the temporary file."""
     kind = os.path.splitext(path)[1].lower().lstrip(".")
     if kind not in IMAGE_FORMATS:
         raise CgraphError(f"--render: '{path}' does not end in {', '.join('.' + k for k in IMAGE_FORMATS)}")
@@ -95,6 +98,8 @@ def render_image(text: str, path: str) -> None:
         if result.returncode != 0:
             message = result.stderr.decode(errors="replace").strip().splitlines()
             raise CgraphError(f"--render: dot failed: {message[0] if message else f'exit status {result.returncode}'}")
+        if os.path.getsize(temp) == 0:
+            raise CgraphError(f"--render: dot wrote nothing to {path}; the file is left as it was")
         os.chmod(temp, 0o666 & ~_umask())
         os.replace(temp, path)
     except BaseException as exc:

@@ -1,11 +1,31 @@
-"""The one exception type for user errors, and the source position it points at."""
+"""The one exception type for user errors, the source position it points at, and the escaping
+that keeps every message one line of plain text."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+# C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional overrides:
+# characters that would break a message's line or rewrite the terminal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
-@dataclass(frozen=True)
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (CR, LF, ESC, NUL, ...) written as escapes like ``\\x1b``."""
+    return _UNPRINTABLE.sub(_escape_char, text)
+
+
+@dataclass(frozen=True, slots=True)
 class Position:
     """A place in a source: file name, and 1-based line and column where known."""
 
@@ -30,6 +50,10 @@ class CgraphError(ValueError):
         self.pos = pos
 
     def __str__(self) -> str:
-        if self.pos is None:
-            return f"cgraph: error: {self.message}"
-        return f"{self.pos}: error: {self.message}"
+        """The message as one printable line: ``FILE:LINE:COL: error: message``."""
+        return diagnostic("error", self.message, self.pos)
+
+
+def diagnostic(kind: str, message: str, pos: Position | None = None) -> str:
+    """One printable line: ``FILE:LINE:COL: kind: message``, or ``cgraph: kind: message``."""
+    return printable(f"{pos or 'cgraph'}: {kind}: {message}")

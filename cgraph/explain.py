@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -113,19 +114,48 @@ def _node_step(graph: Graph, name: str, precision: int) -> NodeStep:
     numbers = {"out": inline(value), "dout": inline(dout),
                **{role: inline(graph.values[arg]) for role, arg in zip(layer.args, node.args)}}
     out_shape = graph.shapes[name]
+    formula, grad_formulas = layer.applied_rules(*(graph.shapes[arg] for arg in node.args))
     grads = []
-    for role, arg, formula, grad in zip(layer.args, node.args, layer.grad_formulas, graph.input_grads[name]):
-        # The rule gives a gradient of the output's shape; sum_to summed it to the input's.
-        template = _with_dout(formula)
+    for role, arg, grad_formula, grad in zip(layer.args, node.args, grad_formulas, graph.input_grads[name]):
+        template = _with_dout(grad_formula)
         rule = template.format(**names)
         shape = graph.shapes[arg]
-        if not layer.broadcasts or not _broadcast_to(shape, out_shape):
-            grads.append(GradStep(arg, role, rule, template.format(**numbers), grad, ()))
-        else:
+        if role not in layer.broadcast_args or not _broadcast_to(shape, out_shape):
+            grads.append(GradStep(arg, role, rule, substitute(template, numbers), grad, ()))
+        else:  # the rule gives a gradient of the output's shape; the layer summed it to the input's
             axes = sum_axes(out_shape, shape)
             grads.append(GradStep(arg, role, f"sum over axes {axes} of {rule}", f"{out_shape} -> {shape}", grad, axes))
-    formula = _with_dout(layer.formula)
-    return NodeStep(name, node.op, node.args, formula.format(**names), formula.format(**numbers), value, dout, grads)
+    template = _with_dout(formula)
+    return NodeStep(name, node.op, node.args, template.format(**names), substitute(template, numbers), value, dout, grads)
+
+
+_OPERATOR_BEFORE = re.compile(r"(?:[-+*/@<>=]|\*\*)\s*\Z")
+_OPERAND_BEFORE = re.compile(r"[\w.)\]]\s*\Z")  # what makes a following '-' binary
+_PLAIN_NUMBER = re.compile(r"(?:\d+(?:\.\d+)?|nan|inf)\Z")
+
+
+def substitute(template: str, numbers: dict[str, str]) -> str:
+    """``template`` with each ``{field}`` replaced by its number from ``numbers``, in parentheses
+    wherever the template's operators would otherwise bind to part of it and change its meaning:
+    after a unary minus (``-(-4)``, ``-(1)``), a negative number after an operator (``1 / (-0.5)``),
+    and anything but a plain non-negative number beside ``**`` or before ``.T``
+    (``(-0.5)**2``, ``(1e-05)**2``, ``((2, 3) array).T``)."""
+    parsed = list(string.Formatter().parse(template))
+    pieces: list[str] = []
+    for index, (literal, field, _, _) in enumerate(parsed):
+        pieces.append(literal)
+        if field is None:
+            continue
+        text = numbers[field]
+        before = "".join(pieces).rstrip()
+        after = parsed[index + 1][0].lstrip() if index + 1 < len(parsed) else ""
+        unary_minus = before.endswith("-") and not _OPERAND_BEFORE.search(before[:-1])
+        tight = before.endswith("**") or after.startswith(("**", "."))
+        negative_operand = text.startswith("-") and bool(_OPERATOR_BEFORE.search(before))
+        if unary_minus or negative_operand or (tight and not _PLAIN_NUMBER.match(text)):
+            text = f"({text})"
+        pieces.append(text)
+    return "".join(pieces)
 
 
 def _broadcast_to(shape: Shape, out_shape: Shape) -> bool:
@@ -193,10 +223,10 @@ def _node_lines(step: NodeStep, precision: int) -> list[str]:
 
 
 def _sum_line(step: SumStep, precision: int) -> str:
-    parts = " + ".join(
-        f"{format_inline(grad, precision)} (from {user}{f', as {role}' if role else ''})"
-        for user, role, grad in step.parts
+    template = " + ".join(
+        f"{{{index}}} (from {user}{f', as {role}' if role else ''})" for index, (user, role, _) in enumerate(step.parts)
     )
+    parts = substitute(template, {str(index): format_inline(grad, precision) for index, (_, _, grad) in enumerate(step.parts)})
     return f"d {step.name} = {parts} = {format_inline(step.grad, precision)}"
 
 

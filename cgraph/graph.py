@@ -9,7 +9,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from .arrays import DEFAULT_MAX_ELEMENTS, MAX_DIMS, array_from_data, suggest
+from .arrays import DEFAULT_MAX_ELEMENTS, MAX_DIMS, array_from_data, cast, check_shape, suggest
 from .errors import CgraphError
 from .layers import REGISTRY, BaseLayer, Shape, broadcast_shapes
 from .spec import GraphSpec
@@ -93,7 +93,7 @@ class Graph:
         changed = {name: array.shape for name, array in arrays.items() if array.shape != self.shapes[name]}
         if changed:
             for name, shape in changed.items():
-                if len(shape) > MAX_DIMS or math.prod(shape) > self.max_elements:
+                if len(shape) > MAX_DIMS or math.prod(shape) > self.max_elements or max(shape, default=0) > self.max_elements:
                     raise CgraphError(f"set_input '{name}': an array of shape {shape} is over the limits "
                                       f"({MAX_DIMS} dimensions, {self.max_elements:,} elements)")
             try:
@@ -127,14 +127,10 @@ class Graph:
                 what = "take shape" if len(described) == 1 else "combine shapes"
                 raise CgraphError(
                     f"node '{name}': {node.op} cannot {what} {listed}: {_named(str(error), layer, node.args)}",
-                    node.pos,
+                    self.spec.position(name),
                 ) from None
-            if shape and math.prod(shape) > max_elements:
-                raise CgraphError(
-                    f"node '{name}' would hold {math.prod(shape):,} elements, over the limit of "
-                    f"{max_elements:,} (raise it with --max-elements)",
-                    node.pos,
-                )
+            if shape:
+                check_shape(shape, max_elements, self.spec.position(name), f"node '{name}': its value")
             shapes[name] = shape
         return shapes
 
@@ -171,7 +167,7 @@ class Graph:
         if not self.values:
             self.forward()
         out = np.asarray(self.values[self.output])
-        dout = np.asarray(dout, dtype=out.dtype)
+        dout = cast(dout, out.dtype)
         try:
             fits = broadcast_shapes(dout.shape, out.shape) == out.shape
         except ValueError:
@@ -218,8 +214,7 @@ class Graph:
         if self._floats:
             grads = [0.0 if grad is None else grad for grad in grads]
         else:
-            grads = [_zeros_like(value) if grad is None else grad.astype(value.dtype, copy=False)
-                     for grad, value in zip(grads, values)]
+            grads = [_zeros_like(value) if grad is None else cast(grad, value.dtype) for grad, value in zip(grads, values)]
         if None in input_grads:
             input_grads = [
                 tuple(_zeros_like(values[arg]) for arg in args) if arg_grads is None else arg_grads

@@ -139,20 +139,47 @@ def render_jsonl(graph: Graph, only: Iterable[str] = ()) -> Iterator[str]:
 # --- text -----------------------------------------------------------------
 
 
-def format_scalar(value: float, precision: int) -> str:
-    """A number as people write it, to at most ``precision`` decimals: 715.0, 2.2, 1e-10, nan."""
-    if (type(value) is float or type(value) is np.float64) and precision and (value == 0 or 1e-4 <= abs(value) < 1e16):
+def scientific(values: Any, precision: int) -> bool:
+    """Whether an array's numbers are written in scientific notation at ``precision``: where
+    one of its finite non-zero magnitudes is 1e16 or more, or too small to show a digit in
+    positional notation (under 1e-4, or under 10 ** -precision). One choice per array, so
+    that its elements are written alike."""
+    if type(values) is float:
+        magnitude = abs(values)
+        return magnitude != 0 and math.isfinite(magnitude) and not _positional_range(precision) <= magnitude < 1e16
+    array = np.asarray(values)
+    magnitudes = np.abs(array[np.isfinite(array) & (array != 0)]) if array.size else array
+    if not magnitudes.size:
+        return False
+    return float(magnitudes.max()) >= 1e16 or float(magnitudes.min()) < _positional_range(precision)
+
+
+def _positional_range(precision: int) -> float:
+    """The smallest magnitude written in positional notation at ``precision``."""
+    return max(1e-4, 10.0 ** -precision)
+
+
+def format_scalar(value: float, precision: int, in_scientific: bool | None = None) -> str:
+    """A number as people write it, to at most ``precision`` decimals: 715.0, 2.2, 1e-10, nan.
+
+    ``in_scientific`` is the notation of the array the number belongs to (see
+    :func:`scientific`); by default, the number's own.
+    """
+    if in_scientific is None:
+        in_scientific = scientific(float(value), precision)
+    if not in_scientific and (type(value) is float or type(value) is np.float64) and precision:
         text = repr(float(value))  # the shortest form that reads back the same, as numpy's unique=True gives
-        if len(text) - text.index(".") - 1 <= precision:
+        if "e" not in text and "n" not in text and len(text) - text.index(".") - 1 <= precision:
             return text
-        text = f"{value:.{precision}f}".rstrip("0")
-        return text + "0" if text.endswith(".") else text
+        if math.isfinite(value):
+            text = f"{value:.{precision}f}".rstrip("0")
+            return text + "0" if text.endswith(".") else text
     value = value if isinstance(value, np.floating) else float(value)
     if not math.isfinite(value):
         return str(float(value))
-    if value == 0 or 1e-4 <= abs(float(value)) < 1e16:  # float: 1e16 overflows float16
+    if value == 0 or not in_scientific:
         return np.format_float_positional(value, precision=precision, unique=True, trim="0")
-    return np.format_float_scientific(value, precision=precision, unique=True, trim="0")
+    return np.format_float_scientific(value, precision=precision, unique=True, trim="-")
 
 
 INLINE_ELEMENTS = 6  # arrays up to this size are written out on one line; larger ones by their shape
@@ -160,25 +187,26 @@ INLINE_ELEMENTS = 6  # arrays up to this size are written out on one line; large
 
 def format_inline(value: Any, precision: int, shape: bool = True) -> str:
     """A value on one line: ``715``, ``(2,) [9, 12]`` (without the shape if not ``shape``),
-    or ``(1000, 100) array`` for arrays of more than INLINE_ELEMENTS elements."""
+    or ``(1000, 100) array`` for arrays of more than INLINE_ELEMENTS elements.
+    The numbers of an array share one notation (see :func:`scientific`)."""
     array = np.asarray(value)
     if array.ndim == 0:
-        return _number(array[()], precision)
+        return _number(array[()], precision, scientific(array, precision))
     if array.size > INLINE_ELEMENTS:
         return f"{array.shape} array"
-    text = _nested(array, precision)
+    text = _nested(array, precision, scientific(array, precision))
     return f"{array.shape} {text}" if shape else text
 
 
-def _nested(array: np.ndarray, precision: int) -> str:
+def _nested(array: np.ndarray, precision: int, in_scientific: bool) -> str:
     if array.ndim == 0:
-        return _number(array[()], precision)
-    return "[" + ", ".join(_nested(row, precision) for row in array) + "]"
+        return _number(array[()], precision, in_scientific)
+    return "[" + ", ".join(_nested(row, precision, in_scientific) for row in array) + "]"
 
 
-def _number(value: Any, precision: int) -> str:
+def _number(value: Any, precision: int, in_scientific: bool) -> str:
     """format_scalar without a trailing '.0': 715, 2.2."""
-    text = format_scalar(value, precision)
+    text = format_scalar(value, precision, in_scientific)
     return text[:-2] if text.endswith(".0") else text
 
 
@@ -208,11 +236,10 @@ def format_full(array: np.ndarray, precision: int, width: int = 75) -> str:
     are too large or too small for that; right-aligned; long rows wrap at ``width``.
     """
     rows = array.reshape(-1, array.shape[-1])
-    magnitudes = np.abs(array[np.isfinite(array) & (array != 0)])
-    scientific = magnitudes.size and (magnitudes.max() >= 1e16 or magnitudes.min() < 10.0 ** -precision)
-    cell = f"%.{precision}{'e' if scientific else 'f'}"
+    in_scientific = scientific(array, precision)
+    cell = f"%.{precision}{'e' if in_scientific else 'f'}"
     cells = ("\0".join([cell] * array.size) % tuple(rows.ravel().tolist())).split("\0")
-    if not scientific:
+    if not in_scientific:
         cells = [text.rstrip("0") if "." in text else text for text in cells]
     cell_width = max(map(len, cells))
     per_line = max(1, (width - array.ndim - 1) // (cell_width + 1))

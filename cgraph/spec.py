@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .arrays import DEFAULT_MAX_ELEMENTS, build_array, declared_dtype, describe, suggest
+from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, suggest
 from .errors import CgraphError, Position
 from .layers import REGISTRY, REQUIRED
 from .yamlsafe import key_position_of, position_of
@@ -102,7 +102,7 @@ def build_spec(
         _check_name(name, name_pos)
         value_pos = position_of(inputs_data, name) or name_pos
         if name in overrides:  # replaced: the file's array is not built, only its dtype kept
-            array = overrides[name].astype(declared_dtype(value, value_pos), copy=False)
+            array = cast(overrides[name], declared_dtype(value, value_pos))
         else:
             array = build_array(value, value_pos, base_dir, max_elements)
         inputs[name] = InputSpec(name, array, name_pos)
@@ -233,8 +233,8 @@ def _dependency_order(nodes: dict[str, NodeSpec]) -> list[str]:
                     continue
                 if state.get(arg) == 1:
                     path = [entry[0] for entry in stack]
-                    cycle = path[path.index(arg):] + [arg]
-                    raise CgraphError(f"cycle: {' -> '.join(reversed(cycle))}", nodes[arg].pos)
+                    cycle = [*reversed([*path[path.index(arg):], arg])]
+                    raise CgraphError(f"cycle: {_cycle_text(cycle)}", nodes[arg].pos)
                 state[arg] = 1
                 stack.append((arg, iter(nodes[arg].args)))
                 break
@@ -243,6 +243,13 @@ def _dependency_order(nodes: dict[str, NodeSpec]) -> list[str]:
                 state[name] = 2
                 order.append(name)
     return order
+
+
+def _cycle_text(cycle: list[str], shown: int = 5) -> str:
+    """``a -> b -> c -> a``; a long cycle by its first names and a count of the rest."""
+    if len(cycle) <= shown + 2:
+        return " -> ".join(cycle)
+    return f"{' -> '.join(cycle[:shown])} -> ... -> {cycle[-1]} ({len(cycle) - 1:,} nodes)"
 
 
 def _output(data: Any, nodes: dict[str, NodeSpec], inputs: dict, requested: str | None, top: Position) -> str:

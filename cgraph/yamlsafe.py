@@ -156,8 +156,14 @@ def parse(text: str, filename: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "malformed YAML"
         raise CgraphError(f"invalid YAML: {problem}", here(mark) if mark else Position(filename)) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, such as NUL
+        before = text[: exc.position]
+        line, col = before.count("\n") + 1, exc.position - before.rfind("\n")
+        character = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise CgraphError(f"invalid YAML: character {character} is not allowed ({exc.reason})",
+                          Position(filename, line, col)) from None
     except yaml.YAMLError as exc:
-        raise CgraphError(f"invalid YAML: {exc}", Position(filename)) from None
+        raise CgraphError(f"invalid YAML: {str(exc).splitlines()[0]}", Position(filename)) from None
     return root
 
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import cgraph
 from cgraph.cli import cli
-from cgraph.errors import CgraphError
+from cgraph.errors import CgraphError, Position, printable
 
 OK_NODES = "nodes: {b: {op: mul, inputs: [a, a]}}\n"
 X23 = "inputs: {x: [[1, 2, 3], [4, 5, 6]]}\n"
@@ -76,7 +76,21 @@ CASES = [
     ("inputs: {a: {fill: 0, shape: [1000000, 1000000]}}\n" + OK_NODES, ["1,000,000,000,000 elements", "limit of 100,000,000"], 1, 30),
     (
         "inputs: {a: {fill: 1, shape: [100000, 1]}, c: {fill: 1, shape: [1, 100000]}}\nnodes: {b: {op: mul, inputs: [a, c]}}\n",
-        ["node 'b' would hold 10,000,000,000 elements"], 2, 9,
+        ["node 'b': its value of 10,000,000,000 elements"], 2, 9,
+    ),
+    # zero elements, but a dimension past the element limit: refused before anything is built or printed
+    ("inputs: {a: {shape: [4294967296, 2, 0], fill: 1}}\n" + OK_NODES, ["shape (4294967296, 2, 0)", "a dimension of 4,294,967,296", "--max-elements"], 1, 21),
+    ("inputs: {a: {shape: [0, 4294967296], random: normal}}\n" + OK_NODES, ["a dimension of 4,294,967,296"], 1, 21),
+    (
+        "inputs: {a: {shape: [0], fill: 1}}\nnodes: {b: {op: reshape, inputs: [a], shape: [4294967296, 0]}}\n",
+        ["node 'b': its value of shape (4294967296, 0), with a dimension of 4,294,967,296"], 2, 9,
+    ),
+    # characters YAML refuses, with a line and column
+    ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, a\x00]}}\n", ["character U+0000 is not allowed"], 2, 35),
+    ("inputs: {a: 1\x1b[2J}\n" + OK_NODES, ["character U+001B is not allowed"], 1, 14),
+    (
+        "inputs: {a: 1}\nnodes:\n" + "".join(f"  n{i}: {{op: add, inputs: [a, n{(i + 1) % 1000}]}}\n" for i in range(1000)),
+        ["cycle: n0 -> n999 -> n998 -> n997 -> n996 -> ... -> n0 (1,000 nodes)"], 3, 3,
     ),
     ("inputs: {a: [1, 2], c: [1, 2, 3]}\nnodes: {b: {op: mul, inputs: [a, c]}}\n", ["node 'b'", "a (2,)", "c (3,)"], 2, 9),
     (
@@ -216,3 +230,20 @@ def test_non_utf8_file(tmp_path) -> None:
     path.write_bytes(b"inputs: {a: \xff}\n")
     with pytest.raises(CgraphError, match="not UTF-8"):
         cgraph.load(path)
+
+
+@pytest.mark.parametrize("hostile", ["\r", "\n", "\x1b[2J", "\x1b]0;title\x07", "\x00", "\x9b", "\u2028", "\u202e"])
+def test_control_characters_in_messages_are_escaped(hostile: str) -> None:
+    error = CgraphError(f"unknown name 'a{hostile}b'", Position(f"g{hostile}.yaml", 1, 2))
+    line = str(error)
+    assert line.isprintable() and "\\" in line
+    assert line.startswith("g\\") and line.endswith("b'")
+    assert printable(hostile) == hostile.encode("unicode_escape").decode().replace("\\u009b", "\\x9b")
+
+
+def test_control_characters_from_the_command_line_are_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text("inputs: {a: 1}\n" + OK_NODES)
+    result = CliRunner().invoke(cli, ["forward", str(path), "--node", "x\x1b]0;pwned\x07\ry"])
+    assert result.exit_code == 1
+    assert result.stderr == "cgraph: error: --node: unknown name 'x\\x1b]0;pwned\\x07\\ry'\n"

@@ -76,6 +76,27 @@ def simple_convnet() -> tuple[dict, dict]:
     return values, grads
 
 
+def spiral_net() -> tuple[dict, dict]:
+    """Values and gradients of graphs/spiral.yaml at its starting weights, in numpy: the same two-layer
+    net on the 300 spiral points, and its accuracy, the share of rows whose largest score is the label's."""
+    x, t = np.load(GRAPHS / "spiral_X.npy"), np.load(GRAPHS / "spiral_t.npy")
+    w1, b1 = np.random.default_rng(1).standard_normal((2, 100)), np.zeros(100)
+    w2, b2 = np.random.default_rng(2).standard_normal((100, 3)), np.zeros(3)
+    a1 = x @ w1 + b1
+    z1 = np.maximum(a1, 0)
+    scores = z1 @ w2 + b2
+    y = np.exp(scores - scores.max(axis=1, keepdims=True))
+    y /= y.sum(axis=1, keepdims=True)
+    loss = -np.sum(t * np.log(y)) / len(x)
+    dscores = (y - t) / len(x)
+    da1 = dscores @ w2.T * (a1 > 0)
+    hit = [float(np.argmax(row) == np.argmax(label)) for row, label in zip(scores, t)]
+    values = {"scores": scores, "loss": loss, "hit": hit, "accuracy": sum(hit) / len(hit)}
+    grads = {"W2": z1.T @ dscores, "b2": dscores.sum(axis=0), "W1": x.T @ da1, "b1": da1.sum(axis=0),
+             "hit": np.zeros(300), "accuracy": 0.0, "predicted": np.zeros(300)}
+    return values, grads
+
+
 # file -> (dout, expected values, expected gradients), all worked out by hand.
 EXPECTED = {
     # "Deep Learning from Scratch", 5.4.1: price 220; d apple 2.2, d apple_num 110, d tax 200.
@@ -111,12 +132,28 @@ EXPECTED = {
     "two_layer_net.yaml": (1.0, *two_layer_net()),
     # The book's SimpleConvNet, computed with loops above.
     "simple_convnet.yaml": (1.0, *simple_convnet()),
+    # CS231n's spiral with a two-layer net and an accuracy node (no path to the loss: gradient 0).
+    "spiral.yaml": (1.0, *spiral_net()),
 }
 
 
 # Absolute tolerances, beside the relative 1e-12, where the reference adds up in another order:
 # the loops' sums of 25 products differ from im2col's by rounding, about 1e-17 where they nearly cancel.
 ATOL = {"simple_convnet.yaml": 1e-16}
+
+
+def test_spiral_data_is_what_its_generator_makes() -> None:
+    sys.path.insert(0, str(GRAPHS))
+    try:
+        from make_spiral import spiral
+    finally:
+        sys.path.remove(str(GRAPHS))
+    x, t = spiral()
+    np.testing.assert_array_equal(np.load(GRAPHS / "spiral_X.npy"), x)
+    np.testing.assert_array_equal(np.load(GRAPHS / "spiral_t.npy"), t)
+    # 100 points per class, radius from 0 to 1 along each arm
+    assert x.shape == (300, 2) and t.shape == (300, 3) and (t.sum(axis=0) == 100).all()
+    np.testing.assert_allclose(np.hypot(x[:, 0], x[:, 1]), np.tile(np.linspace(0, 1, 100), 3), atol=1e-12)
 
 
 def test_every_example_has_expected_numbers() -> None:
@@ -229,3 +266,4 @@ def test_simple_convnet_text_shows_the_shapes_flowing_through() -> None:
         "-> out.shape=(3, 10)",
         "loss = softmax_with_loss(affine2, t)  SoftmaxWithLossLayer(x.shape=(3, 10), t.shape=(3, 10)) -> out.shape=()",
     ]
+

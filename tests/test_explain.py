@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import string
 from pathlib import Path
@@ -97,7 +98,10 @@ def test_explain_runs_on_every_example_and_shows_every_node(path: Path) -> None:
     result = run(str(path))
     assert result.exit_code == 0, result.stderr
     graph = cgraph.load(path)
+    unreached = re.search(r"^no path to '\w+', gradient 0: (.*)$", result.stdout, re.MULTILINE)
     for name, node in graph.spec.nodes.items():
+        if unreached and name in unreached.group(1).split(", "):
+            continue  # a node the output does not depend on, such as an accuracy
         assert re.search(rf"^{name} = ", result.stdout, re.MULTILINE)
         for arg in node.args:
             assert re.search(rf"^  d {arg}\b", result.stdout, re.MULTILINE)
@@ -217,3 +221,84 @@ def test_every_op_has_rules_for_explaining(op: str) -> None:
     for formula in (cls.formula, *cls.grad_formulas):
         fields = {field for _, field, _, _ in string.Formatter().parse(formula) if field is not None}
         assert fields <= allowed, f"{op}: {formula!r} uses {fields - allowed}"
+
+
+# --- numbers written so that they read correctly --------------------------------------------------
+
+# q = a / b = 2 / -0.5 = -4; n = -d = -(-4) = 4. Backward from dout 1 through s = q + n:
+# d a = 1 / -0.5 = -2, d b = -1 * 2 / (-0.5)**2 = -2 / 0.25 = -8, d d = -1.
+NEGATIVES = "inputs: {a: 2, b: -0.5, d: -4}\nnodes:\n  q: {op: div, inputs: [a, b]}\n  n: {op: neg, inputs: [d]}\n  s: {op: add, inputs: [q, n]}\n"
+
+
+def test_negative_numbers_are_parenthesised_where_the_rule_would_bind_them() -> None:
+    lines = _squeezed(run("-", stdin=NEGATIVES).stdout)
+    assert "n = -d = -(-4) = 4" in lines
+    assert "d d = -dout = -(1) = -1" in lines
+    assert "q = a / b = 2 / (-0.5) = -4" in lines
+    assert "d a = dout / b = 1 / (-0.5) = -2" in lines
+    assert "d b = -dout * a / b**2 = -(1) * 2 / (-0.5)**2 = -8" in lines
+    assert not any("--" in line or "-0.5**" in line for line in lines)
+
+
+# Ops whose rules are arithmetic a reader can type into Python: with negative inputs, each rule's
+# numbers, evaluated as Python, must give the value or gradient printed after them.
+ARITHMETIC_OPS = ["mul", "add", "sub", "div", "pow", "neg", "exp", "sigmoid", "tanh"]
+PYTHON = {"exp": math.exp, "tanh": math.tanh, "log": math.log, "sqrt": math.sqrt, "max": max}
+
+
+@pytest.mark.parametrize("op", ARITHMETIC_OPS)
+@pytest.mark.parametrize("x, y", [(-0.5, -2.0), (-3.0, 2.0), (1.5, -1.0)])
+def test_the_numbers_of_every_arithmetic_rule_evaluate_to_its_result(op: str, x: float, y: float) -> None:
+    args = ["x", "y"][:len(REGISTRY[op].args)]
+    graph = f"inputs: {{x: {x}, y: {y}, w: -1.5}}\nnodes:\n  f: {{op: {op}, inputs: [{', '.join(args)}]}}\n  g: {{op: mul, inputs: [f, w]}}\n"
+    result = run("-", "--format", "json", stdin=graph)
+    assert result.exit_code == 0, result.stderr
+    step = next(step for step in json.loads(result.stdout)["steps"] if step["name"] == "f")
+    assert step["dout"] == -1.5  # a negative dout, so that -dout must be written -(-1.5)
+    checked = [(step["numbers"], step["value"])] + [(grad["numbers"], grad["grad"]) for grad in step["grads"]]
+    for numbers, expected in checked:
+        if expected == "NaN":
+            continue  # log of a negative number (pow's dy): not real, in Python's math either
+        assert eval(numbers, {"__builtins__": {}}, PYTHON) == pytest.approx(expected, rel=1e-6), numbers
+
+
+def test_one_notation_per_array() -> None:
+    # 0.000123 and 1.67e-05 need scientific notation at 8 digits (under 1e-4) and at 3 (under 1e-3):
+    # so does every element beside them, and no element is written as 0.
+    graph = "inputs: {x: [0.000123, 1.67e-05, 1], two: 2}\nnodes: {y: {op: mul, inputs: [x, two]}}\n"
+    for precision in ("8", "3"):
+        lines = _squeezed(run("-", "--precision", precision, stdin=graph).stdout)
+        assert "y = x * two = (3,) [1.23e-04, 1.67e-05, 1e+00] * 2 = (3,) [2.46e-04, 3.34e-05, 2e+00]" in lines
+    # At precision 2, 0.004 would be written 0 in positional notation: the whole array goes scientific.
+    lines = _squeezed(run("-", "--precision", "2", "--set", "x=[0.004, 0.5, 1]", stdin=graph).stdout)
+    assert "y = x * two = (3,) [4e-03, 5e-01, 1e+00] * 2 = (3,) [8e-03, 1e+00, 2e+00]" in lines
+
+
+def test_a_matrix_product_with_a_1d_input_shows_the_rule_applied() -> None:
+    # v (2,) @ W (2, 3) = [1 + 8, 2 + 10, 3 + 12] = [9, 12, 15]. With dout ones (3,): d v = dout @ W.T =
+    # [1 + 2 + 3, 4 + 5 + 6] = [6, 15]; d W = outer(v, dout) = [[1, 1, 1], [2, 2, 2]] (v.T @ dout would be a number).
+    graph = "inputs: {v: [1, 2], W: [[1, 2, 3], [4, 5, 6]], u: [1, 1]}\nnodes:\n  p: {op: matmul, inputs: [v, W]}\n  q: {op: matmul, inputs: [u, v]}\n"
+    lines = _squeezed(run("-", "--output", "p", stdin=graph).stdout)
+    assert "d v = dout @ W.T = (3,) [1, 1, 1] @ ((2, 3) [[1, 2, 3], [4, 5, 6]]).T = (2,) [6, 15]" in lines
+    assert "d W = outer(v, dout) = outer((2,) [1, 2], (3,) [1, 1, 1]) = (2, 3) [[1, 1, 1], [2, 2, 2]]" in lines
+    # u . v = 3, a 0-d output: the gradients are dout times the other vector.
+    lines = _squeezed(run("-", "--output", "q", "--dout", "2", stdin=graph).stdout)
+    assert "d u = dout * v = 2 * (2,) [1, 2] = (2,) [2, 4]" in lines
+    assert "d v = dout * u = 2 * (2,) [1, 1] = (2,) [2, 2]" in lines
+
+
+def test_a_matrix_product_is_not_shown_as_a_broadcast_sum() -> None:
+    # c (3, 1) @ r (1, 3) is an outer product: d c = dout @ r.T is (3, 1) at once, nothing is summed
+    # over broadcast axes. Each row of dout (ones) times r.T = 4 + 5 + 6 = 15; each column of c.T @ dout is 6.
+    graph = "inputs: {c: [[1], [2], [3]], r: [[4, 5, 6]]}\nnodes: {o: {op: matmul, inputs: [c, r]}}\n"
+    lines = _squeezed(run("-", stdin=graph).stdout)
+    assert "d c = dout @ r.T = (3, 3) array @ ((1, 3) [[4, 5, 6]]).T = (3, 1) [[15], [15], [15]]" in lines
+    assert "d r = c.T @ dout = ((3, 1) [[1], [2], [3]]).T @ (3, 3) array = (1, 3) [[6, 6, 6]]" in lines
+
+
+def test_mean_gives_the_number_it_divides_by() -> None:
+    # The mean over axis 1 of a (2, 3) array averages 3 values: each gradient is dout / 3.
+    graph = "inputs: {x: [[1, 2, 3], [4, 5, 6]]}\nnodes: {m: {op: mean, inputs: [x], axis: 1}}\n"
+    lines = _squeezed(run("-", "--dout", "[3, 6]", stdin=graph).stdout)
+    assert ("d x = dout / 3 repeated along the averaged axes (3 values in each mean) = (2,) [3, 6] / 3 repeated "
+            "along the averaged axes (3 values in each mean) = (2, 3) [[1, 1, 1], [2, 2, 2]]") in lines

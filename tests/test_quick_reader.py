@@ -40,7 +40,9 @@ def check(text: str) -> None:
         assert typed(quick) == full(text), text
 
 
-@pytest.mark.parametrize("path", sorted(GRAPHS.glob("*.yaml")), ids=lambda path: path.name)
+# Examples whose data are .npy files (a path is not a JSON-like value) take the full reader.
+@pytest.mark.parametrize("path", [path for path in sorted(GRAPHS.glob("*.yaml")) if "{file: " not in path.read_text()],
+                         ids=lambda path: path.name)
 def test_examples_are_read_quickly_and_alike(path: Path) -> None:
     text = path.read_text()
     assert quick_parse(text) is not None

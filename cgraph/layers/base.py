@@ -17,6 +17,8 @@ REGISTRY: dict[str, type[BaseLayer]] = {}
 def register(cls: type[BaseLayer]) -> type[BaseLayer]:
     """Make a layer class available to graph files under its ``op`` name."""
     cls.required_attrs = tuple(key for key, attr in cls.attrs.items() if attr.default is REQUIRED)
+    if cls.broadcast_args is None:  # elementwise ops, whose shape is the default broadcast of their inputs'
+        cls.broadcast_args = cls.args if cls.out_shape is BaseLayer.out_shape else ()
     REGISTRY[cls.op] = cls
     return cls
 
@@ -180,7 +182,6 @@ class BaseLayer:
     op: ClassVar[str] = ""
     args: ClassVar[tuple[str, ...]] = ("x", "y")
     variadic: ClassVar[bool] = False  # takes any number of inputs, at least one (see VariadicLayer)
-    broadcasts: ClassVar[bool] = True  # may broadcast an input, so that its gradient is summed back with sum_to
     attrs: ClassVar[dict[str, Attr]] = {}
     required_attrs: ClassVar[tuple[str, ...]] = ()  # set by @register
     # The rules, for explaining a node: the value and each input's gradient, written with
@@ -188,6 +189,10 @@ class BaseLayer:
     # rules may also use its attributes ({axis}); a layer object's have their values filled in.
     formula: ClassVar[str] = ""
     grad_formulas: ClassVar[tuple[str, ...]] = ()
+    # The inputs broadcast to the output's shape, whose gradients the layer sums back over the
+    # broadcast axes; by default (None), set by @register: all of them for ops that keep the
+    # default out_shape (elementwise ops), none for the others.
+    broadcast_args: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, **attrs: Any) -> None:
         if not attrs and not self.attrs:
@@ -237,6 +242,16 @@ class BaseLayer:
         """
         return broadcast_shapes(*shapes)
 
+    def applied_rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
+        """The rules applied for inputs of ``shapes``: the value's and each input's gradient's,
+        written as ``formula`` and ``grad_formulas`` are (the same for most ops)."""
+        return self.formula, self.grad_formulas
+
+    def discrete_args(self, *shapes: Shape) -> tuple[int, ...]:
+        """Indices of the inputs that, for inputs of ``shapes``, hold discrete data (class indices):
+        their gradient is defined as 0 and they cannot be moved by a small step."""
+        return ()
+
     def work(self, *shapes: Shape) -> int:
         """Multiply-adds of one forward and backward pass for inputs of ``shapes``, for ops whose
         cost grows faster than their values' sizes (matrix products, convolutions); 0 for the others.
@@ -275,7 +290,6 @@ class VariadicLayer(BaseLayer):
     """
 
     variadic = True
-    broadcasts = False
     args = ("x",)
 
     def __init__(self, **attrs: Any) -> None:

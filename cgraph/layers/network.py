@@ -40,6 +40,21 @@ def matmul_grads(x: np.ndarray, y: np.ndarray, dout: Any) -> tuple[np.ndarray, n
     return dx, dy
 
 
+def matmul_rules(xs: Shape, ys: Shape, x: str = "{x}", y: str = "{y}") -> tuple[str, str]:
+    """The gradient rules of x @ y for x of shape ``xs`` and y of ``ys``, as numpy's 1-D cases apply them:
+    a 1-D x is a row and a 1-D y a column, and stacked axes are summed where an input was broadcast along them."""
+    if len(xs) == 1 and len(ys) == 1:
+        return f"dout * {y}", f"dout * {x}"  # the dot product: dout is 0-d
+    dx = f"outer(dout, {y})" if len(ys) == 1 else f"dout @ {y}.T"
+    dy = f"outer({x}, dout)" if len(xs) == 1 else f"{x}.T @ dout"
+    stacks = broadcast_shapes(xs[:-2], ys[:-2])
+    if xs[:-2] != stacks:
+        dx += ", summed over the stacked axes"
+    if ys[:-2] != stacks:
+        dy += ", summed over the stacked axes"
+    return dx, dy
+
+
 @register
 class MatmulLayer(BaseLayer):
     """Matrix product as numpy's matmul: out = x @ y, for 1-D and 2-D inputs and stacks of matrices."""
@@ -50,6 +65,9 @@ class MatmulLayer(BaseLayer):
 
     def out_shape(self, *shapes: Shape) -> Shape:
         return matmul_shape(*shapes)
+
+    def applied_rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
+        return self.formula, matmul_rules(*shapes)
 
     def forward(self, x: Any, y: Any) -> Any:
         self.x, self.y = x, y
@@ -70,6 +88,7 @@ class AffineLayer(BaseLayer):
     args = ("x", "W", "b")
     formula = "{x} @ {W} + {b}"
     grad_formulas = ("dout @ {W}.T", "{x}.T @ dout", "dout")
+    broadcast_args = ("b",)
 
     def out_shape(self, *shapes: Shape) -> Shape:
         xs, ws, bs = shapes
@@ -78,6 +97,9 @@ class AffineLayer(BaseLayer):
             return broadcast_shapes(product, bs)
         except ValueError:
             raise ValueError(f"the bias {{b}} does not broadcast to the shape {product} of {{x}} @ {{W}}") from None
+
+    def applied_rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
+        return self.formula, (*matmul_rules(shapes[0], shapes[1], "{x}", "{W}"), "dout")
 
     def forward(self, x: Any, W: Any, b: Any) -> Any:
         self.x, self.W, self.b = x, W, b
@@ -165,6 +187,15 @@ class SoftmaxWithLossLayer(BaseLayer):
                 f"or class indices with shape {xs[:-1]}"
             )
         return ()
+
+    def discrete_args(self, *shapes: Shape) -> tuple[int, ...]:
+        return (1,) if shapes[1] != shapes[0] else ()  # class indices, not one-hot
+
+    def applied_rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
+        if shapes[1] == shapes[0]:
+            return self.formula, ("dout * (softmax({x}) * sum({t} along the last axis) - {t}) / N",
+                                  "dout * -log(softmax({x})) / N")
+        return "-sum(log(softmax({x})) at the classes {t}) / N, N rows", ("dout * (softmax({x}) - onehot({t})) / N", "0")
 
     def forward(self, x: Any, t: Any) -> Any:
         self.x, self.t = x, t

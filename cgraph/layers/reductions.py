@@ -63,6 +63,10 @@ class MeanLayer(ReductionLayer):
     formula = "mean({x}, axis={axis}, keepdims={keepdims})"
     grad_formulas = ("dout / n repeated along the averaged axes (n values in each mean)",)
 
+    def applied_rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
+        n = math.prod(shapes[0][i] for i in _normal_axes(self.axis, len(shapes[0])))
+        return self.formula, (f"dout / {n} repeated along the averaged axes ({n} values in each mean)",)
+
     def forward(self, x: Any) -> Any:
         self.x = x
         return np.divide(np.sum(x, axis=self.axis, keepdims=self.keepdims), self._count())  # NaN, not a warning, if empty

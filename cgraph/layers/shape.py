@@ -60,7 +60,6 @@ class ReshapeLayer(BaseLayer):
     """The same values in a new shape: out = reshape(x, shape); one size in ``shape`` may be -1."""
 
     op = "reshape"
-    broadcasts = False
     args = ("x",)
     attrs = {"shape": Attr(read_shape, REQUIRED, "the new shape, a list like [2, -1] (-1: whatever size fits)")}
     formula = "reshape({x}, {shape})"
@@ -166,7 +165,6 @@ class IndexLayer(BaseLayer):
     """
 
     op = "index"
-    broadcasts = False
     args = ("x",)
     attrs = {"key": Attr(read_key, REQUIRED, KEY_DOC)}
     formula = "{x}[{key}]"

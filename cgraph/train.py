@@ -1,0 +1,217 @@
+"""Training: gradient descent on a graph's inputs to minimise its 0-d output, as the book's
+training loop does, and the loss curve and summary that report it.
+
+:class:`Trainer` runs one step at a time (draw a mini-batch, forward, backward, update) so
+that its caller decides what to print, when to save and when to stop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .arrays import suggest
+from .errors import CgraphError
+from .graph import Graph
+from .optim import Optimizer
+
+CURVE_LEVELS = " ▁▂▃▄▅▆▇█"
+RESERVED = ("step", "loss")  # the keys of a step's record besides the metrics
+
+
+@dataclass
+class StepRecord:
+    """One step: its number (from 1), the loss and the metrics before its update."""
+
+    step: int
+    loss: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"step", "loss", metric: value, ...}``, as a JSON line writes it."""
+        return {"step": self.step, "loss": self.loss, **self.metrics}
+
+
+class Trainer:
+    """Minimises ``graph``'s 0-d output over the inputs ``params`` with ``optimizer``.
+
+    With ``batch`` (names of inputs whose first axes are the same length), each step uses
+    ``batch_size`` rows drawn at random, with replacement and the same rows for every name,
+    as the book's ``np.random.choice(train_size, batch_size)`` does; otherwise all of them.
+    NaN or infinity in the loss or a parameter's gradient stops training with an error
+    naming the step and where it appeared, unless ``keep_going``.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        params: Sequence[str],
+        optimizer: Optimizer,
+        batch: Sequence[str] = (),
+        batch_size: int | None = None,
+        seed: int = 0,
+        metrics: Sequence[str] = (),
+        keep_going: bool = False,
+    ) -> None:
+        self.graph, self.optimizer, self.keep_going = graph, optimizer, keep_going
+        inputs = graph.spec.inputs
+        for option, names in (("--param", params), ("--batch", batch)):
+            for name in names:
+                if name not in inputs:
+                    kind = "is a node, not an input" if name in graph.spec.nodes else f"is not an input{suggest(name, inputs)}"
+                    raise CgraphError(f"{option}: '{name}' {kind}")
+            if len(set(names)) < len(names):
+                twice = next(name for name in names if names.count(name) > 1)
+                raise CgraphError(f"{option}: '{twice}' is given twice")
+        for name in batch:
+            if name in params:
+                raise CgraphError(f"--batch: '{name}' is also a --param; a batch is data, not trained")
+        # Writable copies (a .npy input may be a read-only memory map), updated in place each step.
+        self.params = {name: np.array(inputs[name].value, copy=True) for name in params}
+        self.data = {name: inputs[name].value for name in batch}
+        if batch and not batch_size:
+            raise CgraphError("--batch needs --batch-size")
+        self.batch_size = batch_size
+        self.rows = self._rows()
+        self.rng = np.random.default_rng(seed)
+        if self.data:  # a batch of the size the steps will use, so that its shapes are checked now
+            first = np.zeros(self.batch_size or 0, dtype=np.intp)
+            graph.set_inputs({name: array[first] for name, array in self.data.items()})
+        graph.set_inputs(self.params)
+        output = graph.output
+        if graph.shapes[output] != ():
+            raise CgraphError(
+                f"train minimises a 0-d loss, but the output '{output}' has shape {graph.shapes[output]}: "
+                "make it one number with sum or mean, or choose another node with --output",
+                graph.spec.position(output))
+        for name in metrics:
+            if name not in graph.shapes:
+                raise CgraphError(f"--metric: unknown name '{name}'{suggest(name, graph.shapes)}")
+            if name == output or name in RESERVED:
+                what = "the loss, reported already" if name == output else "a key of each step's record"
+                raise CgraphError(f"--metric: '{name}' is {what}; name another node")
+            if graph.shapes[name] != ():
+                raise CgraphError(f"--metric: '{name}' has shape {graph.shapes[name]}; a metric is a 0-d node "
+                                  "(take its mean)")
+        self.metrics = tuple(metrics)
+        self.step_count = 0
+
+    def _rows(self) -> int:
+        """The length of the batch inputs' first axis, which they share."""
+        if not self.data:
+            return 0
+        lengths = {name: array.shape[0] if array.ndim else None for name, array in self.data.items()}
+        for name, length in lengths.items():
+            if not length:
+                raise CgraphError(f"--batch: '{name}' has shape {self.data[name].shape}: it has no rows to draw")
+        if len(set(lengths.values())) > 1:
+            listed = ", ".join(f"'{name}' {length}" for name, length in lengths.items())
+            raise CgraphError(f"--batch: the inputs must have as many rows (first axis) as each other; got {listed}")
+        return next(iter(lengths.values()))  # type: ignore[return-value]
+
+    def step(self) -> StepRecord:
+        """Draw a batch, run forward and backward, update the parameters; return the loss before the update."""
+        graph = self.graph
+        number = self.step_count + 1
+        if self.data:
+            rows = self.rng.integers(0, self.rows, self.batch_size)
+            graph.set_inputs({**self.params, **{name: array[rows] for name, array in self.data.items()}})
+        else:
+            graph.set_inputs(self.params)
+        loss = float(graph.forward())
+        if not math.isfinite(loss) and not self.keep_going:
+            self._stop(number, f"the loss is {loss}")
+        grads = graph.backward()
+        param_grads = {name: grads[name] for name in self.params}
+        if not self.keep_going:
+            for name, grad in param_grads.items():
+                if not np.isfinite(grad).all():
+                    self._stop(number, f"the gradient of '{name}' holds NaN or infinity")
+        values = graph.values
+        record = StepRecord(number, loss, {name: float(values[name]) for name in self.metrics})
+        self.optimizer.update(self.params, param_grads)
+        self.step_count = number
+        return record
+
+    def _stop(self, number: int, what: str) -> None:
+        """Raise the error for NaN or infinity at step ``number``, placed where it first appeared."""
+        problems = self.graph.non_finite()
+        name, message = next((found for found in problems if found[0] in self.graph.spec.nodes),
+                             problems[0] if problems else ("", ""))
+        detail = f": {message}" if message else ""
+        raise CgraphError(f"step {number}: {what}{detail} (lower --lr, or pass --keep-going to go on)",
+                          self.graph.spec.position(name) if name else None)
+
+
+def loss_curve(losses: Sequence[float], width: int = 60, height: int = 8) -> list[str]:
+    """The losses as a bar chart of ``height`` text rows: one column per group of steps (their
+    mean, ``?`` where one is not finite), the highest and lowest column's value on the left,
+    the step numbers under it."""
+    columns = min(width, len(losses))
+    groups = [losses[len(losses) * i // columns:len(losses) * (i + 1) // columns] for i in range(columns)]
+    means = [_mean(group) for group in groups]
+    finite = [mean for mean in means if mean is not None]
+    if not finite:
+        return ["(no finite loss to draw)"]
+    top, bottom = max(finite), min(finite)
+    span = top - bottom or 1.0
+    eighths = [None if mean is None else round((mean - bottom) / span * (height * 8 - 1)) + 1 for mean in means]
+    labels = [f"{top:.4g}", f"{bottom:.4g}"]
+    pad = max(map(len, labels))
+    lines = []
+    for row in range(height - 1, -1, -1):
+        cells = []
+        for level in eighths:
+            if level is None:
+                cells.append("?")  # a group of NaN or infinite losses
+            else:
+                cells.append(CURVE_LEVELS[min(8, max(0, level - row * 8))])
+        label = labels[0] if row == height - 1 else labels[1] if row == 0 else ""
+        lines.append(f"{label:>{pad}} |{''.join(cells)}".rstrip())
+    first, last = "step 1", f"step {len(losses)}"
+    lines.append(" " * pad + " +" + "-" * columns)
+    lines.append(" " * (pad + 2) + first + last.rjust(max(columns - len(first), len(last) + 1)))
+    return lines
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return sum(values) / len(values) if all(map(math.isfinite, values)) else None
+
+
+class History:
+    """What a run's summary needs, kept as it goes: every loss, and the first, last and best steps."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.first: StepRecord | None = None
+        self.last: StepRecord | None = None
+        self.best: StepRecord | None = None
+
+    def add(self, record: StepRecord) -> None:
+        """Take one step's record."""
+        self.losses.append(record.loss)
+        self.first = self.first or record
+        self.last = record
+        if math.isfinite(record.loss) and (self.best is None or record.loss < self.best.loss):
+            self.best = record
+
+    def summary(self, seconds: float) -> list[str]:
+        """The first and last loss, the best step, the metrics at the last step and the time taken."""
+        first, last, best = self.first, self.last, self.best
+        if first is None or last is None:
+            return ["no steps run"]
+        count = len(self.losses)
+        rate = f" ({count / seconds:,.0f} steps/s)" if seconds > 0 else ""
+        lines = [
+            f"loss: {first.loss:.6g} at step {first.step}, {last.loss:.6g} at step {last.step}",
+            f"best: {best.loss:.6g} at step {best.step}" if best else "best: no finite loss",
+        ]
+        if last.metrics:
+            shown = ", ".join(f"{name} {value:.6g}" for name, value in last.metrics.items())
+            lines.append(f"at step {last.step}: {shown}")
+        lines.append(f"time: {seconds:.2f} s for {count:,} step{'s' * (count != 1)}{rate}")
+        return lines
