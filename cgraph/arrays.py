@@ -57,6 +57,8 @@ def _is_finite_number(value: Any) -> bool:
 def cast(data: Any, dtype: Any) -> np.ndarray:
     """``data`` as an array of ``dtype``; a number too large for a narrower dtype becomes
     infinite without numpy's warning, to be reported like any other infinity."""
+    if type(data) is np.ndarray and data.dtype == dtype:
+        return data  # the usual case, before the cost of errstate
     with np.errstate(over="ignore", invalid="ignore"):
         if isinstance(data, np.ndarray):
             return data if data.dtype == dtype else data.astype(dtype)

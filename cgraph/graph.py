@@ -47,13 +47,21 @@ class Graph:
         self.grads: dict[str, Any] = {}
         self.input_grads: dict[str, tuple[Any, ...]] = {}
         self.dout: Any = None
+        self._finite: bool | None = None  # all_finite's answer for the current values and gradients
         # The passes work on lists indexed like `names`: inputs, then nodes in dependency order.
         self._names = [*spec.inputs, *spec.nodes]
+        self._compile()
+
+    def _compile(self) -> None:
+        """The plan the passes follow, one step per node: where its inputs are, its layer's
+        forward, and its backward specialised to the shapes (see BaseLayer.backward_step)."""
         index = {name: i for i, name in enumerate(self._names)}
-        first = len(spec.inputs)
+        first = len(self.spec.inputs)
+        shapes = self.shapes
         self._plan = [
-            (first + k, layer.forward, layer.backward, tuple(map(index.__getitem__, node.args)))
-            for k, (layer, node) in enumerate(zip(self.layers.values(), spec.nodes.values()))
+            (first + k, layer.forward, layer.backward_step(tuple(map(shapes.__getitem__, node.args)), shapes[name]),
+             tuple(map(index.__getitem__, node.args)))
+            for k, (name, layer, node) in enumerate(zip(self.layers, self.layers.values(), self.spec.nodes.values()))
         ]
         self._floats = self._all_floats()
 
@@ -106,8 +114,9 @@ class Graph:
         for name, array in arrays.items():
             self.spec.inputs[name].value = array
         if changed:
-            self._floats = self._all_floats()
+            self._compile()
         self.values, self.grads, self.input_grads = {}, {}, {}
+        self._finite = None
 
     def _infer_shapes(self, shapes: dict[str, Shape]) -> dict[str, Shape]:
         """Every value's shape from the inputs' ``shapes``, checked before anything is computed."""
@@ -156,6 +165,7 @@ class Graph:
         self._values = values
         self.values = dict(zip(self._names, values))
         self.grads, self.input_grads = {}, {}
+        self._finite = None
         return self.values[self.output]
 
     def backward(self, dout: Any = 1.0) -> dict[str, Any]:
@@ -181,35 +191,29 @@ class Graph:
         values = self._values
         grads: list[Any] = [None] * len(values)
         grads[self._names.index(self.output)] = self.dout
-        input_grads: list[Any] = [None] * len(self._plan)
-        first = len(values) - len(self._plan)
+        plan = self._plan
+        input_grads: list[Any] = [None] * len(plan)
+        owned: set[int] = set()  # gradients in arrays made here, which no one else holds
         with np.errstate(all="ignore"), paused_gc():
-            if self._floats:
-                for out, _, backward, args in reversed(self._plan):
-                    grad = grads[out]
-                    if grad is None:
-                        continue
-                    arg_grads = input_grads[out - first] = backward(grad)
-                    if len(args) == 2:  # the common case, unrolled
-                        x, y = args
-                        dx, dy = arg_grads
-                        previous = grads[x]
-                        grads[x] = dx if previous is None else previous + dx
-                        previous = grads[y]
-                        grads[y] = dy if previous is None else previous + dy
-                        continue
-                    for arg, arg_grad in zip(args, arg_grads):
-                        previous = grads[arg]
-                        grads[arg] = arg_grad if previous is None else previous + arg_grad
-            else:
-                owned: set[int] = set()  # gradients in arrays made here, which no one else holds
-                for out, _, backward, args in reversed(self._plan):
-                    grad = grads[out]
-                    if grad is None:
-                        continue
-                    arg_grads = input_grads[out - first] = backward(grad)
-                    for arg, arg_grad in zip(args, arg_grads):
-                        _accumulate(grads, owned, arg, arg_grad)
+            for k in range(len(plan) - 1, -1, -1):
+                out, _, step, args = plan[k]
+                grad = grads[out]
+                if grad is None:
+                    continue
+                arg_grads = input_grads[k] = step(grad)
+                for arg, arg_grad in zip(args, arg_grads):
+                    previous = grads[arg]
+                    if previous is None:
+                        grads[arg] = arg_grad
+                    elif arg in owned and (previous.dtype is arg_grad.dtype
+                                           or previous.dtype == np.result_type(previous, arg_grad)):
+                        np.add(previous, arg_grad, out=previous)
+                    else:
+                        # A new array: a layer may hand on the very array it was given (add's
+                        # backward passes dout on), so only arrays made here are added into.
+                        grads[arg] = previous = previous + arg_grad
+                        if type(previous) is np.ndarray:
+                            owned.add(arg)
 
         if self._floats:
             grads = [0.0 if grad is None else grad for grad in grads]
@@ -218,23 +222,35 @@ class Graph:
         if None in input_grads:
             input_grads = [
                 tuple(_zeros_like(values[arg]) for arg in args) if arg_grads is None else arg_grads
-                for (_, _, _, args), arg_grads in zip(self._plan, input_grads)
+                for (_, _, _, args), arg_grads in zip(plan, input_grads)
             ]
+        first = len(values) - len(plan)
         self.grads = dict(zip(self._names, grads))
         self.input_grads = dict(zip(self._names[first:], input_grads))
+        self._finite = None
         return self.grads
+
+    def all_finite(self) -> bool:
+        """Whether every value and gradient of the last run is finite (per-input gradients too:
+        a gradient is their sum, so it is finite only where they all are).
+
+        One check over all small arrays together; large ones are checked one by one, as
+        putting them together would copy them."""
+        if self._finite is None:
+            arrays = [*self.values.values(), *self.grads.values()]
+            self._finite = _all_finite(arrays, self._floats)
+        return self._finite
 
     def non_finite(self) -> list[tuple[str, str]]:
         """Where NaN or infinity entered: (name, message) for inputs that hold them, the first
         node whose value is non-finite from finite inputs, and the first node whose backward
         turned a finite gradient of finite values into a non-finite one."""
+        if self.all_finite():
+            return []  # the common case, checked at once
         if self.grads and not _finite(self.dout):
             found = [("", "--dout holds NaN or infinity (in the output's dtype)")]
         else:
             found = []
-        if not found and self._floats and _finite(self._values) and (not self.grads or (
-                _finite(list(self.grads.values())) and _finite([g for gs in self.input_grads.values() for g in gs]))):
-            return []  # the common case, checked at once
         found += [(name, f"input '{name}' holds NaN or infinity")
                   for name in self.spec.inputs if not _finite(self.values[name])]
         for name, node in self.spec.nodes.items():
@@ -260,22 +276,6 @@ def _named(message: str, layer: BaseLayer, names: tuple[str, ...]) -> str:
     return message
 
 
-def _accumulate(grads: list[Any], owned: set[int], index: int, grad: Any) -> None:
-    """Add ``grad`` to ``grads[index]``: in place into an array made here, else into a new one.
-
-    A layer may hand on the very array it was given (add's backward passes dout on), so
-    only arrays this function made are written into.
-    """
-    previous = grads[index]
-    if previous is None:
-        grads[index] = grad
-    elif index in owned and isinstance(previous, np.ndarray) and previous.dtype == np.result_type(previous, grad):
-        np.add(previous, grad, out=previous)
-    else:
-        grads[index] = previous + grad
-        owned.add(index)
-
-
 def _zeros_like(value: Any) -> Any:
     return 0.0 if type(value) is float else np.zeros(value.shape, value.dtype)
 
@@ -284,3 +284,19 @@ def _finite(array: Any) -> bool:
     if type(array) is float:
         return math.isfinite(array)
     return bool(np.isfinite(array).all())
+
+
+SMALL_ARRAY = 4096  # arrays up to this many elements are checked for NaN and infinity together
+
+
+def _all_finite(arrays: list[Any], floats: bool) -> bool:
+    """Whether every element of ``arrays`` (numpy arrays, or numbers where ``floats``) is finite."""
+    if floats:
+        try:  # a sum is finite only where every term is; where it overflows, each is checked
+            return math.isfinite(math.fsum(arrays))
+        except (OverflowError, ValueError):
+            return all(map(math.isfinite, arrays))
+    small = [array for array in arrays if array.size <= SMALL_ARRAY]
+    if small and not np.isfinite(np.concatenate(small, axis=None)).all():
+        return False
+    return len(small) == len(arrays) or all(_finite(array) for array in arrays if array.size > SMALL_ARRAY)

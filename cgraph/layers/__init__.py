@@ -27,9 +27,10 @@ from .base import (
     shape_of,
     sum_axes,
     sum_to,
+    summing_to,
     unbroadcast,
 )
-from .binary import AddLayer, DivLayer, EqualLayer, MaximumLayer, MinimumLayer, MulLayer, PowLayer, SubLayer
+from .binary import AddLayer, BroadcastLayer, DivLayer, EqualLayer, MaximumLayer, MinimumLayer, MulLayer, PowLayer, SubLayer
 from .unary import (
     AbsLayer,
     ClipLayer,
@@ -68,6 +69,7 @@ __all__ = [
     "AvgPool2dLayer",
     "BaseLayer",
     "BatchNormLayer",
+    "BroadcastLayer",
     "ClipLayer",
     "ConcatLayer",
     "Conv2dLayer",
@@ -118,5 +120,6 @@ __all__ = [
     "shape_of",
     "sum_axes",
     "sum_to",
+    "summing_to",
     "unbroadcast",
 ]

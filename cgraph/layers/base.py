@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -25,13 +26,22 @@ def register(cls: type[BaseLayer]) -> type[BaseLayer]:
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
     """The numpy broadcast of ``shapes``; ValueError where they do not broadcast."""
-    first = shapes[0]
-    if all(shape == first for shape in shapes):
-        return first
-    try:
-        return tuple(np.broadcast_shapes(*shapes))
-    except ValueError:
-        raise ValueError("they do not broadcast") from None
+    result = shapes[0]
+    for shape in shapes[1:]:
+        if shape == result or not shape:
+            continue
+        if not result:
+            result = shape
+            continue
+        lead = len(shape) - len(result)
+        padded, shape = ((1,) * lead + result, shape) if lead > 0 else (result, (1,) * -lead + shape)
+        sizes = []
+        for a, b in zip(padded, shape):
+            if a != b and a != 1 and b != 1:
+                raise ValueError("they do not broadcast")
+            sizes.append(b if a == 1 else a)
+        result = tuple(sizes)
+    return result
 
 
 def shape_of(value: Any) -> Shape:
@@ -53,6 +63,16 @@ def sum_to(grad: Any, shape: Shape) -> Any:
     if grad_shape == shape:
         return grad
     return np.sum(grad, axis=sum_axes(grad_shape, shape), keepdims=True).reshape(shape)
+
+
+@lru_cache(maxsize=None)
+def summing_to(grad_shape: Shape, shape: Shape) -> Callable[[Any], Any]:
+    """:func:`sum_to` for gradients of ``grad_shape`` to ``shape``, a shape broadcast to it, with its
+    axes worked out once."""
+    axes = sum_axes(grad_shape, shape)
+    if len(axes) == len(grad_shape) - len(shape):  # leading axes only: the sum has the shape already
+        return partial(np.add.reduce, axis=axes)
+    return partial(sum_to, shape=shape)
 
 
 def unbroadcast(grad: Any, value: Any) -> Any:
@@ -234,6 +254,15 @@ class BaseLayer:
     def backward(self, dout: Any) -> tuple[Any, ...]:
         """The gradient of each input, given the gradient ``dout`` of the output."""
         raise NotImplementedError
+
+    def backward_step(self, shapes: tuple[Shape, ...], out_shape: Shape) -> Callable[[Any], tuple[Any, ...]]:
+        """``backward``, or a quicker equivalent for inputs of ``shapes`` and an output of ``out_shape``.
+
+        A graph calls this once, when the shapes are known, and calls what it returns for each
+        backward pass; a layer whose backward does work that the shapes decide beforehand (a sum
+        over broadcast axes) can leave out what is not needed.
+        """
+        return self.backward
 
     def out_shape(self, *shapes: Shape) -> Shape:
         """The output's shape for inputs of ``shapes``; ValueError where they do not fit.

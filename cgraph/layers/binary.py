@@ -6,10 +6,52 @@ from typing import Any
 
 import numpy as np
 
-from .base import BaseLayer, divide, register, unbroadcast
+from .base import BaseLayer, Shape, divide, register, summing_to, unbroadcast
+
+
+class BroadcastLayer(BaseLayer):
+    """An elementwise op of two inputs x and y, which broadcast to the output's shape.
+
+    ``grads(dout)`` gives dx and dy with the output's shape; ``backward`` sums each back
+    over the axes along which its input was broadcast. Where the shapes are known
+    beforehand, ``backward_step`` sums only the gradients of inputs that were broadcast.
+    """
+
+    def grads(self, dout: Any) -> tuple[Any, Any]:
+        """dx and dy before summing over broadcast axes."""
+        raise NotImplementedError
+
+    def backward(self, dout: Any) -> tuple[Any, Any]:
+        dx, dy = self.grads(dout)
+        return unbroadcast(dx, self.x), unbroadcast(dy, self.y)
+
+    def backward_step(self, shapes: tuple[Shape, ...], out_shape: Shape) -> Any:
+        if type(self).backward is not BroadcastLayer.backward:
+            return self.backward  # a subclass with its own backward: use that
+        sum_x, sum_y = (None if shape == out_shape else summing_to(out_shape, shape) for shape in shapes)
+        grads = self.grads
+        if sum_x is None and sum_y is None:
+            return grads
+        if sum_x is None:
+            return lambda dout: _summed_y(grads(dout), sum_y)
+        if sum_y is None:
+            return lambda dout: _summed_x(grads(dout), sum_x)
+        return lambda dout: _summed_both(grads(dout), sum_x, sum_y)
+
+
+def _summed_x(grads: tuple[Any, Any], sum_x: Any) -> tuple[Any, Any]:
+    return sum_x(grads[0]), grads[1]
+
+
+def _summed_y(grads: tuple[Any, Any], sum_y: Any) -> tuple[Any, Any]:
+    return grads[0], sum_y(grads[1])
+
+
+def _summed_both(grads: tuple[Any, Any], sum_x: Any, sum_y: Any) -> tuple[Any, Any]:
+    return sum_x(grads[0]), sum_y(grads[1])
 
 @register
-class MulLayer(BaseLayer):
+class MulLayer(BroadcastLayer):
     """Elementwise product: out = x * y."""
 
     __slots__ = ("x", "y")
@@ -21,12 +63,12 @@ class MulLayer(BaseLayer):
         self.x, self.y = x, y
         return x * y
 
-    def backward(self, dout: Any) -> tuple[Any, Any]:
-        return unbroadcast(dout * self.y, self.x), unbroadcast(dout * self.x, self.y)
+    def grads(self, dout: Any) -> tuple[Any, Any]:
+        return dout * self.y, dout * self.x
 
 
 @register
-class AddLayer(BaseLayer):
+class AddLayer(BroadcastLayer):
     """Elementwise sum: out = x + y."""
 
     __slots__ = ("x", "y")
@@ -38,12 +80,12 @@ class AddLayer(BaseLayer):
         self.x, self.y = x, y
         return x + y
 
-    def backward(self, dout: Any) -> tuple[Any, Any]:
-        return unbroadcast(dout, self.x), unbroadcast(dout, self.y)
+    def grads(self, dout: Any) -> tuple[Any, Any]:
+        return dout, dout
 
 
 @register
-class SubLayer(BaseLayer):
+class SubLayer(BroadcastLayer):
     """Elementwise difference: out = x - y."""
 
     op = "sub"
@@ -54,12 +96,12 @@ class SubLayer(BaseLayer):
         self.x, self.y = x, y
         return x - y
 
-    def backward(self, dout: Any) -> tuple[Any, Any]:
-        return unbroadcast(dout, self.x), unbroadcast(-dout, self.y)
+    def grads(self, dout: Any) -> tuple[Any, Any]:
+        return dout, -dout
 
 
 @register
-class DivLayer(BaseLayer):
+class DivLayer(BroadcastLayer):
     """Elementwise quotient: out = x / y; division by 0 gives inf or NaN, as in numpy."""
 
     op = "div"
@@ -71,13 +113,13 @@ class DivLayer(BaseLayer):
         self.out = divide(x, y)
         return self.out
 
-    def backward(self, dout: Any) -> tuple[Any, Any]:
+    def grads(self, dout: Any) -> tuple[Any, Any]:
         dx = divide(dout, self.y)  # and -dout * x / y**2 = -(dout / y) * (x / y)
-        return unbroadcast(dx, self.x), unbroadcast(-dx * self.out, self.y)
+        return dx, -dx * self.out
 
 
 @register
-class PowLayer(BaseLayer):
+class PowLayer(BroadcastLayer):
     """Elementwise power: out = x ** y. A constant exponent is an input holding a number.
 
     As in PyTorch, dx is 0 where y = 0 and dy is 0 where x = 0 and y >= 0; elsewhere
@@ -93,15 +135,15 @@ class PowLayer(BaseLayer):
         self.out = np.power(x, y)
         return self.out
 
-    def backward(self, dout: Any) -> tuple[Any, Any]:
+    def grads(self, dout: Any) -> tuple[Any, Any]:
         x, y = self.x, self.y
         dx = np.where(y == 0, 0.0, dout * y * np.power(x, y - 1))
         dy = np.where((x == 0) & (y >= 0), 0.0, dout * self.out * np.log(x))
-        return unbroadcast(dx, x), unbroadcast(dy, y)
+        return dx, dy
 
 
 @register
-class MaximumLayer(BaseLayer):
+class MaximumLayer(BroadcastLayer):
     """Elementwise maximum: out = max(x, y); where x = y the gradient is shared half and half."""
 
     op = "maximum"
@@ -113,14 +155,14 @@ class MaximumLayer(BaseLayer):
         self.x, self.y = x, y
         return np.maximum(x, y)
 
-    def backward(self, dout: Any) -> tuple[Any, Any]:
+    def grads(self, dout: Any) -> tuple[Any, Any]:
         x, y = self.x, self.y
         tie = np.where(x == y, 0.5 * dout, 0.0)
-        return unbroadcast(np.where(x > y, dout, tie), x), unbroadcast(np.where(y > x, dout, tie), y)
+        return np.where(x > y, dout, tie), np.where(y > x, dout, tie)
 
 
 @register
-class MinimumLayer(BaseLayer):
+class MinimumLayer(BroadcastLayer):
     """Elementwise minimum: out = min(x, y); where x = y the gradient is shared half and half."""
 
     op = "minimum"
@@ -132,10 +174,10 @@ class MinimumLayer(BaseLayer):
         self.x, self.y = x, y
         return np.minimum(x, y)
 
-    def backward(self, dout: Any) -> tuple[Any, Any]:
+    def grads(self, dout: Any) -> tuple[Any, Any]:
         x, y = self.x, self.y
         tie = np.where(x == y, 0.5 * dout, 0.0)
-        return unbroadcast(np.where(x < y, dout, tie), x), unbroadcast(np.where(y < x, dout, tie), y)
+        return np.where(x < y, dout, tie), np.where(y < x, dout, tie)
 
 
 @register
