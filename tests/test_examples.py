@@ -267,3 +267,13 @@ def test_simple_convnet_text_shows_the_shapes_flowing_through() -> None:
         "loss = softmax_with_loss(affine2, t)  SoftmaxWithLossLayer(x.shape=(3, 10), t.shape=(3, 10)) -> out.shape=()",
     ]
 
+
+def test_simple_convnet_trains() -> None:
+    params = [arg for name in ("W1", "b1", "W2", "b2", "W3", "b3") for arg in ("--param", name)]
+    result = CliRunner().invoke(cli, ["train", str(GRAPHS / "simple_convnet.yaml"), *params, "--optimizer", "adam",
+                                      "--lr", "0.001", "--steps", "5", "--format", "jsonl"])
+    assert result.exit_code == 0, result.stderr
+    losses = [json.loads(line)["loss"] for line in result.stdout.splitlines()]
+    assert len(losses) == 5
+    assert abs(losses[0] - math.log(10)) < 0.01  # the book's small initial weights: about ln 10
+    assert all(later < earlier for earlier, later in zip(losses, losses[1:]))
