@@ -377,6 +377,106 @@ def bench_conv(batch: int, side: int, repeat: int) -> None:
                 target)
 
 
+def paired_times(first: Callable[[], Any], second: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    """The median wall times of two functions called in turn, so that a busy machine slows both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for function, kept in zip((first, second), times):
+            started = time.perf_counter()
+            function()
+            kept.append(time.perf_counter() - started)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def two_layer_net(rows: int, sizes: tuple[int, int, int], seed: int = 0) -> dict:
+    """The book's two-layer net (Affine, ReLU, Affine, Softmax-with-Loss) on random data, as a dict."""
+    features, hidden, classes = sizes
+    rng = np.random.default_rng(seed)
+    return {
+        "inputs": {
+            "x": rng.standard_normal((rows, features)),
+            "t": np.eye(classes)[rng.integers(0, classes, rows)],
+            "W1": 0.01 * rng.standard_normal((features, hidden)), "b1": np.zeros(hidden),
+            "W2": 0.01 * rng.standard_normal((hidden, classes)), "b2": np.zeros(classes),
+        },
+        "nodes": {
+            "a1": {"op": "affine", "inputs": ["x", "W1", "b1"]},
+            "z1": {"op": "relu", "inputs": ["a1"]},
+            "a2": {"op": "affine", "inputs": ["z1", "W2", "b2"]},
+            "loss": {"op": "softmax_with_loss", "inputs": ["a2", "t"]},
+        },
+    }
+
+
+def bench_training(batch: int, sizes: tuple[int, int, int], points: int, repeat: int) -> None:
+    """set_input and a training step on the two-layer net; a sweep of buy_apple_orange.yaml."""
+    from cgraph.layers import AffineLayer, ReluLayer, SoftmaxWithLossLayer
+    from cgraph.optim import SGD
+    from cgraph.sweep import Sweep, points as sweep_points
+    from cgraph.train import Trainer
+
+    print("training and sweeps", file=sys.stderr)
+    shape = "-".join(map(str, sizes))
+    data = two_layer_net(10 * batch, sizes)["inputs"]
+    graph = cgraph.from_dict(two_layer_net(batch, sizes))
+    inputs = {name: graph.spec.inputs[name].value for name in ("W1", "b1", "W2", "b2")}
+    batches = [(data["x"][k * batch:(k + 1) * batch], data["t"][k * batch:(k + 1) * batch]) for k in range(10)]
+    turn = iter(range(10**9))
+
+    def through_api() -> None:
+        x, t = batches[next(turn) % 10]
+        graph.set_inputs({"x": x, "t": t})
+        graph.forward()
+        graph.backward()
+
+    layers = [AffineLayer(), ReluLayer(), AffineLayer(), SoftmaxWithLossLayer()]
+
+    def by_hand() -> None:
+        x, t = batches[next(turn) % 10]
+        affine1, relu, affine2, loss = layers
+        loss.forward(affine2.forward(relu.forward(affine1.forward(x, inputs["W1"], inputs["b1"])), inputs["W2"],
+                                     inputs["b2"]), t)
+        da2 = loss.backward(1.0)[0]
+        affine1.backward(relu.backward(affine2.backward(da2)[0])[0])
+
+    repeats = max(repeat * 40, 100)
+    through_api(), by_hand()
+    ours, hand = paired_times(through_api, by_hand, repeats)
+    row(f"set_input + forward + backward, two-layer net {shape}, batch {batch}", f"{ours * 1e3:.3f} ms",
+        f"the layers called by hand {hand * 1e3:.3f} ms", ours / hand, 1.3)
+
+    graph = cgraph.from_dict({**two_layer_net(batch, sizes), "inputs": {**two_layer_net(batch, sizes)["inputs"],
+                                                                     "x": data["x"], "t": data["t"]}})
+    trainer = Trainer(graph, ["W1", "b1", "W2", "b2"], SGD(), ["x", "t"], batch, seed=0)
+    fixed = cgraph.from_dict(two_layer_net(batch, sizes))
+    trainer.step()
+    step, passes = paired_times(trainer.step, cgraph_run(fixed), repeats)
+    row(f"train step (sgd, batch {batch} of {10 * batch} rows), two-layer net {shape}", f"{step * 1e3:.3f} ms",
+        f"forward + backward through the API {passes * 1e3:.3f} ms", step / passes, 1.3)
+
+    exe = Path(sys.executable).with_name("cgraph")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "cgraph"]
+    example = str(ROOT / "graphs" / "buy_apple_orange.yaml")
+    swept = command_time([*command, "sweep", example, "--vary", f"tax=1:2:{points}"], repeat)
+    once = command_time([*command, "backward", example], repeat)
+    row(f"cgraph sweep buy_apple_orange.yaml, {points:,} points", f"{swept * 1e3:.0f} ms",
+        f"one cgraph backward process {once * 1e3:.0f} ms", swept / once, 2.0)
+
+    apple = cgraph.load(example)
+    runner = Sweep(apple, {"tax": np.linspace(1, 2, points)}, [], np.asarray(1.0))
+    indices = list(sweep_points(runner.varied, False))
+
+    def sweep_all() -> None:
+        for number, point in enumerate(indices, 1):
+            _, output, grads = runner.run(number, point)
+            runner.json_line(number, point, output, grads)
+
+    per_point, bare = (total / points for total in paired_times(
+        sweep_all, lambda: [cgraph_run(apple)() for _ in range(points)], repeat))
+    row("sweep, per point (set, forward, backward, JSON line), buy_apple_orange.yaml", f"{per_point * 1e6:.1f} us",
+        f"forward + backward through the API {bare * 1e6:.1f} us", per_point / bare, 1.5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="tiny sizes: check that the benchmarks run")
@@ -391,6 +491,7 @@ def main() -> None:
         bench_output(1_000 if small else 100_000, 10_000 if small else 1_000_000, repeat)
         bench_mmap(10_000 if small else 100_000_000, folder)
         bench_conv(4 if small else 100, 12 if small else 28, repeat if small else 20)
+        bench_training(10 if small else 100, (20, 5, 3) if small else (784, 50, 10), 100 if small else 1_000, repeat)
 
     print(f"\ncgraph {cgraph.__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
           f"torch {torch.__version__ if torch else 'not installed'}; {platform.machine()}, {os.cpu_count()} cores"

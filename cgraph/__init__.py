@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 __version__ = "0.1.0"
 __all__ = ["load", "loads", "from_dict", "Graph", "CgraphError", "Position", "__version__"]
 
@@ -26,7 +24,7 @@ _LAZY = {
 _MODULES = {"layers", "graph", "spec", "render", "explain", "dot", "check", "api", "errors"}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # Import lazily, so `cgraph --version` and `--help` start without numpy or yaml.
     import importlib
 

@@ -158,7 +158,8 @@ def build_array(
         fill = data["fill"]
         if not is_number(fill):
             raise CgraphError(f"'fill' must be a number, got {describe(fill)}", where)
-        return np.full(shape, _as_array(fill, dtype, where), dtype=dtype)
+        # One number seen in every place: no memory until a pass makes new arrays from it.
+        return np.broadcast_to(_as_array(fill, dtype, where), shape)
     kind = data["random"]
     if kind not in RANDOM_KINDS:
         hint = suggest(kind, RANDOM_KINDS) if isinstance(kind, str) else ""

@@ -30,8 +30,20 @@ DEFAULT_SEED = 0
 
 
 @dataclass
+class Worst:
+    """The element of an input furthest outside the tolerance: its index and both gradients there."""
+
+    index: tuple[int, ...]
+    analytic: float
+    numeric: float
+
+
+@dataclass
 class InputCheck:
-    """One input's result: how many of its elements were compared, the largest errors, PASS or FAIL."""
+    """One input's result: how many of its elements were compared, the largest errors, PASS or FAIL.
+
+    An input that holds discrete data (class indices) is not checked: ``skipped`` says why.
+    """
 
     name: str
     shape: Shape
@@ -40,6 +52,8 @@ class InputCheck:
     max_abs: float
     max_rel: float  # of |analytic - numeric| / max(|analytic|, |numeric|)
     passed: bool
+    worst: Worst | None = None  # None where nothing was checked
+    skipped: str | None = None
 
     @property
     def size(self) -> int:
@@ -90,9 +104,14 @@ def check(
     analytic = {name: np.array(grads[name], dtype=np.float64) for name in names}
     dout = np.asarray(graph.dout, dtype=np.float64)
 
+    discrete = discrete_inputs(graph)
     rng = np.random.default_rng(seed)
     results = []
     for name in names:
+        if name in discrete:
+            results.append(InputCheck(name, graph.shapes[name], dtype_name(graph.spec.inputs[name].value), 0,
+                                      0.0, 0.0, True, skipped=discrete[name]))
+            continue
         flat = copy.spec.inputs[name].value.reshape(-1)  # a view: writing to it changes the input
         if samples and flat.size > samples:
             indices = np.sort(rng.choice(flat.size, size=samples, replace=False))
@@ -114,12 +133,31 @@ def check(
             error = np.abs(expected - numeric)
             scale = np.maximum(np.abs(expected), np.abs(numeric))
             relative = np.where(scale > 0, error / np.where(scale > 0, scale, 1), np.where(np.isnan(error), np.nan, 0.0))
+            excess = error / (atol + rtol * np.abs(numeric))  # over 1 fails; NaN (a NaN gradient) fails first
             passed = bool(np.all(error <= atol + rtol * np.abs(numeric)))
+        worst = None
+        if len(indices):
+            k = int(np.argmax(np.where(np.isnan(excess), np.inf, excess)))
+            index = tuple(int(i) for i in np.unravel_index(indices[k], graph.shapes[name]))
+            worst = Worst(index, float(expected[k]), float(numeric[k]))
         results.append(InputCheck(
             name, graph.shapes[name], dtype_name(graph.spec.inputs[name].value), len(indices),
-            float(np.max(error, initial=0.0)), float(np.max(relative, initial=0.0)), passed,
+            float(np.max(error, initial=0.0)), float(np.max(relative, initial=0.0)), passed, worst,
         ))
     return CheckReport(eps, rtol, atol, samples, seed, results)
+
+
+def discrete_inputs(graph: Graph) -> dict[str, str]:
+    """Inputs that a node takes as discrete data (class indices), with what says so: their gradient
+    is defined as 0, and a step of eps would make them invalid, so they cannot be checked."""
+    found: dict[str, str] = {}
+    for name, node in graph.spec.nodes.items():
+        layer = graph.layers[name]
+        for index in layer.discrete_args(*(graph.shapes[arg] for arg in node.args)):
+            arg = node.args[index]
+            if arg in graph.spec.inputs:
+                found.setdefault(arg, f"class indices for node '{name}' ({node.op})")
+    return found
 
 
 # --- output ---------------------------------------------------------------
@@ -133,6 +171,7 @@ def render_text(graph: Graph, report: CheckReport, precision: int = 8) -> Iterat
     yield ""
     header = ("input", "shape", "checked", "max abs error", "max rel error", "result")
     rows = [header] + [
+        (item.name, str(item.shape), "0", "-", "-", "SKIP") if item.skipped else
         (item.name, str(item.shape), f"{item.checked}" if item.checked == item.size else f"{item.checked} of {item.size}",
          f"{item.max_abs:.2e}", f"{item.max_rel:.2e}", "PASS" if item.passed else "FAIL")
         for item in report.inputs
@@ -141,7 +180,19 @@ def render_text(graph: Graph, report: CheckReport, precision: int = 8) -> Iterat
     for row in rows:
         yield "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
 
-    sampled = [item for item in report.inputs if item.checked < item.size]
+    failed = [item for item in report.inputs if not item.passed]
+    worst = [(item.name, item.worst) for item in failed if item.worst]  # every failed input had elements checked
+    if worst:
+        yield ""
+    for name, element in worst:
+        yield (f"{name}: furthest outside the tolerance at [{', '.join(map(str, element.index))}]: "
+               f"analytic {format_inline(element.analytic, precision)}, numeric {format_inline(element.numeric, precision)}")
+    skipped = [item for item in report.inputs if item.skipped]
+    if skipped:
+        yield ""
+        yield (f"not checked: {'; '.join(f'{item.name}, {item.skipped}' for item in skipped)}: discrete data, whose "
+               "gradient is defined as 0 and which a small step would make invalid")
+    sampled = [item for item in report.inputs if item.checked < item.size and not item.skipped]
     if sampled:
         yield ""
         yield (f"sampled at random, {report.samples} elements of: {', '.join(item.name for item in sampled)} "
@@ -151,12 +202,12 @@ def render_text(graph: Graph, report: CheckReport, precision: int = 8) -> Iterat
         yield ""
         yield (f"not float64: {', '.join(f'{item.name} ({item.dtype})' for item in narrow)}; "
                "the gradients checked are those of a float64 copy of the graph")
-    failed = [item.name for item in report.inputs if not item.passed]
     yield ""
+    checked = len(report.inputs) - len(skipped)
     if failed:
-        yield f"FAIL: {len(failed)} of {len(report.inputs)} inputs ({', '.join(failed)})"
+        yield f"FAIL: {len(failed)} of {checked} inputs ({', '.join(item.name for item in failed)})"
     else:
-        yield f"PASS: {len(report.inputs)} input{'s' if len(report.inputs) != 1 else ''}"
+        yield f"PASS: {checked} input{'s' if checked != 1 else ''}" + (f", {len(skipped)} not checked" if skipped else "")
 
 
 def render_json(graph: Graph, report: CheckReport) -> str:
@@ -180,6 +231,9 @@ def render_json(graph: Graph, report: CheckReport) -> str:
                 "max_abs_error": json_value(item.max_abs),
                 "max_rel_error": json_value(item.max_rel),
                 "passed": item.passed,
+                "worst": item.worst and {"index": list(item.worst.index), "analytic": json_value(item.worst.analytic),
+                                         "numeric": json_value(item.worst.numeric)},
+                "skipped": item.skipped,
             }
             for item in report.inputs
         ],

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import gc
 import io
+import math
 import os
+import re
 import signal
 import sys
 from contextlib import contextmanager
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from .graph import Graph
 
 FORMATS = ("text", "json", "jsonl")
+DOT_PRECISION = 4  # digits in dot's boxes: enough to follow the numbers, narrow enough to read the picture
+DEFAULT_MAX_WORK = 10**11  # as budget.DEFAULT_MAX_WORK, which --help must show without importing numpy
 
 
 def _parse_set(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -33,9 +37,55 @@ def _parse_set(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
     return pairs
 
 
-def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.") -> Callable:
+class FiniteFloatRange(click.FloatRange):
+    """A float in a range, refusing NaN and infinities (which every range comparison lets through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+class Amount(click.ParamType):
+    """A positive amount: a number (``1e11``), or with a suffix K, M, G or T, powers of 1024
+    for bytes (``512M``, ``1.5GiB``) and of 1000 otherwise."""
+
+    name = "amount"
+    _PATTERN = re.compile(r"\s*((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)\s*([kmgt]?)(i?b)?\s*\Z", re.IGNORECASE)
+
+    def __init__(self, of_bytes: bool) -> None:
+        self.of_bytes = of_bytes
+        self.name = "size" if of_bytes else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = self._PATTERN.match(str(value))
+        if match is None or (match.group(3) and not self.of_bytes):
+            example = "a number of bytes, or with K, M, G or T: 512M, 2G" if self.of_bytes else "a number, such as 1e12"
+            self.fail(f"expected {example}, got '{value}'", param, ctx)
+        number, suffix = float(match.group(1)), match.group(2).upper()
+        amount = number * (1024 if self.of_bytes else 1000) ** " KMGT".index(suffix or " ")
+        if not 1 <= amount < 2**63:
+            self.fail(f"'{value}' is out of range (1 to 2**63)", param, ctx)
+        return int(amount)
+
+
+BUDGET_OPTIONS = (
+    click.option("--max-memory", type=Amount(of_bytes=True), metavar="SIZE",
+                 help="Refuse graphs whose values and gradients need more bytes than this, worked out "
+                      "before running; K, M, G suffixes accepted (2G).  [default: half of the memory "
+                      "available when the command starts]"),
+    click.option("--max-work", type=Amount(of_bytes=False), default=DEFAULT_MAX_WORK, show_default="1e11",
+                 metavar="N", help="Refuse graphs needing more multiply-adds (matrix products) than this."),
+)
+
+
+def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.",
+                  precision: int = 8) -> Callable:
     """The FILE argument and the options every command shares, with those of ``extra`` it asks
-    for: "dout", "format" (one of ``formats``), "precision" and "full"."""
+    for: "dout", "format" (one of ``formats``), "precision" (``precision`` by default) and "full"."""
     options = [
         click.argument("file", metavar="FILE"),
         click.option("--set", "sets", metavar="NAME=VALUE", multiple=True, callback=_parse_set,
@@ -51,7 +101,7 @@ def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: st
         options.append(click.option("--format", "fmt", type=click.Choice(formats), default="text", show_default=True,
                                     help="Output format."))
     if "precision" in extra:
-        options.append(click.option("--precision", type=click.IntRange(0, 17), default=8, show_default=True,
+        options.append(click.option("--precision", type=click.IntRange(0, 17), default=precision, show_default=True,
                                     help="Digits after the point in text output."))
     if "full" in extra:
         options.append(click.option("--full", is_flag=True, help="Print large arrays in full instead of summarised (text output)."))
@@ -59,6 +109,7 @@ def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: st
         click.option("--strict", is_flag=True, help="Fail (exit 1) where a value or gradient is NaN or infinite."),
         click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
                      help="Refuse arrays with more elements than this."),
+        *BUDGET_OPTIONS,
     ]
 
     def decorate(command: Callable) -> Callable:
@@ -156,14 +207,17 @@ def explain(fmt: str, precision: int, nodes: tuple[str, ...], **loading: Any) ->
 
 
 @cli.command()
-@graph_options("dout", "precision", node_help="Draw only this input or node (and the edges between those drawn).")
+@graph_options("dout", "precision", "full", node_help="Draw only this input or node (and the edges between those drawn).",
+               precision=DOT_PRECISION)
 @click.option("--backward", "with_grads", is_flag=True, help="Run the backward pass too and show gradients.")
 @click.option("--render", "image", metavar="OUT.svg|OUT.png|OUT.pdf",
               help="Write an image with Graphviz's 'dot' program instead of DOT text.")
-def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, ...], dout: str,
+def dot(with_grads: bool, image: str | None, precision: int, full: bool, nodes: tuple[str, ...], dout: str,
         **loading: Any) -> None:
-    """Write FILE's graph as Graphviz DOT text: a box per input and node with its op, shape and,
-    where small, value and (with --backward) gradient; edges from inputs to the nodes using them.
+    """Write FILE's graph as Graphviz DOT text: a box per input and node with its op, shape,
+    value and (with --backward) gradient; edges from inputs to the nodes using them, labelled
+    with the gradient each carried back. Arrays of more than 6 elements are shown by their shape
+    (`(3, 4) array`), or with --full in full.
 
     \b
     Example:
@@ -176,7 +230,7 @@ def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, .
     if not with_grads and context.get_parameter_source("dout") is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--dout goes with --backward", context)
     graph = _load(nodes=nodes, dout=dout if with_grads else None, **loading)
-    text = drawing.to_dot(graph, with_grads, nodes, precision)
+    text = drawing.to_dot(graph, with_grads, nodes, precision, full)
     if image is None:
         _write([text.rstrip("\n")])
     else:
@@ -185,10 +239,10 @@ def dot(with_grads: bool, image: str | None, precision: int, nodes: tuple[str, .
 
 @cli.command()
 @graph_options("dout", "format", formats=("text", "json"), node_help="Check only this input.")
-@click.option("--eps", type=click.FloatRange(0, min_open=True), default=1e-6, show_default=True,
+@click.option("--eps", type=FiniteFloatRange(0, min_open=True), default=1e-6, show_default=True,
               help="Finite-difference step, relative: an element x is moved by eps * max(1, |x|).")
-@click.option("--rtol", type=click.FloatRange(0), default=1e-5, show_default=True, help="Relative tolerance.")
-@click.option("--atol", type=click.FloatRange(0), default=1e-8, show_default=True, help="Absolute tolerance.")
+@click.option("--rtol", type=FiniteFloatRange(0), default=1e-5, show_default=True, help="Relative tolerance.")
+@click.option("--atol", type=FiniteFloatRange(0), default=1e-8, show_default=True, help="Absolute tolerance.")
 @click.option("--samples", type=click.IntRange(0), default=20, show_default=True,
               help="Check at most this many elements of each input, drawn at random; 0 checks all.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for drawing the samples.")
@@ -211,7 +265,11 @@ def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float
     """
     from . import check as checking
 
-    graph = _load(nodes=nodes, **loading)
+    def passes(graph: Graph) -> int:  # two per element checked, at most
+        sizes = [graph.spec.inputs[name].value.size for name in nodes or graph.spec.inputs if name in graph.spec.inputs]
+        return 1 + 2 * sum(min(size, samples) if samples else size for size in sizes)
+
+    graph = _load(nodes=nodes, forward_passes=passes, **loading)
     report = checking.check(graph, nodes, eps, rtol, atol, samples, seed)
     if fmt == "json":
         _write([checking.render_json(graph, report)])
@@ -265,6 +323,8 @@ def _optimizer_options(command: Callable) -> Callable:
                                                "that feeds no other).")
 @click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
               help="Refuse arrays with more elements than this.")
+@BUDGET_OPTIONS[0]
+@BUDGET_OPTIONS[1]
 def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, momentum: float | None,
           beta1: float | None, beta2: float | None, eps: float | None, steps: int, batch: str | None,
           batch_size: int | None, seed: int, metrics: tuple[str, ...], fmt: str, every: int | None,
@@ -301,7 +361,7 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
         raise click.UsageError("--write-graph copies a graph file; with the graph on standard input, use --save",
                                context)
     batch_names = [name.strip() for name in batch.split(",")] if batch else []
-    graph = _load(nodes=(), strict=False, run=False, file=file, **loading)
+    graph = _load(nodes=(), strict=False, run=False, file=file, forward_passes=lambda graph: steps, **loading)
     for path in (save_path, graph_path):
         if path is not None:
             save.check_folder(path)
@@ -336,11 +396,8 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     started = time.perf_counter()
-    with click.progressbar(
-        length=steps, label=f"training ({optimizer})", file=sys.stderr, hidden=not sys.stderr.isatty(),
-        show_pos=True, update_min_steps=every or max(1, steps // 200),
-        item_show_func=lambda record: record and f"loss {record.loss:.4g}  {record.step / (time.perf_counter() - started):,.0f} steps/s",
-    ) as bar:
+    with _progress(steps, f"training ({optimizer})", every, lambda record: record and (
+            f"loss {record.loss:.4g}  {record.step / (time.perf_counter() - started):,.0f} steps/s")) as bar:
         for _ in range(steps):
             if stop["asked"]:
                 break
@@ -363,6 +420,71 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
         saved = f"; {' and '.join(held)} hold{'s' * (len(held) == 1)} the inputs after it" if held else ""
         click.echo(f"cgraph: interrupted after step {trainer.step_count} of {steps}{saved}", err=True)
         sys.exit(130)
+
+
+def _progress(length: int, label: str, every: int | None, show: Callable[[Any], str | None]) -> Any:
+    """click's progress bar on stderr, only where stderr is a terminal, redrawn every ``every`` items
+    (or 200 times in all); ``show`` describes the latest item."""
+    return click.progressbar(length=length, label=label, file=sys.stderr, hidden=not sys.stderr.isatty(),
+                             show_pos=True, update_min_steps=every or max(1, length // 200), item_show_func=show)
+
+
+@cli.command()
+@graph_options("dout", "precision", node_help="Report this input's or node's gradient (default: every input's).")
+@click.option("--vary", "varies", metavar="NAME=SPEC", multiple=True, required=True, callback=_parse_set,
+              help="Values for input NAME: START:STOP:NUM (inclusive), a list like '[1, 2, 3]', or @file.npy "
+                   "(one per row). Repeatable: several make a grid.")
+@click.option("--zip", "zipped", is_flag=True, help="Pair the --vary values (the first of each, the second, ...) "
+                                                    "instead of trying every combination.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "text"]), default="jsonl", show_default=True,
+              help="jsonl: one JSON object per point; text: a table.")
+def sweep(varies: list[tuple[str, str]], zipped: bool, fmt: str, precision: int, nodes: tuple[str, ...], dout: str,
+          strict: bool, **loading: Any) -> None:
+    """Run FILE's forward and backward passes at many values of its inputs, in one process: each
+    point's values, output and gradients, one JSON line per point.
+
+    \b
+    Example:
+      $ cgraph sweep graphs/buy_apple_orange.yaml --vary tax=1:1.2:3 --node tax
+      {"point": 1, "set": {"tax": 1.0}, "output": 650.0, "grads": {"tax": 650.0}}
+      {"point": 2, "set": {"tax": 1.1}, "output": 715.0, "grads": {"tax": 650.0}}
+      {"point": 3, "set": {"tax": 1.2}, "output": 780.0, "grads": {"tax": 650.0}}
+      $ cgraph sweep graphs/buy_apple.yaml --vary apple=[100,150] --vary tax=[1,1.1] --format text
+    """
+    from . import sweep as sweeping
+    from .arrays import parse_array_option, suggest
+    from .errors import CgraphError, diagnostic
+
+    graph = _load(nodes=nodes, strict=strict, run=False, **loading)
+    max_elements = loading["max_elements"]
+    for name, _ in varies:
+        if name not in graph.spec.inputs:
+            kind = "a node, not an input" if name in graph.spec.nodes else f"not an input{suggest(name, graph.spec.inputs)}"
+            raise CgraphError(f"--vary: '{name}' is {kind}")
+    varied = {name: sweeping.parse_spec(text, f"--vary {name}", max_elements) for name, text in varies}
+    total = sweeping.count(varied, zipped)
+    runner = sweeping.Sweep(graph, varied, nodes, parse_array_option(dout, "--dout", max_elements))
+    every = max(1, total // 200)
+
+    def results() -> Iterator[tuple[int, tuple[int, ...], dict[str, Any], Any, dict[str, Any]]]:
+        with _progress(total, "sweeping", every, lambda number: number and f"point {number:,}") as bar:
+            for number, indices in enumerate(sweeping.points(runner.varied, zipped), 1):
+                yield number, indices, *runner.run(number, indices)
+                if number % every == 0:
+                    bar.update(every, number)
+
+    if fmt == "jsonl":
+        _write(runner.json_line(number, indices, output, grads) for number, indices, _, output, grads in results())
+    else:
+        _write(sweeping.table(graph, [(point, output, grads) for _, _, point, output, grads in results()], precision))
+    if runner.first_non_finite:
+        point, name, message = runner.first_non_finite
+        where = graph.spec.position(name) if name else None
+        kind = "error" if strict else "warning"
+        _say(diagnostic(kind, f"{runner.non_finite_points:,} of {total:,} points gave NaN or infinity; at point "
+                              f"{point}: {message}", where))
+        if strict:
+            sys.exit(1)
 
 
 def _json_line(data: dict[str, Any]) -> str:
@@ -410,12 +532,16 @@ def _load(
     nodes: tuple[str, ...],
     strict: bool,
     max_elements: int,
+    max_memory: int | None,
+    max_work: int,
     dout: str | None = None,
     run: bool = True,
+    forward_passes: Callable[[Graph], int] | None = None,
 ) -> Graph:
-    """Load FILE with the shared options and, where ``run``, run forward and, where ``dout`` is
-    given, backward; warn about NaN and infinity (fail with ``strict``)."""
-    from . import api
+    """Load FILE with the shared options, check its cost against the budget and, where ``run``,
+    run forward and, where ``dout`` is given, backward; warn about NaN and infinity (fail with
+    ``strict``). ``forward_passes`` gives how many runs the command makes (1 by default)."""
+    from . import api, budget
     from .arrays import parse_array_option, suggest
     from .errors import CgraphError, diagnostic
 
@@ -434,12 +560,17 @@ def _load(
     for name in nodes:
         if name not in graph.shapes:
             raise CgraphError(f"--node: unknown name '{name}'{suggest(name, graph.shapes)}")
+    budget.check_budget(graph, budget.default_max_memory() if max_memory is None else max_memory, max_work,
+                        backward=dout is not None or not run,
+                        forward_passes=forward_passes(graph) if forward_passes else 1)
     if not run:
         return graph
     graph.forward()
     if dout is not None:
         graph.backward(parse_array_option(dout, "--dout", max_elements))
     problems = graph.non_finite()
+    if strict:
+        problems = problems[:1]  # the first cause, as the one error line
     for name, message in problems:
         _say(diagnostic("error" if strict else "warning", message, graph.spec.position(name)))
     if problems and strict:

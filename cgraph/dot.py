@@ -7,23 +7,25 @@ import os
 import shutil
 import subprocess
 import tempfile
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
 from .errors import CgraphError
 from .graph import Graph
-from .render import INLINE_ELEMENTS, entry_names, format_inline
+from .render import INLINE_ELEMENTS, entry_names, format_array, format_inline
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
 INSTALL_HINT = "install Graphviz (Debian and Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
 GRAD_COLOR = "#c0392b"  # gradients in red, as in the book's figures
+LEFT_BREAK = '<br align="left"/>'  # ends a line of an HTML-like label, aligning it on the left
 
 
-def to_dot(graph: Graph, backward: bool = False, only: Iterable[str] = (), precision: int = 8) -> str:
-    """DOT text: a box per input and node (name, op, shape, small values and, with ``backward``,
-    gradients) and an edge from each node's inputs to it, labelled with the gradient it carried
-    back. Names are the node ids; the same graph gives the same bytes."""
+def to_dot(graph: Graph, backward: bool = False, only: Iterable[str] = (), precision: int = 4, full: bool = False) -> str:
+    """DOT text: a box per input and node (name, op, shape, value and, with ``backward``, gradient)
+    and an edge from each node's inputs to it, labelled with the gradient it carried back. Arrays of
+    more than INLINE_ELEMENTS elements are shown by their shape, or with ``full`` in full.
+    Names are the node ids; the same graph gives the same bytes."""
     names = entry_names(graph, only)
     shown = set(names)
     lines = [
@@ -36,7 +38,7 @@ def to_dot(graph: Graph, backward: bool = False, only: Iterable[str] = (), preci
         node = graph.spec.nodes.get(name)
         fill = "#fdf2d0" if node else "#e3eefb"
         width = ", penwidth=2" if name == graph.output else ""
-        lines.append(f"  {_id(name)} [label=<{_label(graph, name, backward, precision)}>, fillcolor=\"{fill}\"{width}];")
+        lines.append(f"  {_id(name)} [label=<{_label(graph, name, backward, precision, full)}>, fillcolor=\"{fill}\"{width}];")
     for name in names:
         node = graph.spec.nodes.get(name)
         if node is None:
@@ -46,24 +48,41 @@ def to_dot(graph: Graph, backward: bool = False, only: Iterable[str] = (), preci
             if arg not in shown:
                 continue
             attributes = ""
-            if backward and np.size(grad) <= INLINE_ELEMENTS:
-                attributes = f' [label="{_escape(format_inline(grad, precision, shape=False))}", fontcolor="{GRAD_COLOR}"]'
+            if backward:
+                rows = [_escape(line) for line in _array_lines(grad, precision, full)]
+                text = rows[0] if len(rows) == 1 else "".join(row + "\\l" for row in rows)  # \l: left-aligned lines
+                attributes = f' [label="{text}", fontcolor="{GRAD_COLOR}"]'
             lines.append(f"  {_id(arg)} -> {_id(name)}{attributes};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def _label(graph: Graph, name: str, backward: bool, precision: int) -> str:
-    """An HTML-like label: the name in bold, op and shape, then the value and gradient where small."""
+def _array_lines(value: Any, precision: int, full: bool) -> list[str]:
+    """A value as lines of text: one line (``[1, 2]``, ``(3, 4) array``), or with ``full`` an array
+    of more than INLINE_ELEMENTS elements in full, one row per line."""
+    if full and np.size(value) > INLINE_ELEMENTS:
+        return format_array(value, precision, True, 0).split("\n")
+    return [format_inline(value, precision, shape=False)]
+
+
+def _html_array(value: Any, precision: int, full: bool) -> str:
+    """A value for an HTML-like label: inline, or rows in a fixed-width font, aligned on the left."""
+    lines = _array_lines(value, precision, full)
+    if len(lines) == 1:
+        return html.escape(lines[0])
+    rows = "".join(f'{html.escape(line).replace(" ", "&#160;")}{LEFT_BREAK}' for line in lines)
+    return f'{LEFT_BREAK}<font face="Courier">{rows}</font>'
+
+
+def _label(graph: Graph, name: str, backward: bool, precision: int, full: bool) -> str:
+    """An HTML-like label: the name in bold, op and shape, then the value and gradient."""
     node = graph.spec.nodes.get(name)
     rows = [f"<b>{html.escape(name)}</b>", f"{node.op if node else 'input'}, shape {graph.shapes[name]}"]
-    value = graph.values[name]
-    if np.size(value) <= INLINE_ELEMENTS:
-        rows.append(f"value {html.escape(format_inline(value, precision, shape=False))}")
-    grad = graph.grads[name] if backward else None
-    if backward and np.size(grad) <= INLINE_ELEMENTS:
-        rows.append(f'<font color="{GRAD_COLOR}">grad {html.escape(format_inline(grad, precision, shape=False))}</font>')
-    return "<br/>".join(rows)
+    rows.append(f"value {_html_array(graph.values[name], precision, full)}")
+    if backward:
+        rows.append(f'<font color="{GRAD_COLOR}">grad {_html_array(graph.grads[name], precision, full)}</font>')
+    # A row of an array in full ends its lines itself (aligned on the left).
+    return "".join(row if row.endswith(f"{LEFT_BREAK}</font>") else row + "<br/>" for row in rows[:-1]) + rows[-1]
 
 
 def _id(name: str) -> str:

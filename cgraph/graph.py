@@ -242,31 +242,78 @@ class Graph:
         return self._finite
 
     def non_finite(self) -> list[tuple[str, str]]:
-        """Where NaN or infinity entered: (name, message) for inputs that hold them, the first
-        node whose value is non-finite from finite inputs, and the first node whose backward
-        turned a finite gradient of finite values into a non-finite one."""
+        """Where NaN or infinity entered, first first: (name, message) for a non-finite dout,
+        the inputs that hold them, the first node whose value is non-finite from finite inputs,
+        and the first place in the backward pass that made a non-finite gradient from finite
+        ones. Each message names the first non-finite element. Empty where all is finite."""
         if self.all_finite():
             return []  # the common case, checked at once
-        if self.grads and not _finite(self.dout):
-            found = [("", "--dout holds NaN or infinity (in the output's dtype)")]
-        else:
-            found = []
-        found += [(name, f"input '{name}' holds NaN or infinity")
-                  for name in self.spec.inputs if not _finite(self.values[name])]
-        for name, node in self.spec.nodes.items():
-            if not _finite(self.values[name]) and all(_finite(self.values[arg]) for arg in node.args):
-                found.append((name, f"node '{name}' ({node.op}) produced NaN or infinity from finite inputs"))
-                break
-        if self.grads:
-            for name, node in reversed(self.spec.nodes.items()):
-                if not _finite(self.grads[name]) or not all(_finite(self.values[arg]) for arg in node.args):
-                    continue  # the NaN or infinity came from elsewhere, said above
-                bad = [arg for arg, grad in zip(node.args, self.input_grads[name]) if not _finite(grad)]
-                if bad:
-                    found.append((name, f"node '{name}' ({node.op}) backward produced NaN or infinity in the "
-                                        f"gradient of '{bad[0]}' from a finite gradient"))
-                    break
-        return found
+        return diagnose_non_finite(self)
+
+
+def diagnose_non_finite(graph: Graph) -> list[tuple[str, str]]:
+    """The messages of :meth:`Graph.non_finite`, found by looking at every value and gradient."""
+    found = []
+    values, nodes = graph.values, graph.spec.nodes
+    if graph.grads and not _finite(graph.dout):
+        found.append(("", f"--dout holds {first_non_finite(graph.dout)} in the output's dtype {_dtype(graph.dout)}"))
+    found += [(name, f"input '{name}' holds {first_non_finite(values[name])}")
+              for name in graph.spec.inputs if not _finite(values[name])]
+    for name, node in nodes.items():
+        if not _finite(values[name]) and all(_finite(values[arg]) for arg in node.args):
+            found.append((name, f"node '{name}' ({node.op}) produced {first_non_finite(values[name])} from finite inputs"))
+            break
+    if graph.grads and _finite(graph.dout):
+        problem = _first_backward_problem(graph)
+        if problem:
+            found.append(problem)
+    return found
+
+
+def _first_backward_problem(graph: Graph) -> tuple[str, str] | None:
+    """In backward order, the first gradient made non-finite from finite ones: by a node's backward,
+    by adding up the contributions of a value's uses, or by casting a gradient to its value's dtype."""
+    nodes, values, grads = graph.spec.nodes, graph.values, graph.grads
+    uses: dict[str, list[tuple[str, Any]]] = {}
+    for name, node in nodes.items():
+        for arg, grad in zip(node.args, graph.input_grads[name]):
+            uses.setdefault(arg, []).append((name, grad))
+    for name in [*reversed(nodes), *graph.spec.inputs]:
+        contributions = uses.get(name, [])
+        if name != graph.output and not _finite(grads[name]) and all(_finite(grad) for _, grad in contributions):
+            with np.errstate(all="ignore"):
+                total = sum(grad for _, grad in contributions)
+            bad = first_non_finite(grads[name])
+            if not _finite(total):
+                users = ", ".join(user for user, _ in contributions)
+                return name, (f"the gradient of '{name}' became {bad} when the {len(contributions)} gradients "
+                              f"from its uses ({users}), each finite, were added up")
+            return name, f"the gradient of '{name}' became {bad} when cast to its value's dtype {_dtype(values[name])}"
+        node = nodes.get(name)
+        if node is None or not _finite(grads[name]) or not all(_finite(values[arg]) for arg in node.args):
+            continue  # the NaN or infinity came from elsewhere
+        for arg, grad in zip(node.args, graph.input_grads[name]):
+            if not _finite(grad):
+                return name, (f"node '{name}' ({node.op}) backward produced {first_non_finite(grad)} in the "
+                              f"gradient of '{arg}' from a finite gradient")
+    return None
+
+
+def first_non_finite(value: Any) -> str:
+    """The first NaN or infinity in ``value`` and where it is: ``-inf at [0, 2]``, ``NaN`` (0-d)."""
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return _spelled(float(array))
+    index = np.unravel_index(int(np.argmin(np.isfinite(array))), array.shape)
+    return f"{_spelled(float(array[index]))} at [{', '.join(map(str, index))}]"
+
+
+def _spelled(number: float) -> str:
+    return "NaN" if math.isnan(number) else "inf" if number > 0 else "-inf"
+
+
+def _dtype(value: Any) -> str:
+    return "float64" if type(value) is float else str(value.dtype)
 
 
 def _named(message: str, layer: BaseLayer, names: tuple[str, ...]) -> str:

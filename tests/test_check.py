@@ -184,3 +184,42 @@ def test_help_states_the_defaults() -> None:
     for option, default in [("--eps", DEFAULT_EPS), ("--rtol", DEFAULT_RTOL), ("--atol", DEFAULT_ATOL),
                             ("--samples", DEFAULT_SAMPLES), ("--seed", DEFAULT_SEED)]:
         assert f"[default: {default}" in help_text.split(option, 1)[1].split(" --", 1)[0]
+
+
+def test_a_failing_input_shows_its_worst_element(test_layers: None) -> None:
+    # c = a * b with the wrong d b = b = [[4, 5], [6, 7]] instead of a = [[1, 2], [3, 1]]: every error
+    # is 3 or 6, and the element furthest outside atol + rtol * |numeric| is [1, 1]: error 6 against 1.
+    graph = "inputs: {a: [[1, 2], [3, 1]], b: [[4, 5], [6, 7]]}\nnodes: {c: {op: wrongmul, inputs: [a, b]}}\n"
+    result = run("-", stdin=graph)
+    assert result.exit_code == 1
+    assert "\nb: furthest outside the tolerance at [1, 1]: analytic 7, numeric 1\n" in result.stdout
+    assert "a: furthest" not in result.stdout
+    data = json.loads(run("-", "--format", "json", stdin=graph).stdout)
+    worst = data["inputs"][1]["worst"]
+    assert worst["index"] == [1, 1] and worst["analytic"] == 7.0 and worst["numeric"] == pytest.approx(1.0, rel=1e-8)
+
+
+def test_class_index_labels_are_not_checked_and_the_output_says_why() -> None:
+    # Labels given as class indices are whole numbers: x + h would not be one, and their gradient is
+    # defined as 0. The scores x are checked as usual.
+    graph = "inputs: {x: [[0.3, 2.9, 4.0], [0.2, 0.1, 0.7]], t: [2, 0]}\nnodes: {loss: {op: softmax_with_loss, inputs: [x, t]}}\n"
+    result = run("-", stdin=graph)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    rows = table(result.stdout)
+    assert rows["x"][-1] == "PASS" and rows["t"] == ["t", "(2,)", "0", "-", "-", "SKIP"]
+    assert "not checked: t, class indices for node 'loss' (softmax_with_loss)" in result.stdout
+    assert result.stdout.endswith("PASS: 1 input, 1 not checked\n")
+    data = json.loads(run("-", "--format", "json", stdin=graph).stdout)
+    assert data["passed"] is True
+    assert data["inputs"][1]["skipped"] == "class indices for node 'loss' (softmax_with_loss)"
+    # One-hot labels are continuous: checked (d t = -log softmax(x) / N).
+    onehot = run("-", "--set", "t=[[0, 0, 1], [1, 0, 0]]", stdin=graph)
+    assert onehot.exit_code == 0 and table(onehot.stdout)["t"][-1] == "PASS"
+
+
+@pytest.mark.parametrize("option", ["--eps", "--rtol", "--atol"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_tolerances_are_usage_errors(option: str, value: str) -> None:
+    result = run(str(GRAPHS / "fan_out.yaml"), option, value)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"Invalid value for '{option}'" in result.stderr

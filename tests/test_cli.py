@@ -263,7 +263,8 @@ def test_single_infinite_numbers_are_strict_json() -> None:
 def test_nan_dout_is_reported_and_fails_strict() -> None:
     result = run("backward", MATRICES, "--dout", ".nan", "--strict")
     assert result.exit_code == 1
-    assert result.stderr == "cgraph: error: --dout holds NaN or infinity (in the output's dtype)\n"
+    # NaN broadcast to the output's shape (2, 2): the first element is [0, 0].
+    assert result.stderr == "cgraph: error: --dout holds NaN at [0, 0] in the output's dtype float64\n"
 
 
 def test_usage_mistakes_in_options_exit_2() -> None:
@@ -278,7 +279,7 @@ NON_FINITE = "inputs: {a: [1, 0], z: 0}\nnodes:\n  l: {op: mul, inputs: [a, a]}\
 def test_non_finite_input_is_a_warning_naming_the_input() -> None:
     result = run("backward", "-", "--set", "z=.inf", "--format", "json", stdin=NON_FINITE)
     assert result.exit_code == 0
-    assert result.stderr == "<stdin>:1:21: warning: input 'z' holds NaN or infinity\n"
+    assert result.stderr == "<stdin>:1:21: warning: input 'z' holds inf\n"
     assert json.loads(result.stdout)["nodes"]["m"]["value"] == ["Infinity", "Infinity"]
 
 
@@ -287,11 +288,55 @@ def test_strict_fails_on_the_node_that_overflowed() -> None:
     result = run("backward", "-", "--set", "a=[1e300, 2]", "--strict", stdin=NON_FINITE)
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr == "<stdin>:3:3: error: node 'l' (mul) produced NaN or infinity from finite inputs\n"
+    assert result.stderr == "<stdin>:3:3: error: node 'l' (mul) produced inf at [0] from finite inputs\n"
 
 
 def test_non_finite_gradient_from_finite_values_is_reported() -> None:
     # dout = 1e300 is finite, but d a = dout * 2a = 2e300 * 1e10 overflows in l's backward.
     result = run("backward", "-", "--set", "a=[1e10, 1]", "--dout", "1e300", stdin=NON_FINITE)
     assert result.exit_code == 0
-    assert "<stdin>:3:3: warning: node 'l' (mul) backward produced NaN or infinity in the gradient of 'a'" in result.stderr
+    assert result.stderr == ("<stdin>:3:3: warning: node 'l' (mul) backward produced inf at [0] in the gradient of 'a' "
+                             "from a finite gradient\n")
+
+
+def test_non_finite_messages_name_the_first_element() -> None:
+    # log of [[1, 2, 0], [0, 1, 1]]: the first -inf is at [0, 2], not at [1, 0]; its backward
+    # dout / x is inf at the same place.
+    graph = "inputs: {x: [[1, 2, 0], [0, 1, 1]]}\nnodes: {lp: {op: log, inputs: [x]}, s: {op: sum, inputs: [lp]}}\n"
+    result = run("backward", "-", stdin=graph)
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "<stdin>:2:9: warning: node 'lp' (log) produced -inf at [0, 2] from finite inputs\n"
+        "<stdin>:2:9: warning: node 'lp' (log) backward produced inf at [0, 2] in the gradient of 'x' from a finite gradient\n")
+
+
+def test_strict_is_one_error_line_naming_the_first_cause() -> None:
+    # An input holding NaN makes the nodes after it NaN too: the warnings name the input, the node
+    # that made an inf of its own and its backward; --strict gives only the first, as one error line.
+    graph = "inputs: {x: [1, 0], y: [1, .nan]}\nnodes: {lp: {op: log, inputs: [x]}, s: {op: add, inputs: [lp, y]}}\n"
+    warned = run("backward", "-", stdin=graph)
+    assert warned.exit_code == 0 and warned.stderr.count("warning:") == 3
+    strict = run("backward", "-", "--strict", stdin=graph)
+    assert strict.exit_code == 1 and strict.stdout == ""
+    assert strict.stderr == "<stdin>:1:21: error: input 'y' holds NaN at [1]\n"
+
+
+def test_strict_catches_a_gradient_that_overflows_when_fan_out_contributions_are_added() -> None:
+    # y = x * x at x = 1 with dout 1e308: each use gives x a finite 1e308, and their sum overflows.
+    graph = "inputs: {x: 1}\nnodes: {y: {op: mul, inputs: [x, x]}}\n"
+    result = run("backward", "-", "--dout", "1e308", "--strict", "--format", "json", stdin=graph)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == ("<stdin>:1:10: error: the gradient of 'x' became inf when the 2 gradients from its uses "
+                             "(y, y), each finite, were added up\n")
+    # With x = [1, 0.5], each use gives [1e308, 5e307]: the sum overflows at [0] only.
+    arrays = run("backward", "-", "--dout", "1e308", "--strict", "--set", "x=[1, 0.5]", stdin=graph)
+    assert arrays.exit_code == 1 and "the gradient of 'x' became inf at [0] when" in arrays.stderr
+
+
+def test_strict_catches_a_gradient_that_overflows_when_cast_to_a_narrower_dtype() -> None:
+    # h is float16 (largest finite 65504); y = h * w is float64, and d h = dout * w = [70000, 1]
+    # is finite in float64 but inf once cast to h's dtype.
+    graph = "inputs: {h: {value: [1, 2], dtype: float16}, w: [70000, 1]}\nnodes: {y: {op: mul, inputs: [h, w]}}\n"
+    result = run("backward", "-", "--strict", stdin=graph)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "<stdin>:1:10: error: the gradient of 'h' became inf at [0] when cast to its value's dtype float16\n"

@@ -77,9 +77,33 @@ def test_arrays_show_values_when_small_and_only_shapes_when_large() -> None:
     assert 'grad [9, 12]</font>' in text
     graph = "inputs: {a: {shape: [3, 3], fill: 1}, s: 2}\nnodes: {m: {op: mul, inputs: [a, s]}}\n"
     text = run("-", "--backward", stdin=graph).stdout
-    assert '"a" [label=<<b>a</b><br/>input, shape (3, 3)>' in text
+    assert (f'"a" [label=<<b>a</b><br/>input, shape (3, 3)<br/>value (3, 3) array<br/>'
+            f'<font color="{RED}">grad (3, 3) array</font>>') in text
     assert f'"s" [label=<<b>s</b><br/>input, shape ()<br/>value 2<br/><font color="{RED}">grad 9</font>>' in text
-    assert '"a" -> "m";' in text and f'"s" -> "m" [label="9", fontcolor="{RED}"];' in text
+    assert f'"a" -> "m" [label="(3, 3) array", fontcolor="{RED}"];' in text
+    assert f'"s" -> "m" [label="9", fontcolor="{RED}"];' in text
+
+
+def test_full_writes_large_arrays_whole_one_row_a_line() -> None:
+    # m = a * s with a (3, 3) of ones and s = 2: m is 2 everywhere, d a = dout * s = 2, d s = 9.
+    graph = "inputs: {a: {shape: [3, 3], fill: 1}, s: 2}\nnodes: {m: {op: mul, inputs: [a, s]}}\n"
+    text = run("-", "--backward", "--full", stdin=graph).stdout
+    left = '<br align="left"/>'
+    rows = [f"{'[[' if i == 0 else '&#160;['}2.&#160;2.&#160;2.]{']' if i == 2 else ''}{left}" for i in range(3)]
+    assert f'value {left}<font face="Courier">{"".join(rows)}</font>' in text
+    assert f'"a" -> "m" [label="[[2. 2. 2.]\\l [2. 2. 2.]\\l [2. 2. 2.]]\\l", fontcolor="{RED}"];' in text
+
+
+def test_default_precision_keeps_the_boxes_narrow() -> None:
+    # 1 / 3 to 4 digits by default, as many as asked for with --precision.
+    graph = "inputs: {a: 1, b: 3}\nnodes: {q: {op: div, inputs: [a, b]}}\n"
+    assert "value 0.3333>" in run("-", stdin=graph).stdout
+    assert "value 0.33333333>" in run("-", "--precision", "8", stdin=graph).stdout
+    # The book's network: the widest row of a box, b1's gradient of 5 numbers, stays under 40 characters
+    # (at 8 digits it is about 60).
+    labels = re.findall(r"label=<(.*)>, fill", run(str(GRAPHS / "two_layer_net.yaml"), "--backward").stdout)
+    rows = [re.sub(r"<[^>]*>", "", row) for label in labels for row in label.split("<br/>")]
+    assert max(map(len, rows)) < 40, max(rows, key=len)
 
 
 def test_node_option_draws_only_those_names() -> None:

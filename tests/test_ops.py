@@ -59,7 +59,7 @@ def test_division_by_zero_is_inf_or_nan_with_the_warning():
     result = CliRunner().invoke(cli, ["backward", "-", "--format", "json"], input=text)
     assert result.exit_code == 0
     assert json.loads(result.stdout)["nodes"]["q"]["value"] == ["Infinity", "NaN", "-Infinity"]
-    assert "<stdin>:2:9: warning: node 'q' (div) produced NaN or infinity from finite inputs" in result.stderr
+    assert "<stdin>:2:9: warning: node 'q' (div) produced inf at [0] from finite inputs" in result.stderr
     strict = CliRunner().invoke(cli, ["backward", "-", "--strict"], input=text)
     assert strict.exit_code == 1 and "error: node 'q' (div)" in strict.stderr
 

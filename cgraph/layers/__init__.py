@@ -54,6 +54,7 @@ from .network import (
     class_indices,
     matmul_grads,
     matmul_shape,
+    matmul_work,
 )
 from .conv import AvgPool2dLayer, Conv2dLayer, MaxPool2dLayer, Pool2dLayer
 from .normalization import BatchNormLayer, DropoutLayer
@@ -110,6 +111,7 @@ __all__ = [
     "divide",
     "matmul_grads",
     "matmul_shape",
+    "matmul_work",
     "parse_key",
     "read_axes",
     "read_axis",

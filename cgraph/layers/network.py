@@ -26,6 +26,11 @@ def matmul_shape(xs: Shape, ys: Shape, names: tuple[str, str] = ("{x}", "{y}")) 
     return batch + xs[-2:-1] + (ys[-1:] if len(ys) > 1 else ())
 
 
+def matmul_work(xs: Shape, ys: Shape) -> int:
+    """Multiply-adds of x @ y and of its two gradients' products: 3 * (elements of x @ y) * x's last axis."""
+    return 3 * math.prod(matmul_shape(xs, ys)) * xs[-1]
+
+
 def matmul_grads(x: np.ndarray, y: np.ndarray, dout: Any) -> tuple[np.ndarray, np.ndarray]:
     """The gradients of x and y for out = x @ y, for numpy's 1-D, 2-D and stacked cases."""
     x2 = x[None, :] if x.ndim == 1 else x  # numpy's matmul makes 1-D x a row and 1-D y a column
@@ -66,6 +71,9 @@ class MatmulLayer(BaseLayer):
     def out_shape(self, *shapes: Shape) -> Shape:
         return matmul_shape(*shapes)
 
+    def work(self, *shapes: Shape) -> int:
+        return matmul_work(*shapes)
+
     def applied_rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
         return self.formula, matmul_rules(*shapes)
 
@@ -97,6 +105,9 @@ class AffineLayer(BaseLayer):
             return broadcast_shapes(product, bs)
         except ValueError:
             raise ValueError(f"the bias {{b}} does not broadcast to the shape {product} of {{x}} @ {{W}}") from None
+
+    def work(self, *shapes: Shape) -> int:
+        return matmul_work(shapes[0], shapes[1])
 
     def applied_rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
         return self.formula, (*matmul_rules(shapes[0], shapes[1], "{x}", "{W}"), "dout")
@@ -155,9 +166,10 @@ def class_indices(t: Any, classes: int) -> np.ndarray:
     if not valid.all():
         where = tuple(int(i) for i in np.argwhere(~valid)[0])
         at = f" at index {list(where)}" if where else ""
+        found = repr(float(t[where]))  # every digit: 2.000002 is not a whole number
         raise ValueError(
             f"the labels {{t}} are class indices, which must be whole numbers from 0 to {classes - 1}; "
-            f"found {float(t[where]):g}{at}"
+            f"found {found.removesuffix('.0')}{at}"
         )
     return t.astype(np.intp)
 

@@ -1,0 +1,111 @@
+"""The whole graph's cost, worked out from its shapes before anything runs: the bytes of the
+values and gradients it keeps and the multiply-adds of its expensive ops, and the limits on them."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import CgraphError, Position
+from .graph import Graph
+from .layers import BaseLayer
+
+MEMORY_FRACTION = 0.5  # of the memory available at start: the default --max-memory
+DEFAULT_MAX_WORK = 10**11  # multiply-adds: some seconds of numpy; a (10000, 10000) @ (10000, 10000) product is 3e12
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What running a graph will hold and do: ``memory`` in bytes, ``work`` in multiply-adds,
+    and the node doing the most work (None where no op counts any)."""
+
+    memory: int
+    work: int
+    busiest: str | None = None
+
+
+def estimate(graph: Graph, backward: bool = True, forward_passes: int = 1) -> Estimate:
+    """The bytes of every value, gradient (with ``backward``) and layer scratch buffer a run keeps
+    (arrays memory-mapped from .npy files excepted), and the multiply-adds of ``forward_passes``
+    runs, each counted as a forward and a backward pass. Node values are counted at the widest
+    input dtype."""
+    spec, shapes = graph.spec, graph.shapes
+    widest = max((item.value.dtype.itemsize for item in spec.inputs.values()), default=8)
+    node_elements = sum(map(math.prod, map(shapes.__getitem__, spec.nodes)))
+    memory = widest * node_elements
+    input_bytes = {name: item.value.nbytes for name, item in spec.inputs.items()}
+    memory += sum(size for name, size in input_bytes.items() if not isinstance(spec.inputs[name].value, np.memmap))
+    if backward:
+        # A value's gradient, and each gradient a node's backward returns for its inputs; where a
+        # value is used once, the two are one array.
+        uses = Counter(arg for node in spec.nodes.values() for arg in node.args)
+        for name, shape in shapes.items():
+            itemsize = spec.inputs[name].value.dtype.itemsize if name in spec.inputs else widest
+            count = uses.get(name, 0)
+            memory += itemsize * math.prod(shape) * (count if count == 1 else count + 1)
+
+    work, busiest, most = 0, None, 0
+    for name, node in spec.nodes.items():
+        layer = graph.layers[name]
+        if type(layer).work is BaseLayer.work and type(layer).scratch_elements is BaseLayer.scratch_elements:
+            continue  # the common case: an op whose cost is its values'
+        arg_shapes = [shapes[arg] for arg in node.args]
+        memory += widest * layer.scratch_elements(*arg_shapes)
+        own = layer.work(*arg_shapes) * forward_passes
+        work += own
+        if own > most:
+            busiest, most = name, own
+    return Estimate(memory, work, busiest)
+
+
+def check_budget(graph: Graph, max_memory: int, max_work: int, backward: bool = True, forward_passes: int = 1) -> None:
+    """Refuse, with one line naming the option that raises the limit, a graph whose
+    :func:`estimate` is over ``max_memory`` bytes or ``max_work`` multiply-adds."""
+    cost = estimate(graph, backward, forward_passes)
+    if cost.memory > max_memory:
+        raise CgraphError(
+            f"the graph's values{' and gradients' if backward else ''} need about {format_bytes(cost.memory)}, "
+            f"over the limit of {format_bytes(max_memory)} (raise it with --max-memory)",
+            Position(graph.spec.source),
+        )
+    if cost.work > max_work:
+        node = graph.spec.nodes[cost.busiest] if cost.busiest else None
+        where = f", most of it in node '{cost.busiest}' ({node.op})" if node else ""
+        raise CgraphError(
+            f"the graph needs about {cost.work:.2g} multiply-adds{where}, over the limit of {max_work:.2g} "
+            "(raise it with --max-work)",
+            graph.spec.position(cost.busiest) if cost.busiest else Position(graph.spec.source),
+        )
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new process now: Linux's MemAvailable, else free physical memory."""
+    try:
+        with open("/proc/meminfo", "rb") as file:
+            for line in file:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2**34  # unknown: 16 GiB
+
+
+def default_max_memory() -> int:
+    """The default --max-memory: MEMORY_FRACTION of the memory available now."""
+    return int(available_memory() * MEMORY_FRACTION)
+
+
+def format_bytes(count: float) -> str:
+    """A byte count for people: 512 B, 1.5 KiB, 2.3 GiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if count < 1024 or unit == "PiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError  # not reached
