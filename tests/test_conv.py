@@ -241,6 +241,34 @@ def test_work_and_scratch_of_the_benchmark_convolution() -> None:
     assert pool.scratch_elements((100, 30, 24, 24)) == 100 * 30 * 12 * 12
 
 
+def test_im2col_counts_in_the_memory_budget_before_anything_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Values and gradients of x (2, 3, 64, 64), W (1, 3, 9, 9), b and out (2, 1, 56, 56): 497,472 bytes.
+    # im2col's matrix, 2 · 56 · 56 rows of 3 · 9 · 9, its gradient and dout as (6,272, 1): 3,054,464
+    # elements, 24,435,712 bytes. In all 24,933,184 bytes, 23.8 MiB.
+    text = conv_graph([2, 3, 64, 64], [1, 3, 9, 9])
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the convolution ran")
+
+    monkeypatch.setattr(Conv2dLayer, "forward", refuse)
+    result = CliRunner().invoke(cli, ["backward", "-", "--max-memory", "10M"], input=text)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == ("<stdin>: error: the graph's values and gradients need about 23.8 MiB, over the limit "
+                             "of 10.0 MiB (raise it with --max-memory)\n")
+    monkeypatch.undo()
+    assert CliRunner().invoke(cli, ["backward", "-", "--max-memory", "40M"], input=text).exit_code == 0
+
+
+def test_convolution_work_counts_in_the_work_budget() -> None:
+    # 3 · 2 · 56 · 56 · 1 · 243 = 4,572,288 multiply-adds.
+    text = conv_graph([2, 3, 64, 64], [1, 3, 9, 9])
+    result = CliRunner().invoke(cli, ["forward", "-", "--max-work", "4e6"], input=text)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == ("<stdin>:6:3: error: the graph needs about 4.6e+06 multiply-adds, most of it in node 'c1' "
+                             "(conv2d), over the limit of 4e+06 (raise it with --max-work)\n")
+    assert CliRunner().invoke(cli, ["forward", "-", "--max-work", "5e6"], input=text).exit_code == 0
+
+
 def test_str_shows_the_shapes_and_attributes() -> None:
     layer = Conv2dLayer(stride=[1, 2], pad=1)
     layer.forward(np.zeros((2, 3, 5, 7)), np.zeros((4, 3, 3, 3)), np.zeros(4))
