@@ -11,7 +11,7 @@ from .arrays import DEFAULT_MAX_ELEMENTS
 from .errors import CgraphError, Position
 from .graph import Graph, paused_gc
 from .spec import build_spec
-from .yamlsafe import parse, quick_parse
+from .yamlsafe import parse, quick_parse, quick_position
 
 
 def load(
@@ -56,7 +56,8 @@ def _load_text(text: str, source: str, base_dir: str, overrides: Any, output: An
     data = quick_parse(text)
     if data is not None:
         try:
-            return _graph(data, source, base_dir, overrides, output, max_elements, lambda: parse(text, source))
+            return _graph(data, source, base_dir, overrides, output, max_elements,
+                          lambda section, name: quick_position(text, source, section, name))
         except CgraphError:
             pass  # the quick reader keeps no positions: read it again to say where
     return _graph(parse(text, source), source, base_dir, overrides, output, max_elements)
@@ -83,8 +84,8 @@ def decode(raw: bytes, source: str) -> str:
 
 
 def _graph(
-    data: Any, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int, reread: Any = None
+    data: Any, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int, locate: Any = None
 ) -> Graph:
     arrays = {name: np.asarray(value, dtype=np.float64) for name, value in (overrides or {}).items()}
-    spec = build_spec(data, source, base_dir, arrays, output, max_elements, reread)
+    spec = build_spec(data, source, base_dir, arrays, output, max_elements, locate)
     return Graph(spec, max_elements)

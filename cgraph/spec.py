@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, suggest
+from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, is_number, suggest
 from .errors import CgraphError, Position
 from .layers import REGISTRY, REQUIRED
 from .yamlsafe import key_position_of, position_of
@@ -48,16 +48,15 @@ class GraphSpec:
     nodes: dict[str, NodeSpec]
     output: str
     overridden: frozenset[str] = frozenset()
-    reread: Callable[[], Any] | None = None  # the source read again with positions, if it was read without
+    # Where a name stands in the source, (section, name) -> position, if it was read without positions.
+    locate: Callable[[str, str], Position | None] | None = None
 
     def position(self, name: str) -> Position | None:
         """Where the input or node ``name`` was defined."""
         item = self.inputs.get(name) or self.nodes.get(name)
-        if item is None or self.reread is None or (item.pos and item.pos.line):
+        if item is None or self.locate is None or (item.pos and item.pos.line):
             return item.pos if item else None
-        data = self.reread()
-        section = data.get("inputs" if name in self.inputs else "nodes")
-        return key_position_of(section, name)
+        return self.locate("inputs" if name in self.inputs else "nodes", name)
 
 
 def build_spec(
@@ -67,11 +66,11 @@ def build_spec(
     overrides: dict[str, np.ndarray] | None = None,
     output: str | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
-    reread: Callable[[], Any] | None = None,
+    locate: Callable[[str, str], Position | None] | None = None,
 ) -> GraphSpec:
     """Validate parsed YAML ``data`` into a GraphSpec; ``overrides`` replace inputs' values.
 
-    ``reread`` gives the source's data with positions, where ``data`` has none.
+    ``locate`` finds where a name of a section stands in the source, where ``data`` has no positions.
     """
     top = Position(source)
     if data is None:
@@ -84,6 +83,7 @@ def build_spec(
                 f"unknown top-level key '{key}'{suggest(key, TOP_KEYS)}; expected: {', '.join(TOP_KEYS)}",
                 key_position_of(data, key) or top,
             )
+    _refuse_misplaced_sections(data, top)
     if "nodes" not in data:
         raise CgraphError("the graph has no 'nodes'", _pos(data, top))
 
@@ -133,7 +133,28 @@ def build_spec(
 
     nodes = {name: written[name] for name in _dependency_order(written)}
     chosen = _output(data, nodes, inputs, output, top)
-    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), reread)
+    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), locate)
+
+
+def _refuse_misplaced_sections(data: dict, top: Position) -> None:
+    """Say so where a top-level key missing from the top level was read inside another section,
+    because it was indented under it (``nodes:`` under ``inputs:``)."""
+    for key in TOP_KEYS:
+        if key in data:
+            continue
+        for section, body in data.items():
+            if not isinstance(body, dict) or key not in body:
+                continue
+            value = body[key]
+            if key == "nodes" or key == "output" and isinstance(value, str) or (
+                    key == "inputs" and isinstance(value, dict) and "op" not in value):
+                pos = key_position_of(body, key)
+                line = f" at line {pos.line}" if pos and pos.line else ""
+                raise CgraphError(
+                    f"'{key}' was found inside '{section}'{line}: it belongs at the top level, "
+                    f"not indented under '{section}'",
+                    pos or top,
+                )
 
 
 def _pos(data: Any, default: Position) -> Position:
@@ -190,7 +211,12 @@ def _checked_node(name: str, body: Any, pos: Position, name_pos: Position | None
         raise CgraphError(f"node '{name}': 'inputs' must be a list of names, got {describe(args)}", args_pos)
     for index, arg in enumerate(args):
         if not isinstance(arg, str):
-            hint = ": if it is a name, quote it" if arg is None or isinstance(arg, bool) else ""
+            if arg is None or isinstance(arg, bool):
+                hint = ": if it is a name, quote it"
+            elif is_number(arg):
+                hint = f"; a constant is an input: add one under 'inputs' (such as 'c: {arg}') and use its name"
+            else:
+                hint = ""
             raise CgraphError(
                 f"node '{name}': expected the name of an input or node, got {describe(arg)}{hint}",
                 position_of(args, index) or args_pos,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from array import array
 from typing import Any
 
 import yaml
@@ -53,20 +54,30 @@ class YMap(dict):
 
 
 class YSeq(list):
-    """A sequence read from YAML, with the positions of itself and its items."""
+    """A sequence read from YAML, with the positions of itself and its items.
+
+    Item positions are kept compactly (a line and a column in an array of integers: 8 bytes
+    an item, where a Position object would take about 60), since a list of numbers may be long."""
 
     def __init__(self, pos: Position) -> None:
         super().__init__()
         self.pos = pos
-        self.item_pos: list[Position] = []
+        self.item_lines = array("l")
+        self.item_cols = array("l")
+
+    def item_pos(self, index: int) -> Position | None:
+        """Where item ``index`` stood in the source."""
+        if 0 <= index < len(self.item_lines):
+            return Position(self.pos.file, self.item_lines[index], self.item_cols[index])
+        return None
 
 
 def position_of(container: Any, key: Any) -> Position | None:
     """Where ``container[key]`` stood in the source, if the container remembers."""
     if isinstance(container, YMap):
         return container.value_pos.get(key)
-    if isinstance(container, YSeq) and 0 <= key < len(container.item_pos):
-        return container.item_pos[key]
+    if isinstance(container, YSeq):
+        return container.item_pos(key)
     return None
 
 
@@ -96,7 +107,8 @@ def parse(text: str, filename: str) -> Any:
         parent = stack[-1]
         if isinstance(parent, YSeq):
             parent.append(value)
-            parent.item_pos.append(pos)
+            parent.item_lines.append(pos.line)
+            parent.item_cols.append(pos.col)
             return
         key = pending_key[-1]
         if key is None:
@@ -154,6 +166,9 @@ def parse(text: str, filename: str) -> Any:
                     raise CgraphError("expected one YAML document, found another ('---')", here(event.start_mark))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        tab = _indenting_tab(text, mark) if mark else None
+        if tab is not None:
+            raise CgraphError("tabs cannot indent YAML; use spaces", Position(filename, mark.line + 1, tab + 1)) from None
         problem = exc.problem or exc.context or "malformed YAML"
         raise CgraphError(f"invalid YAML: {problem}", here(mark) if mark else Position(filename)) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow, such as NUL
@@ -165,6 +180,15 @@ def parse(text: str, filename: str) -> Any:
     except yaml.YAMLError as exc:
         raise CgraphError(f"invalid YAML: {str(exc).splitlines()[0]}", Position(filename)) from None
     return root
+
+
+def _indenting_tab(text: str, mark: Any) -> int | None:
+    """The 0-based column of a tab in the indentation of the line where YAML stopped at ``mark``,
+    if it stopped within that indentation (YAML allows tabs elsewhere, never to indent)."""
+    start = mark.index - mark.column
+    line = text[start:mark.index + 1]
+    indent = line[:len(line) - len(line.lstrip(" \t"))]
+    return indent.index("\t") if "\t" in indent and mark.column <= len(indent) else None
 
 
 def _tag_message(tag: str) -> str:
@@ -244,8 +268,18 @@ def _refuse_constant(name: str) -> Any:
     raise _Unsupported  # NaN and Infinity are not JSON; in YAML they are strings
 
 
+# Characters on which the YAML parser differs from the json module or from the line-by-line
+# reading below: controls other than LF (a tab cannot start a YAML token; a bare CR, NEL, LS
+# and PS break lines), DEL and C1 controls, a byte-order mark within the text, non-characters,
+# and the spaces other than ' ' (Python strips them, YAML keeps them in a value).
+_NOT_QUICK = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f"
+                        "\u3000\ufeff\ufffe\uffff]|\r(?!\n)")
+
+
 def quick_parse(text: str) -> Any:
     """The data of a JSON document, or of YAML in the simple one-line-per-entry shape; None otherwise."""
+    if _NOT_QUICK.search(text):
+        return None
     try:
         if text.lstrip()[:1] != "{":
             text = _yaml_as_json(text)
@@ -325,3 +359,54 @@ def _close(parts: list[str]) -> None:
     if parts[-1].endswith(","):
         parts[-1] = parts[-1][:-1]
     parts.append("},")
+
+
+def quick_position(text: str, filename: str, section: str, name: str) -> Position | None:
+    """Where the key ``name`` of the top-level mapping ``section`` stands in ``text``, a document
+    quick_parse read, found without reading the rest with positions: a JSON document is walked
+    key by key (each other value decoded and dropped), YAML's block lines are scanned. Falls
+    back to :func:`parse` where neither applies."""
+    offset = _json_key_offset(text, section, name) if text.lstrip()[:1] == "{" else _yaml_key_offset(text, section, name)
+    if offset is None:
+        return key_position_of((parse(text, filename) or {}).get(section), name)
+    before = text[:offset]
+    return Position(filename, before.count("\n") + 1, offset - before.rfind("\n"))
+
+
+_SPACE = re.compile(r"\s*")
+
+
+def _json_key_offset(text: str, section: str, name: str) -> int | None:
+    decoder = json.JSONDecoder()
+
+    def keys(start: int) -> Any:  # (key, offset of the key, offset of its value) of the object at start
+        index = _SPACE.match(text, start).end()
+        if text[index:index + 1] != "{":
+            return
+        index = _SPACE.match(text, index + 1).end()
+        while text[index:index + 1] == '"':
+            key, end = json.decoder.scanstring(text, index + 1)
+            value = _SPACE.match(text, _SPACE.match(text, end).end() + 1).end()  # past the colon
+            yield key, index, value
+            _, end = decoder.raw_decode(text, value)
+            index = _SPACE.match(text, end).end()
+            index = _SPACE.match(text, index + 1).end() if text[index:index + 1] == "," else index
+
+    for key, _, value in keys(0):
+        if key == section:
+            for inner, offset, _ in keys(value):
+                if inner == name:
+                    return offset
+    return None
+
+
+def _yaml_key_offset(text: str, section: str, name: str) -> int | None:
+    inside, offset = False, 0
+    for line in text.split("\n"):
+        match = _LINE.match(line.rstrip())
+        if match and not match.group(1):
+            inside = match.group(2) == section and match.group(3) is None
+        elif inside and match and match.group(2) == name:
+            return offset + len(match.group(1))
+        offset += len(line) + 1
+    return None

@@ -150,6 +150,17 @@ CASES = [
         "inputs: {x: {fill: 1, shape: [2, 0]}, t: [0, 0]}\nnodes: {l: {op: softmax_with_loss, inputs: [x, t]}}\n",
         ["'x' has a last axis of size 0"], 2, 9,
     ),
+    # The YAML mistakes people make: a tab indenting (at the tab), a section indented under another
+    # (at the misplaced key), a number where a name goes (with how to give a constant).
+    ("inputs:\n\ta: 1\n" + OK_NODES, ["tabs cannot indent YAML; use spaces"], 2, 1),
+    ("inputs:\n  a: 1\nnodes:\n  \tb: {op: mul, inputs: [a, a]}\n", ["tabs cannot indent YAML; use spaces"], 4, 3),
+    ("inputs:\n  a: 1\nnodes:\n  b:\n\top: mul\n\tinputs: [a, a]\n", ["tabs cannot indent YAML; use spaces"], 5, 1),
+    ("inputs:\n  a: 1\n  nodes:\n    b: {op: mul, inputs: [a, a]}\n", ["'nodes' was found inside 'inputs' at line 3"], 3, 3),
+    ("nodes:\n  b: {op: mul, inputs: [a, a]}\n  inputs:\n    a: 1\n", ["'inputs' was found inside 'nodes' at line 3"], 3, 3),
+    ("inputs: {a: 1}\nnodes:\n  b: {op: mul, inputs: [a, a]}\n  output: b\n", ["'output' was found inside 'nodes' at line 4"], 4, 3),
+    ('{"inputs": {"a": 1, "nodes": {"b": {"op": "mul", "inputs": ["a", "a"]}}}}', ["'nodes' was found inside 'inputs'"], 1, 21),
+    ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, 2]}}\n",
+     ["got 2; a constant is an input: add one under 'inputs' (such as 'c: 2') and use its name"], 2, 34),
 ]
 
 
@@ -247,3 +258,9 @@ def test_control_characters_from_the_command_line_are_escaped(tmp_path: Path) ->
     result = CliRunner().invoke(cli, ["forward", str(path), "--node", "x\x1b]0;pwned\x07\ry"])
     assert result.exit_code == 1
     assert result.stderr == "cgraph: error: --node: unknown name 'x\\x1b]0;pwned\\x07\\ry'\n"
+
+
+def test_tabs_that_do_not_indent_are_fine() -> None:
+    # YAML allows a tab after a key's colon and inside a flow list; only indentation must be spaces.
+    graph = cgraph.loads("inputs:\n  a:\t[1,\n\t2]\nnodes:\n  b: {op: neg, inputs: [a]}\n")
+    assert graph.forward().tolist() == [-1.0, -2.0]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cgraph.errors import CgraphError
-from cgraph.yamlsafe import parse, quick_parse
+from cgraph.yamlsafe import key_position_of, parse, quick_parse, quick_position
 
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
 
@@ -105,7 +105,65 @@ lines = st.one_of(
 )
 
 
+# Characters where YAML and JSON, or YAML and reading line by line, part ways.
+ODD_CHARACTERS = ["\r", "\r\n", "\t", "\x00", "\x1b", "\x7f", "\x85", "\x9b", "\u2028", "\u2029", "\ufeff", "\ufffe",
+                  "\xa0", "\x0b", "\x0c"]
+
+
 @settings(max_examples=400, deadline=None)
-@given(st.lists(lines, min_size=1, max_size=8))
-def test_random_documents_read_alike(document: list[str]) -> None:
-    check("\n".join(document) + "\n")
+@given(st.lists(lines, min_size=1, max_size=8), st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(ODD_CHARACTERS)),
+                                                       max_size=2))
+def test_random_documents_read_alike(document: list[str], odd: list[tuple[int, str]]) -> None:
+    text = "\n".join(document) + "\n"
+    for where, character in odd:
+        where %= len(text) + 1
+        text = text[:where] + character + text[where:]
+    check(text)
+
+
+@pytest.mark.parametrize("character", ODD_CHARACTERS)
+@pytest.mark.parametrize("template", ["a: 1{}\nb: 2\n", "a: [1,{} 2]\n", '{{"a": [1,{} 2]}}', '{{"a": "x{}y"}}',
+                                      "a:\n  b: [1, 2]{}\n  c: 3\n"])
+def test_odd_characters_read_alike(template: str, character: str) -> None:
+    check(template.format(character))
+
+
+def test_a_bare_carriage_return_is_left_to_the_yaml_parser() -> None:
+    assert quick_parse("a: 1\rb: 2\n") is None
+    assert quick_parse("a: 1\r\nb: 2\r\n") == {"a": 1, "b": 2}
+
+
+@pytest.mark.parametrize("path", sorted(GRAPHS.glob("*.yaml")), ids=lambda path: path.name)
+def test_positions_found_quickly_are_those_of_the_yaml_parser(path: Path) -> None:
+    text = path.read_text()
+    sources = [json.dumps(parse(text, "g"), indent=1)]
+    if quick_parse(text) is not None:
+        sources.append(text)
+    for source in sources:
+        data = parse(source, "g")
+        for section in ("inputs", "nodes"):
+            for name in data.get(section) or {}:
+                assert quick_position(source, "g", section, name) == key_position_of(data[section], name), name
+
+
+def test_a_warning_in_a_large_json_graph_does_not_read_it_again(tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from cgraph import yamlsafe
+    from cgraph.cli import cli
+
+    nodes = {f"n{i}": {"op": "add", "inputs": ["x", f"n{i - 1}" if i else "x"]} for i in range(2000)}
+    nodes["bad"] = {"op": "log", "inputs": ["z"]}
+    nodes["out"] = {"op": "add", "inputs": ["n1999", "bad"]}
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps({"inputs": {"x": 1, "z": -1}, "nodes": nodes}, indent=2))
+
+    def refused(*args, **kwargs):
+        raise AssertionError("read again with positions")
+
+    monkeypatch.setattr(yamlsafe, "parse", refused)
+    result = CliRunner().invoke(cli, ["forward", str(path), "--node", "out"])
+    assert result.exit_code == 0
+    # "bad" is the 2001st key of "nodes": line 2 + 2000 * 7 + ... as json.dumps(indent=2) lays it out.
+    line = path.read_text().splitlines().index('    "bad": {') + 1
+    assert result.stderr.startswith(f"{path}:{line}:5: warning: node 'bad' (log) produced ")
