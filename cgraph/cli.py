@@ -361,7 +361,17 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
         raise click.UsageError("--write-graph copies a graph file; with the graph on standard input, use --save",
                                context)
     batch_names = [name.strip() for name in batch.split(",")] if batch else []
-    graph = _load(nodes=(), strict=False, run=False, file=file, forward_passes=lambda graph: steps, **loading)
+
+    def passes(graph: Graph) -> int:
+        """The steps' work in passes over the whole graph, for the budget: a batch is a share of the rows."""
+        inputs = graph.spec.inputs
+        lengths = [inputs[name].value.shape[0] for name in batch_names if name in inputs and inputs[name].value.ndim]
+        if not batch_size or not lengths:
+            return steps
+        rows = max(max(lengths), 1)
+        return -(-steps * min(batch_size, rows) // rows)  # rounded up
+
+    graph = _load(nodes=(), strict=False, run=False, file=file, forward_passes=passes, **loading)
     for path in (save_path, graph_path):
         if path is not None:
             save.check_folder(path)
@@ -418,7 +428,7 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
     if stop["asked"]:
         held = [path for path in (save_path, graph_path) if path is not None]
         saved = f"; {' and '.join(held)} hold{'s' * (len(held) == 1)} the inputs after it" if held else ""
-        click.echo(f"cgraph: interrupted after step {trainer.step_count} of {steps}{saved}", err=True)
+        _say(f"cgraph: interrupted after step {trainer.step_count} of {steps}{saved}")
         sys.exit(130)
 
 
@@ -447,7 +457,7 @@ def sweep(varies: list[tuple[str, str]], zipped: bool, fmt: str, precision: int,
     Example:
       $ cgraph sweep graphs/buy_apple_orange.yaml --vary tax=1:1.2:3 --node tax
       {"point": 1, "set": {"tax": 1.0}, "output": 650.0, "grads": {"tax": 650.0}}
-      {"point": 2, "set": {"tax": 1.1}, "output": 715.0, "grads": {"tax": 650.0}}
+      {"point": 2, "set": {"tax": 1.1}, "output": 715.0000000000001, "grads": {"tax": 650.0}}
       {"point": 3, "set": {"tax": 1.2}, "output": 780.0, "grads": {"tax": 650.0}}
       $ cgraph sweep graphs/buy_apple.yaml --vary apple=[100,150] --vary tax=[1,1.1] --format text
     """

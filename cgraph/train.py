@@ -118,7 +118,7 @@ class Trainer:
         number = self.step_count + 1
         if self.data:
             rows = self.rng.integers(0, self.rows, self.batch_size)
-            graph.set_inputs({**self.params, **{name: array[rows] for name, array in self.data.items()}})
+            graph.set_inputs({**self.params, **{name: array.take(rows, axis=0) for name, array in self.data.items()}})
         else:
             graph.set_inputs(self.params)
         loss = float(graph.forward())
@@ -150,6 +150,8 @@ def loss_curve(losses: Sequence[float], width: int = 60, height: int = 8) -> lis
     """The losses as a bar chart of ``height`` text rows: one column per group of steps (their
     mean, ``?`` where one is not finite), the highest and lowest column's value on the left,
     the step numbers under it."""
+    if not losses:
+        return []
     columns = min(width, len(losses))
     groups = [losses[len(losses) * i // columns:len(losses) * (i + 1) // columns] for i in range(columns)]
     means = [_mean(group) for group in groups]

@@ -383,3 +383,19 @@ def test_the_trainer_from_python_keeps_the_file_s_arrays_untouched():
     assert [record.step for record in records] == [1, 2]
     np.testing.assert_allclose(trainer.params["w"], C + (W0 - C) * 0.8 ** 2)
     np.testing.assert_array_equal(original, W0)
+
+
+def test_the_work_budget_counts_the_batch_rows_not_the_data_set(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "X.npy", rng.standard_normal((1000, 20)))
+    np.save(tmp_path / "t.npy", np.eye(3)[rng.integers(0, 3, 1000)])
+    graph = tmp_path / "net.yaml"
+    graph.write_text("inputs:\n  X: {file: X.npy}\n  t: {file: t.npy}\n  W: {fill: 0, shape: [20, 3]}\n"
+                     "  b: {fill: 0, shape: [3]}\nnodes:\n  a: {op: affine, inputs: [X, W, b]}\n"
+                     "  loss: {op: softmax_with_loss, inputs: [a, t]}\n")
+    # a pass over all 1,000 rows is some 10^5 multiply-adds: 100 of them are over 10^6, 100 batches of 10 rows not
+    full = run("train", graph, "--param", "W", "--steps", "100", "--max-work", "1e6")
+    assert full.exit_code == 1 and "over the limit of 1e+06" in full.stderr
+    batched = run("train", graph, "--param", "W", "--steps", "100", "--max-work", "1e6", "--batch", "X,t",
+                  "--batch-size", "10")
+    assert batched.exit_code == 0, batched.output
