@@ -82,11 +82,15 @@ def scalar_chain(count: int) -> dict:
     return {"inputs": {"x": 1.0, "c": 1.0000001}, "nodes": nodes}
 
 
-def chain_yaml(count: int) -> str:
+def chain_yaml(count: int, formulas: bool = False) -> str:
+    """scalar_chain as a YAML file: nodes in the mapping form, or as formulas (`n1: n0 + c`)."""
     lines = ["inputs:", "  x: 1.0", "  c: 1.0000001", "nodes:"]
     previous = "x"
     for i in range(count):
-        lines.append(f"  n{i}: {{op: {'mul' if i % 2 == 0 else 'add'}, inputs: [{previous}, c]}}")
+        if formulas:
+            lines.append(f"  n{i}: {previous} {'*' if i % 2 == 0 else '+'} c")
+        else:
+            lines.append(f"  n{i}: {{op: {'mul' if i % 2 == 0 else 'add'}, inputs: [{previous}, c]}}")
         previous = f"n{i}"
     return "\n".join(lines) + "\n"
 
@@ -477,6 +481,14 @@ def bench_training(batch: int, sizes: tuple[int, int, int], points: int, repeat:
         f"forward + backward through the API {bare * 1e6:.1f} us", per_point / bare, 1.5)
 
 
+def bench_formulas(count: int, repeat: int) -> None:
+    """Loading a chain written as formulas against the same chain in the mapping form."""
+    mapping, formulas = chain_yaml(count), chain_yaml(count, formulas=True)
+    ours, theirs = paired_times(lambda: cgraph.loads(formulas), lambda: cgraph.loads(mapping), repeat)
+    row(f"load {count:,} one-formula nodes (n1: n0 + c)", f"{ours:.2f} s", f"mapping form {theirs:.2f} s",
+        ours / theirs, 1.5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="tiny sizes: check that the benchmarks run")
@@ -491,6 +503,7 @@ def main() -> None:
         bench_output(1_000 if small else 100_000, 10_000 if small else 1_000_000, repeat)
         bench_mmap(10_000 if small else 100_000_000, folder)
         bench_conv(4 if small else 100, 12 if small else 28, repeat if small else 20)
+        bench_formulas(1_000 if small else 100_000, repeat)
         bench_training(10 if small else 100, (20, 5, 3) if small else (784, 50, 10), 100 if small else 1_000, repeat)
 
     print(f"\ncgraph {cgraph.__version__}, Python {platform.python_version()}, numpy {np.__version__}, "

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .arrays import DEFAULT_MAX_ELEMENTS
+from .arrays import DEFAULT_MAX_ELEMENTS, parse_value_option
 from .errors import CgraphError, Position
+from .expr import expand, split_assignment
 from .graph import Graph, paused_gc
 from .spec import build_spec
-from .yamlsafe import parse, quick_parse, quick_position
+from .yamlsafe import YMap, parse, quick_parse, quick_position
 
 
 def load(
@@ -73,6 +74,38 @@ def from_dict(
     """Load a graph from a dict shaped like a graph file (``{"inputs": ..., "nodes": ...}``)."""
     with paused_gc():
         return _graph(data, "<dict>", ".", overrides, output, max_elements)
+
+
+def from_expressions(
+    expressions: Sequence[str],
+    values: Mapping[str, str] | None = None,
+    *,
+    output: str | None = None,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> Graph:
+    """A graph from formulas as typed on the command line, ``NAME = EXPR`` (a bare EXPR is named
+    ``out``); ``values`` gives every other name the formulas use, as ``--set`` VALUE texts. The
+    output is ``output``, or the last formula's node. Errors are at ``<expr N>:1:COL``."""
+    values = values or {}
+    nodes = YMap(Position("<expr 1>"))
+    numbers: dict[str, int] = {}
+    used: list[str] = []
+    for number, text in enumerate(expressions, 1):
+        name, name_pos, body, pos = split_assignment(text, number)
+        if name in numbers:
+            raise CgraphError(f"'{name}' is defined twice, by expressions {numbers[name]} and {number}", name_pos)
+        numbers[name] = number
+        used += expand(name, body, pos).names_used()
+        nodes[name], nodes.key_pos[name], nodes.value_pos[name] = body, name_pos, pos
+    missing = [name for name in dict.fromkeys(used) if name not in nodes and name not in values]
+    if missing:
+        raise CgraphError(f"no value for {', '.join(missing)}: give {'it' if len(missing) == 1 else 'each'} "
+                          "with --set NAME=VALUE")
+    data = {"inputs": {name: parse_value_option(text, f"--set {name}") for name, text in values.items()},
+            "nodes": nodes}
+    with paused_gc():
+        spec = build_spec(data, "<expr>", ".", None, output or name, max_elements)
+        return Graph(spec, max_elements)
 
 
 def decode(raw: bytes, source: str) -> str:

@@ -276,13 +276,28 @@ def check_shape(shape: tuple[int, ...], max_elements: int, pos: Position | None,
     raise CgraphError(f"{holder} of {problem} is over the limit of {max_elements:,} (raise it with --max-elements)", pos)
 
 
-def parse_array_option(text: str, option: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
-    """A command-line array: a number, a YAML/JSON list, or @file.npy (relative to the current folder)."""
+def parse_value_option(text: str, option: str) -> Any:
+    """A command-line VALUE as an input's form in a graph file: a number, a YAML/JSON list, a
+    mapping such as ``{shape: [2], fill: 0.5}`` (read with positions in the VALUE, as the file
+    ``option``), or ``{file: PATH}`` for ``@PATH``."""
+    if text.startswith("@"):
+        return {"file": text[1:]}
     try:
-        if text.startswith("@"):
-            return load_npy(text[1:], None, ".", np.float64, max_elements)
-        array = array_from_data(parse(text, option), None)
-        check_shape(array.shape, max_elements, None)
-        return array
+        return parse(text, option)
     except CgraphError as error:
+        lines = text.split("\n")
+        if error.pos is None or error.pos.line is None or error.pos.line <= len(lines):
+            raise
+        # YAML says a VALUE that ends too soon is wrong on the line after it: say at its end instead
+        raise CgraphError(error.message, Position(option, len(lines), len(lines[-1]) + 1)) from None
+
+
+def parse_array_option(text: str, option: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
+    """A command-line array from a VALUE (see parse_value_option; files relative to the current folder).
+    Errors say where in the VALUE (``--set r:1:12: error: ...``) where they can."""
+    try:
+        return build_array(parse_value_option(text, option), None, ".", max_elements)
+    except CgraphError as error:
+        if error.pos is not None and error.pos.line is not None:
+            raise
         raise CgraphError(f"{option}: {error.message}") from None

@@ -84,12 +84,17 @@ BUDGET_OPTIONS = (
 
 def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.",
                   precision: int = 8) -> Callable:
-    """The FILE argument and the options every command shares, with those of ``extra`` it asks
-    for: "dout", "format" (one of ``formats``), "precision" (``precision`` by default) and "full"."""
+    """The FILE argument (or -e/--expr in its place) and the options every command shares, with
+    those of ``extra`` it asks for: "dout", "format" (one of ``formats``), "precision"
+    (``precision`` by default) and "full"."""
     options = [
-        click.argument("file", metavar="FILE"),
+        click.argument("file", metavar="[FILE]", required=False),
+        click.option("-e", "--expr", "expressions", metavar="'NAME = EXPR'", multiple=True,
+                     help="A node written as a formula, in place of FILE, such as 'f = (x + y) * z'; the names it "
+                          "uses come from other formulas or --set. Repeatable; the last is the output."),
         click.option("--set", "sets", metavar="NAME=VALUE", multiple=True, callback=_parse_set,
-                     help="Replace input NAME with VALUE (a number, a list like '[1, 2]', or @file.npy). Repeatable."),
+                     help="Replace input NAME with VALUE (a number, a list like '[1, 2]', a mapping like "
+                          "'{shape: [3, 2], random: normal, seed: 1}', or @file.npy). Repeatable."),
         click.option("--output", metavar="NAME", help="The output node (default: 'output:' in the file, or the one node that feeds no other)."),
         click.option("--node", "nodes", metavar="NAME", multiple=True, help=f"{node_help} Repeatable."),
     ]
@@ -536,7 +541,7 @@ def _say(line: str) -> None:
 
 def _load(
     *,
-    file: str,
+    file: str | None,
     sets: list[tuple[str, str]],
     output: str | None,
     nodes: tuple[str, ...],
@@ -547,17 +552,25 @@ def _load(
     dout: str | None = None,
     run: bool = True,
     forward_passes: Callable[[Graph], int] | None = None,
+    expressions: tuple[str, ...] = (),
 ) -> Graph:
-    """Load FILE with the shared options, check its cost against the budget and, where ``run``,
-    run forward and, where ``dout`` is given, backward; warn about NaN and infinity (fail with
-    ``strict``). ``forward_passes`` gives how many runs the command makes (1 by default)."""
+    """Load FILE, or the graph of the formulas in ``expressions``, with the shared options, check its
+    cost against the budget and, where ``run``, run forward and, where ``dout`` is given, backward;
+    warn about NaN and infinity (fail with ``strict``). ``forward_passes`` gives how many runs the
+    command makes (1 by default)."""
     from . import api, budget
     from .arrays import parse_array_option, suggest
     from .errors import CgraphError, diagnostic
 
+    if (file is None) == (not expressions):
+        raise click.UsageError("give FILE or -e/--expr 'NAME = EXPR', not both" if expressions
+                               else "missing FILE (or -e/--expr 'NAME = EXPR')")
     gc.disable()  # a run makes millions of objects and no reference cycles; the process ends soon after
-    overrides = {name: parse_array_option(text, f"--set {name}", max_elements) for name, text in sets}
-    if file == "-":
+    overrides = {} if expressions else {
+        name: parse_array_option(text, f"--set {name}", max_elements) for name, text in sets}
+    if expressions:
+        graph = api.from_expressions(expressions, dict(sets), output=output, max_elements=max_elements)
+    elif file == "-":
         if sys.stdin is None:
             raise CgraphError("there is no standard input to read the graph from")
         if sys.stdin.isatty():

@@ -39,6 +39,22 @@ class Position:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+@dataclass(frozen=True)
+class TextPosition(Position):
+    """Where a text value stood, with the line and column at which each of its lines starts,
+    where those are exact (``lines`` is empty where they are not): an expression's errors
+    point inside it."""
+
+    lines: tuple[tuple[int, int], ...] = ()
+
+    def at(self, line: int, col: int) -> Position:
+        """The position of the text's 0-based character ``col`` of its 1-based ``line``."""
+        if not 0 < line <= len(self.lines):
+            return Position(self.file, self.line, self.col)
+        start_line, start_col = self.lines[line - 1]
+        return Position(self.file, start_line, start_col + col)
+
+
 class CgraphError(ValueError):
     """A mistake in the user's input: a message and, where it has one, its position.
 

@@ -64,15 +64,17 @@ def explain(graph: Graph, precision: int = 8) -> list[Step]:
     Nodes from which the output cannot be reached are left out (their gradients are 0).
     A SumStep follows the step of the last node that adds to a value used more than once.
     """
-    nodes = graph.spec.nodes
+    nodes, constants = graph.spec.nodes, graph.spec.constants
     reached = reached_names(graph)
     order = [name for name in reversed(nodes) if name in reached]
-    # Every use of every value by a node on a path to the output, in dependency order.
+    # Every use of every value (but constants, which take no gradient) by a node on a path to
+    # the output, in dependency order.
     uses: dict[str, list[tuple[str, int]]] = {}
     for name, node in nodes.items():
         if name in reached:
             for index, arg in enumerate(node.args):
-                uses.setdefault(arg, []).append((name, index))
+                if arg not in constants:
+                    uses.setdefault(arg, []).append((name, index))
     pending = {name: len(found) for name, found in uses.items()}
 
     steps: list[Step] = []
@@ -80,6 +82,8 @@ def explain(graph: Graph, precision: int = 8) -> list[Step]:
         steps.append(_node_step(graph, name, precision))
         finished = []
         for arg in nodes[name].args:
+            if arg in constants:
+                continue
             pending[arg] -= 1
             if pending[arg] == 0 and len(uses[arg]) > 1:
                 finished.append(arg)
@@ -101,6 +105,12 @@ def reached_names(graph: Graph) -> set[str]:
     return reached
 
 
+def unreached_names(graph: Graph) -> list[str]:
+    """The inputs and nodes from which the output cannot be reached."""
+    reached = reached_names(graph)
+    return [name for name in [*graph.spec.inputs, *graph.spec.nodes] if name not in reached]
+
+
 def _node_step(graph: Graph, name: str, precision: int) -> NodeStep:
     node = graph.spec.nodes[name]
     layer = graph.layers[name]
@@ -117,6 +127,8 @@ def _node_step(graph: Graph, name: str, precision: int) -> NodeStep:
     formula, grad_formulas = layer.applied_rules(*(graph.shapes[arg] for arg in node.args))
     grads = []
     for role, arg, grad_formula, grad in zip(layer.args, node.args, grad_formulas, graph.input_grads[name]):
+        if grad is None:
+            continue  # a constant: no gradient
         template = _with_dout(grad_formula)
         rule = template.format(**names)
         shape = graph.shapes[arg]
@@ -201,8 +213,7 @@ def render_text(graph: Graph, steps: list[Step], only: Iterable[str] = (), preci
             yield _sum_line(step, precision)
         else:
             yield from _node_lines(step, precision)
-    reached = reached_names(graph)
-    unreached = [name for name in graph.shapes if name not in reached]
+    unreached = unreached_names(graph)
     if unreached and not only:
         yield ""
         yield f"no path to '{graph.output}', gradient 0: {', '.join(unreached)}"
@@ -235,12 +246,11 @@ def _sum_line(step: SumStep, precision: int) -> str:
 
 def render_json(graph: Graph, steps: list[Step], only: Iterable[str] = ()) -> str:
     """The steps as one strict JSON object: output, dout, steps, and the names with no path to the output."""
-    reached = reached_names(graph)
     result = {
         "output": graph.output,
         "dout": json_value(graph.dout),
         "steps": [_json_step(step) for step in _shown(steps, only)],
-        "unreached": [name for name in graph.shapes if name not in reached],
+        "unreached": unreached_names(graph),
     }
     return json.dumps(result, allow_nan=False)
 

@@ -48,20 +48,25 @@ class Graph:
         self.input_grads: dict[str, tuple[Any, ...]] = {}
         self.dout: Any = None
         self._finite: bool | None = None  # all_finite's answer for the current values and gradients
-        # The passes work on lists indexed like `names`: inputs, then nodes in dependency order.
-        self._names = [*spec.inputs, *spec.nodes]
+        # The passes work on lists indexed like `names`: inputs, constants, then nodes in dependency order.
+        self._names = [*spec.inputs, *spec.constants, *spec.nodes]
         self._compile()
 
     def _compile(self) -> None:
         """The plan the passes follow, one step per node: where its inputs are, its layer's
         forward, and its backward specialised to the shapes (see BaseLayer.backward_step)."""
         index = {name: i for i, name in enumerate(self._names)}
-        first = len(self.spec.inputs)
+        count, first = len(self.spec.inputs), len(self.spec.inputs) + len(self.spec.constants)
         shapes = self.shapes
         self._plan = [
             (first + k, layer.forward, layer.backward_step(tuple(map(shapes.__getitem__, node.args)), shapes[name]),
              tuple(map(index.__getitem__, node.args)))
             for k, (name, layer, node) in enumerate(zip(self.layers, self.layers.values(), self.spec.nodes.values()))
+        ]
+        # Per node that uses constants: which of its inputs are constants (they take no gradient).
+        self._constant_args = [
+            (k, tuple(count <= arg < first for arg in args))
+            for k, (_, _, _, args) in enumerate(self._plan) if any(count <= arg < first for arg in args)
         ]
         self._floats = self._all_floats()
 
@@ -122,6 +127,7 @@ class Graph:
         """Every value's shape from the inputs' ``shapes``, checked before anything is computed."""
         max_elements = self.max_elements
         shapes = dict(shapes)
+        shapes.update(dict.fromkeys(self.spec.constants, ()))
         for name, node in self.spec.nodes.items():
             arg_shapes = [*map(shapes.__getitem__, node.args)]
             layer = self.layers[name]
@@ -148,6 +154,7 @@ class Graph:
         values: list[Any] = [item.value for item in self.spec.inputs.values()]
         if self._floats:
             values = [float(value) for value in values]
+        values.extend(self.spec.constants.values())  # Python floats: a float32 array times 2 stays float32
         values.extend([None] * len(self._plan))
         try:
             with np.errstate(all="ignore"), paused_gc():
@@ -215,17 +222,23 @@ class Graph:
                         if type(previous) is np.ndarray:
                             owned.add(arg)
 
-        if self._floats:
-            grads = [0.0 if grad is None else grad for grad in grads]
-        else:
-            grads = [_zeros_like(value) if grad is None else cast(grad, value.dtype) for grad, value in zip(grads, values)]
         if None in input_grads:
             input_grads = [
                 tuple(_zeros_like(values[arg]) for arg in args) if arg_grads is None else arg_grads
                 for (_, _, _, args), arg_grads in zip(plan, input_grads)
             ]
-        first = len(values) - len(plan)
-        self.grads = dict(zip(self._names, grads))
+        names, first = self._names, len(values) - len(plan)
+        if self._constant_args:  # constants take no gradient: None where a node uses one, and no entry
+            for k, is_constant in self._constant_args:
+                input_grads[k] = tuple(None if constant else grad for constant, grad in zip(is_constant, input_grads[k]))
+            count = len(self.spec.inputs)
+            del grads[count:first]
+            names, values = names[:count] + names[first:], values[:count] + values[first:]
+        if self._floats:
+            grads = [0.0 if grad is None else grad for grad in grads]
+        else:
+            grads = [_zeros_like(value) if grad is None else cast(grad, value.dtype) for grad, value in zip(grads, values)]
+        self.grads = dict(zip(names, grads))
         self.input_grads = dict(zip(self._names[first:], input_grads))
         self._finite = None
         return self.grads
@@ -237,7 +250,9 @@ class Graph:
         One check over all small arrays together; large ones are checked one by one, as
         putting them together would copy them."""
         if self._finite is None:
-            arrays = [*self.values.values(), *self.grads.values()]
+            constants = self.spec.constants  # finite, and Python floats among arrays
+            values = [value for name, value in self.values.items() if name not in constants] if constants else self.values.values()
+            arrays = [*values, *self.grads.values()]
             self._finite = _all_finite(arrays, self._floats)
         return self._finite
 
@@ -277,7 +292,8 @@ def _first_backward_problem(graph: Graph) -> tuple[str, str] | None:
     uses: dict[str, list[tuple[str, Any]]] = {}
     for name, node in nodes.items():
         for arg, grad in zip(node.args, graph.input_grads[name]):
-            uses.setdefault(arg, []).append((name, grad))
+            if grad is not None:  # None: a constant, which takes no gradient
+                uses.setdefault(arg, []).append((name, grad))
     for name in [*reversed(nodes), *graph.spec.inputs]:
         contributions = uses.get(name, [])
         if name != graph.output and not _finite(grads[name]) and all(_finite(grad) for _, grad in contributions):
@@ -293,7 +309,7 @@ def _first_backward_problem(graph: Graph) -> tuple[str, str] | None:
         if node is None or not _finite(grads[name]) or not all(_finite(values[arg]) for arg in node.args):
             continue  # the NaN or infinity came from elsewhere
         for arg, grad in zip(node.args, graph.input_grads[name]):
-            if not _finite(grad):
+            if grad is not None and not _finite(grad):
                 return name, (f"node '{name}' ({node.op}) backward produced {first_non_finite(grad)} in the "
                               f"gradient of '{arg}' from a finite gradient")
     return None

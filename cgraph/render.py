@@ -286,8 +286,8 @@ def render_text(graph: Graph, only: Iterable[str] = (), precision: int = 8, full
             rows.append(("grad", graph.grads[name]))
             if node:
                 layer = graph.layers[name]
-                for role, arg, grad in zip(layer.args, node.args, graph.input_grads[name]):
-                    rows.append((f"d{role} ({arg})", grad))
+                rows += [(f"d{role} ({arg})", grad) for role, arg, grad in zip(layer.args, node.args, graph.input_grads[name])
+                         if grad is not None]  # None: a constant, which takes no gradient
         width = max([len(label) for label, _ in rows]) + 1
         indent = 2 + width + 1
         yield "\n".join([head, *[f"  {label + ':':<{width}} {format_array(array, precision, full, indent)}"

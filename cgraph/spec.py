@@ -9,7 +9,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, is_number, suggest
-from .errors import CgraphError, Position
+from .errors import CgraphError, Position, TextPosition
+from .expr import expand, simple
 from .layers import REGISTRY, REQUIRED
 from .yamlsafe import key_position_of, position_of
 
@@ -50,6 +51,7 @@ class GraphSpec:
     overridden: frozenset[str] = frozenset()
     # Where a name stands in the source, (section, name) -> position, if it was read without positions.
     locate: Callable[[str, str], Position | None] | None = None
+    constants: dict[str, float] = field(default_factory=dict)  # the numbers in expressions, by their text
 
     def position(self, name: str) -> Position | None:
         """Where the input or node ``name`` was defined."""
@@ -108,32 +110,55 @@ def build_spec(
         inputs[name] = InputSpec(name, array, name_pos)
 
     written: dict[str, NodeSpec] = {}
+    bodies: dict[str, Any] = {}  # each node's mapping, or formula and its position, for the positions of its inputs
+    constants: dict[str, float] = {}
+    texts: dict[str, str] = {}  # sub-expressions made into nodes, by their text
     for name, body in nodes_data.items():
         name_pos = key_position_of(nodes_data, name)
         _check_name(name, name_pos or top)
         if name in inputs:
             raise CgraphError(f"node '{name}' has the name of an input; names must be unique", name_pos or top)
-        written[name] = _node(name, body, position_of(nodes_data, name) or name_pos or top, name_pos)
+        pos = position_of(nodes_data, name) or name_pos or top
+        if type(body) is not str:
+            written[name] = _node(name, body, pos, name_pos)
+            bodies[name] = body
+            continue
+        quick = simple(body)
+        layer = REGISTRY.get(quick[0]) if quick else None
+        if layer and not layer.required_attrs and layer.takes(len(quick[1])):
+            where = pos.at(1, quick[3]) if type(pos) is TextPosition else pos
+            written[name] = NodeSpec(name, quick[0], quick[1], where, NO_ATTRS)
+            constants.update(quick[2])
+            bodies[name] = (body, pos)
+            continue
+        expansion = expand(name, body, pos, texts)
+        constants.update(expansion.constants)
+        for part in expansion.parts:
+            written[part.name] = _checked_node(part.name, part.body, part.pos, part.pos)
+            bodies[part.name] = part.body
 
     for name in overrides:
         if name not in inputs:
             kind = "is a node, not an input" if name in written else f"is not an input{suggest(name, inputs)}"
             raise CgraphError(f"--set: '{name}' {kind}")
 
-    known = inputs.keys() | written.keys()
+    known = inputs.keys() | written.keys() | constants.keys()
     for node in written.values():
         if known.issuperset(node.args) and node.name not in node.args:
             continue
+        body = bodies[node.name]
+        if type(body) is tuple:  # a formula read on the fast path: read again for the positions of its names
+            body = expand(node.name, *body).parts[-1].body
         for index, arg in enumerate(node.args):
-            if arg not in inputs and arg not in written or arg == node.name:
-                pos = position_of(nodes_data[node.name]["inputs"], index) or node.pos or top
+            if arg not in known or arg == node.name:
+                pos = position_of(body["inputs"], index) or node.pos or top
                 if arg == node.name:
                     raise CgraphError(f"node '{node.name}' uses itself as an input", pos)
                 raise CgraphError(f"node '{node.name}' uses unknown name '{arg}'{suggest(arg, [*inputs, *written])}", pos)
 
     nodes = {name: written[name] for name in _dependency_order(written)}
     chosen = _output(data, nodes, inputs, output, top)
-    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), locate)
+    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), locate, constants)
 
 
 def _refuse_misplaced_sections(data: dict, top: Position) -> None:

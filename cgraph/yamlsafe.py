@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .errors import CgraphError, Position
+from .errors import CgraphError, Position, TextPosition
 
 MAX_DEPTH = 64
 
@@ -142,7 +142,8 @@ def parse(text: str, filename: str) -> Any:
                 if awaiting_key():
                     add(event.value, pos)
                 else:
-                    add(_resolve(event, pos), pos)
+                    value = _resolve(event, pos)
+                    add(value, _text_position(event, text, pos) if type(value) is str else pos)
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
                 pos = here(event.start_mark)
                 _refuse_anchor(event, pos)
@@ -180,6 +181,27 @@ def parse(text: str, filename: str) -> Any:
     except yaml.YAMLError as exc:
         raise CgraphError(f"invalid YAML: {str(exc).splitlines()[0]}", Position(filename)) from None
     return root
+
+
+def _text_position(event: Any, text: str, pos: Position) -> Position:
+    """A string scalar's position, with where each of its lines starts in the source where that is
+    exact: a plain or quoted scalar on one line without escapes, or a literal block (``|``)."""
+    raw = text[event.start_mark.index:event.end_mark.index]
+    value = event.value
+    line, col = pos.line or 1, pos.col or 1
+    if event.style in ("", "'", '"'):
+        quote = 1 if event.style else 0
+        if "\n" not in raw and raw[quote:len(raw) - quote] == value:
+            return TextPosition(pos.file, line, col, ((line, col + quote),))
+    elif event.style == "|":
+        source_lines = raw.split("\n")[1:]  # the lines after the header line ('|', '|-', ...)
+        starts = []
+        for index, (value_line, source_line) in enumerate(zip(value.split("\n"), source_lines)):
+            if not source_line.endswith(value_line):
+                return pos
+            starts.append((line + 1 + index, len(source_line) - len(value_line) + 1))
+        return TextPosition(pos.file, line, col, tuple(starts))
+    return pos
 
 
 def _indenting_tab(text: str, mark: Any) -> int | None:
@@ -251,6 +273,8 @@ _NAME = re.compile(r"\b([^\W\d]\w*)")
 _JSON_WORDS = {"true", "false", "null"}
 _NODE_VALUE = re.compile(r"\{op: ([A-Za-z_]\w*), inputs: \[([A-Za-z_]\w*(?:, [A-Za-z_]\w*)*)\]\}\Z", re.ASCII)
 _NOT_JSON_LIKE = re.compile(r"""["'&*!|>%@`~]|:(?! )""")
+# A formula (`(x + y) * z`, `w[0] * x[0]`, `sum(x, axis=0)`) that YAML reads as a plain string of the same text.
+_FORMULA = re.compile(r"(?=.*[-+*/@(\[])(?!-( |\Z))[\w(.+\-][\w .+\-*/@(),\[\]:=]*(?<!:)\Z")
 
 
 class _Unsupported(Exception):
@@ -337,11 +361,21 @@ def _json_value(value: str) -> str:
         if op not in _KEYWORDS and _KEYWORDS.keys().isdisjoint(names):
             quoted_names = '", "'.join(names)
             return f'{{"op": "{op}", "inputs": ["{quoted_names}"]}}'
+    if _FORMULA.match(value) and ": " not in value and _is_text(value):
+        return json.dumps(value)
     if _NOT_JSON_LIKE.search(value):
         raise _Unsupported
     pieces = _NAME.split(value)  # text, name, text, name, ..., text
     pieces[1::2] = [_quote(name) for name in pieces[1::2]]
     return "".join(pieces)
+
+
+def _is_text(value: str) -> bool:
+    """Whether YAML reads a plain scalar as a string (not a number, boolean or null)."""
+    try:
+        return type(resolve_plain(value)) is str
+    except ValueError:
+        return False
 
 
 def _quote(name: str) -> str:

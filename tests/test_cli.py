@@ -169,7 +169,7 @@ def test_float16_scalars_print_without_warnings() -> None:
         (["backward", MATRICES, "--dout", "[1, 2, 3]"], None, "cgraph: error: --dout: shape (3,) does not broadcast to the shape (2, 2)"),
         (["backward", MATRICES, "--dout", "abc"], None, "cgraph: error: --dout: expected a number or a list of numbers, got string 'abc'"),
         (["backward", MATRICES, "--dout", "@nope.npy"], None, "cgraph: error: --dout: file not found: nope.npy"),
-        (["forward", APPLE, "--set", "tax=[1, 2", ], None, "cgraph: error: --set tax: invalid YAML"),
+        (["forward", APPLE, "--set", "tax=[1, 2", ], None, "--set tax:1:6: error: invalid YAML"),
         (["forward", APPLE, "--set", "tx=1"], None, "cgraph: error: --set: 'tx' is not an input (did you mean 'tax'?)"),
         (["forward", APPLE, "--node", "prize"], None, "cgraph: error: --node: unknown name 'prize' (did you mean 'price'?)"),
         (["forward", APPLE, "--output", "prize"], None, "cgraph: error: --output: unknown node 'prize' (did you mean 'price'?)"),

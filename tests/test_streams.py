@@ -72,7 +72,7 @@ def test_usage_errors_are_one_line_with_status_2() -> None:
         assert result.stdout == ""
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("cgraph: error: "), result.stderr
         assert "\x1b" not in result.stderr
-    assert cgraph("forward").stderr == "cgraph: error: Missing argument 'FILE'. (see 'cgraph forward --help')\n"
+    assert cgraph("forward").stderr == "cgraph: error: missing FILE (or -e/--expr 'NAME = EXPR') (see 'cgraph forward --help')\n"
 
 
 def test_out_of_memory_while_rendering_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
