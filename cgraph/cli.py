@@ -284,6 +284,85 @@ def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float
         sys.exit(1)
 
 
+_PAGE_NODE_HELP = "Draw only this input or node and its neighbours (its inputs and the nodes using it)."
+_CHECK_HELP = "Add cgraph check's result (PASS or FAIL, the largest errors) to each input's panel."
+
+
+@cli.command()
+@graph_options("dout", "precision", node_help=_PAGE_NODE_HELP)
+@click.option("-o", "--out", "out_path", metavar="OUT.html", help="Write the page to this file (whole or not at all).")
+@click.option("--check", "with_check", is_flag=True, help=_CHECK_HELP)
+def html(out_path: str | None, with_check: bool, precision: int, nodes: tuple[str, ...], **loading: Any) -> None:
+    """Write FILE's graph as one self-contained interactive HTML page: the graph drawn as
+    cgraph dot draws it, every value and gradient in full, and the forward and backward passes
+    to step through with the rules and numbers of cgraph explain. The page works offline.
+
+    \b
+    Example:
+      $ cgraph html graphs/buy_apple_orange.yaml -o apple.html
+    """
+    from . import html as pages
+
+    graph = _load(nodes=nodes, **loading)
+    text = pages.page(_page_data(graph, loading["file"], precision, nodes, with_check))
+    if out_path is None:
+        _write([text.rstrip("\n")])
+    else:
+        pages.write_file(out_path, text)
+
+
+@cli.command()
+@graph_options("dout", "precision", node_help=_PAGE_NODE_HELP)
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port on 127.0.0.1 to serve on; 0 picks a free one.")
+@click.option("--check", "with_check", is_flag=True, help=_CHECK_HELP)
+def serve(port: int, with_check: bool, precision: int, nodes: tuple[str, ...], file: str, strict: bool,
+          **loading: Any) -> None:
+    """Serve FILE's page (as cgraph html writes it) on 127.0.0.1 and redraw it in the browser
+    whenever FILE is saved; a mistake in the file shows in the page until it is fixed.
+    Prints the page's URL. Ctrl-C stops it.
+
+    \b
+    Example:
+      $ cgraph serve graphs/two_layer_net.yaml --port 0
+      http://127.0.0.1:40155/
+    """
+    from . import html as pages
+    from . import serve as serving
+
+    if file == "-":
+        raise click.UsageError("serve watches a file for changes; it cannot read standard input")
+
+    def build() -> str:
+        try:
+            graph = _load(file=file, nodes=nodes, strict=False, **loading)  # warnings go to stderr too
+        finally:
+            gc.enable()  # _load pauses the collector for a short run; a server runs on
+        problems = _problems(graph, strict)
+        if problems and strict:
+            return pages.error_data(file, problems[0])
+        return _page_data(graph, file, precision, nodes, with_check, problems)
+
+    def announce(url: str) -> None:
+        click.echo(url)
+        _say(f"cgraph: serving {file} at {url} (Ctrl-C stops)")
+
+    serving.serve(file, build, port, announce)
+
+
+def _page_data(graph: Graph, file: str, precision: int, nodes: tuple[str, ...], with_check: bool,
+               warnings: Iterable[str] = ()) -> str:
+    """The data of FILE's page, with check's results of the inputs drawn where asked for."""
+    from . import check as checking
+    from . import html as pages
+
+    report = None
+    if with_check:
+        inputs = [name for name in pages.kept_names(graph, nodes) if name in graph.spec.inputs]
+        report = checking.check(graph, inputs)
+    return pages.page_data(graph, "<stdin>" if file == "-" else file, precision, nodes, report, warnings)
+
+
 def _optimizer_options(command: Callable) -> Callable:
     """The options of ``cgraph train`` that choose the optimizer and its settings."""
     options = [
@@ -560,7 +639,7 @@ def _load(
     command makes (1 by default)."""
     from . import api, budget
     from .arrays import parse_array_option, suggest
-    from .errors import CgraphError, diagnostic
+    from .errors import CgraphError
 
     if (file is None) == (not expressions):
         raise click.UsageError("give FILE or -e/--expr 'NAME = EXPR', not both" if expressions
@@ -591,14 +670,24 @@ def _load(
     graph.forward()
     if dout is not None:
         graph.backward(parse_array_option(dout, "--dout", max_elements))
-    problems = graph.non_finite()
-    if strict:
-        problems = problems[:1]  # the first cause, as the one error line
-    for name, message in problems:
-        _say(diagnostic("error" if strict else "warning", message, graph.spec.position(name)))
+    problems = _problems(graph, strict)
+    for line in problems:
+        _say(line)
     if problems and strict:
         sys.exit(1)
     return graph
+
+
+def _problems(graph: Graph, strict: bool) -> list[str]:
+    """Where NaN or infinity entered the graph, one line each as warnings; with ``strict``, the
+    first cause as the one error line."""
+    from .errors import diagnostic
+
+    problems = graph.non_finite()
+    if strict:
+        problems = problems[:1]
+    kind = "error" if strict else "warning"
+    return [diagnostic(kind, message, graph.spec.position(name)) for name, message in problems]
 
 
 def _print(graph: Graph, fmt: str, nodes: tuple[str, ...], precision: int, full: bool) -> None:

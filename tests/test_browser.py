@@ -1,0 +1,192 @@
+"""The page of `cgraph html` and `cgraph serve` in a real browser: Chromium driven by playwright.
+
+Chromium is the system's (Debian: apt-get install chromium; playwright's own download is not
+used). Each page is opened from file:// (or from the local server), every other request is
+aborted and counted, and no request and no console error may happen. Skipped, with the reason,
+where playwright or Chromium is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from cgraph.cli import cli
+from test_html import start_server, stop
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAPHS = ROOT / "graphs"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+GRAD_RGB = "rgb(192, 57, 43)"  # #c0392b, the gradient colour
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("CGRAPH_CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"),
+                      "/usr/bin/chromium"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium found (Debian and Ubuntu: apt-get install chromium; or set CGRAPH_CHROMIUM)")
+    with playwright_api.sync_playwright() as driver:
+        context = driver.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=executable, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 800})
+        yield context
+        context.close()
+
+
+class Watched:
+    """A browser page whose requests outside ``allowed`` are aborted and counted, and whose errors are kept."""
+
+    def __init__(self, context) -> None:
+        self.page = context.new_page()
+        self.allowed = ["file:"]
+        self.blocked: list[str] = []
+        self.errors: list[str] = []
+        self.page.route("**/*", self._route)
+        self.page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def _route(self, route) -> None:
+        if route.request.url.startswith(tuple(self.allowed)):
+            route.continue_()
+        else:
+            self.blocked.append(route.request.url)
+            route.abort()
+
+    def open(self, url: str) -> None:
+        self.page.goto(url)
+        self.wait_for_state("ready", 30_000)
+
+    def wait_for_state(self, state: str, timeout: float) -> None:
+        """Wait until the page is drawn ('ready') or shows an error ('error'). (A selector, since the
+        page's policy forbids the eval that a waited-for function needs.)"""
+        self.page.wait_for_selector(f'body[data-state="{state}"]', state="attached", timeout=timeout)
+
+
+@pytest.fixture
+def watched(browser) -> Iterator[Watched]:
+    page = Watched(browser)
+    yield page
+    page.page.close()
+    assert page.blocked == []
+    assert page.errors == []
+
+
+def open_graph(watched: Watched, tmp_path: Path, name: str, *args: str) -> None:
+    out = tmp_path / f"{name}.html"
+    result = CliRunner().invoke(cli, ["html", str(GRAPHS / f"{name}.yaml"), "-o", str(out), *args])
+    assert result.exit_code == 0, result.stderr
+    watched.open(out.as_uri())
+
+
+def panel_values(watched: Watched, part: str) -> list:
+    """The numbers of the panel's value or gradient ('value-part' or 'grad-part') in full."""
+    view = watched.page.locator(f"#panel .{part}.section .array-view")
+    return json.loads(view.get_attribute("data-values"))
+
+
+def step_to(watched: Watched, pattern: str) -> None:
+    """Press the right arrow until the step shown matches ``pattern``."""
+    for _ in range(100):
+        if re.search(pattern, watched.page.inner_text("#position")):
+            return
+        watched.page.keyboard.press("ArrowRight")
+    raise AssertionError(f"no step matches {pattern}")
+
+
+def test_buy_apple_orange_every_node_the_rule_of_price_and_the_gradient_of_tax(watched: Watched, tmp_path: Path) -> None:
+    open_graph(watched, tmp_path, "buy_apple_orange")
+    page = watched.page
+    names = page.eval_on_selector_all("g.node", "groups => groups.map(group => group.dataset.name)")
+    assert sorted(names) == sorted(["apple", "apple_num", "orange", "orange_num", "tax", "apple_price",
+                                    "orange_price", "all_price", "price"])
+    step_to(watched, r"^forward \d+ of 4: price$")
+    assert "price = all_price * tax = 650 * 1.1 = 715" in page.inner_text("#rule")
+    page.keyboard.press("ArrowRight")  # the first backward step: price's rules
+    rule = page.inner_text("#rule")
+    assert re.search(r"d tax\s+= dout \* all_price = 1 \* 650\s+= 650", rule), rule
+    page.click('g.node[data-name="tax"]')
+    assert page.get_attribute("#panel", "data-name") == "tax"
+    assert panel_values(watched, "grad-part") == [650.0]
+    assert panel_values(watched, "value-part") == [1.1]
+    # Only price's edges have sent their gradients back so far; they are drawn in the gradient colour.
+    sent = page.eval_on_selector_all("g.edge.sent", "edges => edges.map(edge => edge.dataset.from)")
+    assert sorted(sent) == ["all_price", "tax"]
+    colour = page.eval_on_selector('g.edge[data-from="tax"] path', "path => getComputedStyle(path).stroke")
+    assert colour == GRAD_RGB
+    page.keyboard.press("End")
+    assert page.locator("g.edge.sent").count() == 8
+    page.keyboard.press("Home")
+    assert page.locator("g.edge.sent").count() == 0 and "whole graph" in page.inner_text("#position")
+
+
+def test_bias_batch_w_shows_the_broadcast_sum_and_its_gradient(watched: Watched, tmp_path: Path) -> None:
+    open_graph(watched, tmp_path, "bias_batch")
+    page = watched.page
+    page.click('g.node[data-name="w"]')
+    panel = page.inner_text("#panel")
+    assert "summed over axes (0,)" in panel and "(3, 2) -> (2,)" in panel
+    # xw = x * w with x = [[1, 2], [3, 4], [5, 6]] and dout 1: d w = column sums of x = [9, 12].
+    assert panel_values(watched, "grad-part") == [9.0, 12.0]
+
+
+def test_two_layer_net_w1_shows_all_20_gradients_of_backward_json(watched: Watched, tmp_path: Path) -> None:
+    open_graph(watched, tmp_path, "two_layer_net", "--check")
+    page = watched.page
+    page.click('g.node[data-name="W1"]')
+    result = CliRunner().invoke(cli, ["backward", str(GRAPHS / "two_layer_net.yaml"), "--format", "json"])
+    expected = [x for row in json.loads(result.stdout)["nodes"]["W1"]["grad"] for x in row]
+    assert len(expected) == 20
+    assert panel_values(watched, "grad-part") == expected
+    cells = page.eval_on_selector_all("#panel .grad-part.section td", "cells => cells.map(cell => cell.title)")
+    assert [float(cell) for cell in cells] == expected
+    assert page.locator("#panel .grad-part.section canvas").count() == 2  # the heatmap and its colour scale
+    assert "PASS" in page.inner_text("#panel")  # --check's result for the input
+
+
+def test_serve_redraws_on_save_shows_an_error_and_recovers(watched: Watched, tmp_path: Path) -> None:
+    graph = tmp_path / "apple.yaml"
+    graph.write_text((GRAPHS / "buy_apple.yaml").read_text())
+    process, url = start_server(graph)
+    try:
+        watched.allowed.append(url)
+        watched.open(url)
+        page = watched.page
+        page.click('g.node[data-name="tax"]')
+        page.keyboard.press("ArrowRight")
+        graph.write_text(graph.read_text().replace("tax: 1.1", "tax: 1.25"))
+        # 200 * 1.25 = 250
+        page.locator('g.node[data-name="price"] text', has_text="value 250").wait_for(state="attached", timeout=2000)
+        assert page.get_attribute("#panel", "data-name") == "tax"  # the selection and the step are kept
+        assert panel_values(watched, "value-part") == [1.25]
+        assert page.inner_text("#position").startswith("forward 1 of 2")
+
+        graph.write_text("inputs:\n  a: 1\nnodes:\n  b: {op: mul, inputs: [a, c]}\n")
+        watched.wait_for_state("error", 2000)
+        assert page.inner_text("#message") == f"{graph}:4:28: error: node 'b' uses unknown name 'c'"
+        assert page.locator("g.node").count() == 0
+
+        graph.write_text((GRAPHS / "buy_apple.yaml").read_text())
+        watched.wait_for_state("ready", 2000)
+        assert page.locator("g.node").count() == 5 and page.get_attribute("#panel", "data-name") == "tax"
+        assert panel_values(watched, "value-part") == [1.1]
+    finally:
+        code, _ = stop(process)
+    assert code == 130
