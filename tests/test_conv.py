@@ -368,3 +368,21 @@ def test_the_loop_references_backward_agree_with_their_forward() -> None:
     pool_loss = lambda: np.sum(dpool * loops.max_pool2d(x, size=[2, 3], stride=[1, 2], pad=[1, 1]))  # noqa: E731
     np.testing.assert_allclose(loops.max_pool2d_backward(x, dpool, size=[2, 3], stride=[1, 2], pad=[1, 1]),
                                _numeric_gradient(pool_loss, x), rtol=1e-6, atol=1e-8)
+
+
+def test_expression_form_is_the_same_graph_as_the_mapping_form() -> None:
+    inputs = ("inputs:\n  x: {random: uniform, shape: [2, 1, 8, 8], seed: 0}\n"
+              "  W1: {random: normal, shape: [3, 1, 3, 3], seed: 1}\n  b1: [0.1, 0.2, 0.3]\n"
+              "  g: [1.0, 2.0, 3.0]\n  z: [0.0, 0.5, -0.5]\n")
+    mapping = cgraph.loads(inputs + (
+        "nodes:\n  c: {op: conv2d, inputs: [x, W1, b1], stride: 1, pad: 1}\n  n: {op: batchnorm, inputs: [c, g, z]}\n"
+        "  p: {op: max_pool2d, inputs: [n], size: 2}\n  a: {op: avg_pool2d, inputs: [p], size: [2, 1], stride: 1}\n"
+        "  d: {op: dropout, inputs: [a], ratio: 0.25, seed: 4}\n  f: {op: flatten, inputs: [d]}\n"
+        "  out: {op: sum, inputs: [f]}\n"))
+    expression = cgraph.loads(inputs + (
+        "nodes:\n  out: sum(flatten(dropout(avg_pool2d(max_pool2d(batchnorm(conv2d(x, W1, b1, stride=1, pad=1), g, z),"
+        " size=2), size=[2, 1], stride=1), ratio=0.25, seed=4)))\n"))
+    assert expression.forward() == mapping.forward()
+    mapping_grads, expression_grads = mapping.backward(), expression.backward()
+    for name in ("x", "W1", "b1", "g", "z"):
+        np.testing.assert_array_equal(expression_grads[name], mapping_grads[name])
