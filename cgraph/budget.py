@@ -30,15 +30,15 @@ class Estimate:
 
 def estimate(graph: Graph, backward: bool = True, forward_passes: int = 1) -> Estimate:
     """The bytes of every value, gradient (with ``backward``) and layer scratch buffer a run keeps
-    (arrays memory-mapped from .npy files excepted), and the multiply-adds of ``forward_passes``
+    (inputs memory-mapped from .npy files or filled with one number excepted), and the multiply-adds of ``forward_passes``
     runs, each counted as a forward and a backward pass. Node values are counted at the widest
     input dtype."""
     spec, shapes = graph.spec, graph.shapes
     widest = max((item.value.dtype.itemsize for item in spec.inputs.values()), default=8)
     node_elements = sum(map(math.prod, map(shapes.__getitem__, spec.nodes)))
     memory = widest * node_elements
-    input_bytes = {name: item.value.nbytes for name, item in spec.inputs.items()}
-    memory += sum(size for name, size in input_bytes.items() if not isinstance(spec.inputs[name].value, np.memmap))
+    # Inputs memory-mapped from .npy files, and fill inputs (one number broadcast), own no memory.
+    memory += sum(item.value.nbytes for item in spec.inputs.values() if item.value.flags.owndata)
     if backward:
         # A value's gradient, and each gradient a node's backward returns for its inputs; where a
         # value is used once, the two are one array.
@@ -66,12 +66,6 @@ def check_budget(graph: Graph, max_memory: int, max_work: int, backward: bool = 
     """Refuse, with one line naming the option that raises the limit, a graph whose
     :func:`estimate` is over ``max_memory`` bytes or ``max_work`` multiply-adds."""
     cost = estimate(graph, backward, forward_passes)
-    if cost.memory > max_memory:
-        raise CgraphError(
-            f"the graph's values{' and gradients' if backward else ''} need about {format_bytes(cost.memory)}, "
-            f"over the limit of {format_bytes(max_memory)} (raise it with --max-memory)",
-            Position(graph.spec.source),
-        )
     if cost.work > max_work:
         node = graph.spec.nodes[cost.busiest] if cost.busiest else None
         where = f", most of it in node '{cost.busiest}' ({node.op})" if node else ""
@@ -79,6 +73,12 @@ def check_budget(graph: Graph, max_memory: int, max_work: int, backward: bool = 
             f"the graph needs about {cost.work:.2g} multiply-adds{where}, over the limit of {max_work:.2g} "
             "(raise it with --max-work)",
             graph.spec.position(cost.busiest) if cost.busiest else Position(graph.spec.source),
+        )
+    if cost.memory > max_memory:
+        raise CgraphError(
+            f"the graph's values{' and gradients' if backward else ''} need about {format_bytes(cost.memory)}, "
+            f"over the limit of {format_bytes(max_memory)} (raise it with --max-memory)",
+            Position(graph.spec.source),
         )
 
 

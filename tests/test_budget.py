@@ -43,14 +43,16 @@ def test_memory_is_the_values_and_the_gradients_kept() -> None:
     assert kept <= estimate(graph).memory  # add passes dout on, so some of those arrays are one
 
 
-def test_float32_inputs_count_four_bytes_and_memory_mapped_files_none(tmp_path: Path) -> None:
+def test_float32_inputs_count_four_bytes_and_memory_mapped_files_and_fills_none(tmp_path: Path) -> None:
     np.save(tmp_path / "big.npy", np.ones(1000))
     (tmp_path / "g.yaml").write_text("inputs: {a: {file: big.npy}, b: {fill: 1, shape: [1000], dtype: float32}}\n"
                                      "nodes: {c: {op: mul, inputs: [b, b]}}\n")
     graph = cgraph.load(tmp_path / "g.yaml")
     assert isinstance(graph.spec.inputs["a"].value, np.memmap)
-    # b: 4000 bytes; c at the widest input dtype, float64: 8000; a is on disk.
-    assert estimate(graph, backward=False).memory == 4000 + 8000
+    # b is one number broadcast, a is on disk; c is counted at the widest input dtype, float64.
+    assert estimate(graph, backward=False).memory == 8000
+    graph = cgraph.loads("inputs: {b: {value: [1, 2, 3, 4], dtype: float32}}\nnodes: {c: {op: mul, inputs: [b, b]}}\n")
+    assert estimate(graph, backward=False).memory == 4 * 4 + 4 * 4
 
 
 def test_matmul_and_affine_work_is_three_products() -> None:
@@ -75,7 +77,7 @@ def test_a_huge_product_is_refused_by_default_before_running(tmp_path: Path) -> 
     path = tmp_path / "g.yaml"
     path.write_text(BIG_PRODUCT)
     started = time.perf_counter()
-    result = CliRunner().invoke(cli, ["forward", str(path)])
+    result = CliRunner().invoke(cli, ["forward", str(path), "--max-memory", "1T"])  # only the default work limit
     assert time.perf_counter() - started < 20, "hang guard, not a benchmark"
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr == (f"{path}:5:3: error: the graph needs about 3e+12 multiply-adds, most of it in node 'p' "

@@ -1,8 +1,15 @@
-"""No input, however broken, gets a traceback: random documents and command lines through the command."""
+"""No input, however broken, gets a traceback, a Python warning or an error of more than one
+line: random documents and command lines through the command, in-process and in real processes."""
 
 from __future__ import annotations
 
+import json
+import os
 import string
+import subprocess
+import sys
+
+import pytest
 
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -78,7 +85,7 @@ options = st.lists(st.one_of(
 ), max_size=3)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(["forward", "backward", "explain", "dot", "check"]), graph_document(), options)
 def test_no_traceback_for_any_input(command: str, document: str, chosen: list[tuple[str, str]]) -> None:
     args = [command, "-"] + [item for pair in chosen for item in pair]
@@ -91,3 +98,164 @@ def test_no_traceback_for_any_input(command: str, document: str, chosen: list[tu
     elif result.exit_code != 0:
         assert result.stdout == ""
         assert result.stderr.strip(), "an error must say what went wrong"
+
+
+# --- real processes -------------------------------------------------------------------------
+#
+# Each example runs the command in a process of its own, with files on disk, its standard
+# streams on real file descriptors (closed, broken or ASCII-only where drawn), and Python
+# warnings turned into errors. Starting Python and importing numpy for each example would take
+# a second on a busy machine, so a small server, started once and never running the passes
+# itself, forks a child per example.
+
+SERVER = r"""
+import io, json, os, sys, traceback, warnings
+import numpy, yaml, click  # imported once, before forking
+import cgraph.__main__
+
+for request in sys.stdin:
+    job = json.loads(request)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.chdir(job["cwd"])
+            stdin = os.open(job["stdin"], os.O_RDONLY)
+            os.dup2(stdin, 0)
+            err = os.open(job["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(err, 2)
+            out = os.open(job["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            if job["stdout"] == "closed":
+                os.close(1)
+            elif job["stdout"] == "broken":
+                read_end, write_end = os.pipe()
+                os.close(read_end)
+                os.dup2(write_end, 1)
+            else:
+                os.dup2(out, 1)
+            for fd in (stdin, err, out):
+                os.close(fd)
+            sys.stdin = open(0, "r", closefd=False)
+            sys.stderr = open(2, "w", errors="backslashreplace", closefd=False)
+            encoding = "ascii" if job["stdout"] == "ascii" else "utf-8"
+            sys.stdout = None if job["stdout"] == "closed" else open(1, "w", encoding=encoding, closefd=False)
+            warnings.simplefilter("error")
+            sys.argv = ["cgraph", *job["args"]]
+            code = 0
+            try:
+                cgraph.__main__.main()
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    if stream is not None:
+                        stream.flush()
+                except BaseException:
+                    pass
+        except BaseException:
+            traceback.print_exc()
+            code = 99
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    print(os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def forking_server():
+    process = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    yield process
+    process.stdin.close()
+    process.wait(timeout=30)
+
+
+NPY_HEADER = "{{'descr': '<f8', 'fortran_order': False, 'shape': {}, }}"
+NPY_FILES = {
+    "ok.npy": None,
+    "empty_huge.npy": "(4294967296, 0)",
+    "huge.npy": "(100000, 100000)",
+    "unterminated.npy": "(2,), ",
+    "short.npy": "(1000,)",
+    "text.npy": "",
+}
+HOSTILE_TEXT = ["\r", "\x1b[2J", "\x1b]0;title\x07", "\x00", "\u2028", "\x85", "\t", "\x9b"]
+HOSTILE_INPUTS = [
+    "{shape: [4294967296, 2, 0], fill: 1}", "{shape: [0, 4294967296], random: normal}", "{shape: [0, 3], fill: 1}",
+    "{shape: [100000, 100000], fill: 0}", "{file: ok.npy}", "{file: empty_huge.npy}", "{file: huge.npy}",
+    "{file: unterminated.npy}", "{file: short.npy}", "{file: text.npy}", "{value: 1e300, dtype: float16}",
+    "{shape: [40, 40], random: normal}",
+]
+STDOUT_MODES = ["file", "file", "file", "closed", "broken", "ascii"]
+
+
+@st.composite
+def hostile_document(draw):
+    """A graph document, often with a hostile input or character spliced in."""
+    text = draw(graph_document())
+    if draw(st.booleans()):
+        text = text.replace("  a: ", f"  a: {draw(st.sampled_from(HOSTILE_INPUTS))}\n  a_old: ", 1)
+    for _ in range(draw(st.integers(0, 2))):
+        where = draw(st.integers(0, len(text)))
+        text = text[:where] + draw(st.sampled_from(HOSTILE_TEXT)) + text[where:]
+    return text
+
+
+hostile_options = st.lists(st.one_of(
+    options.map(lambda chosen: [item for pair in chosen for item in pair]),
+    st.tuples(st.just("--set"), st.sampled_from(["a=@ok.npy", "a=@empty_huge.npy", "a=@text.npy", "a=[1e6]",
+                                                 "a\x1b[2J=1", "b=[[1, 2]]"])).map(list),
+    st.tuples(st.just("--node"), st.sampled_from(HOSTILE_TEXT).map(lambda text: f"a{text}")).map(list),
+    st.tuples(st.just("--max-memory"), st.sampled_from(["1K", "1M", "x", "0"])).map(list),
+    st.tuples(st.just("--max-work"), st.sampled_from(["10", "1e12", "-1"])).map(list),
+    st.just(["--full"]),
+), max_size=2).map(lambda groups: [item for group in groups for item in group])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["forward", "backward", "explain", "dot", "check"]), hostile_document(), hostile_options,
+       st.sampled_from(STDOUT_MODES), st.booleans())
+def test_no_traceback_warning_or_long_error_in_a_real_process(forking_server, tmp_path_factory, command: str,
+                                                              document: str, chosen: list[str], stdout: str,
+                                                              from_file: bool) -> None:
+    folder = tmp_path_factory.mktemp("fuzz")
+    _write_npy_files(folder)
+    (folder / "g.yaml").write_text(document, encoding="utf-8", newline="")
+    (folder / "stdin").write_text(document if not from_file else "", encoding="utf-8", newline="")
+    args = [command, "g.yaml" if from_file else "-", *chosen]
+    job = {"cwd": str(folder), "stdin": str(folder / "stdin"), "out": str(folder / "out"), "err": str(folder / "err"),
+           "stdout": stdout, "args": args}
+    forking_server.stdin.write(json.dumps(job) + "\n")
+    forking_server.stdin.flush()
+    code = int(forking_server.stdout.readline())
+    out = (folder / "out").read_text(encoding="utf-8", errors="replace")
+    err = (folder / "err").read_text(encoding="utf-8", errors="replace")
+    context = (args, document, stdout, out[-500:], err[-2000:])
+    assert "Traceback" not in err and "Warning" not in err, context
+    assert code in (0, 1, 2, 141), context
+    assert all(line.isprintable() for line in err.splitlines()), context  # nothing raw reaches the terminal
+    if code == 141:
+        assert stdout == "broken" and err == "", context
+    elif code == 1 and command == "check" and "FAIL" in out:
+        pass  # check's own verdict, not an error
+    elif code != 0:
+        errors = [line for line in err.splitlines() if ": error: " in line]
+        assert len(errors) == 1 and err.endswith(errors[0] + "\n"), context  # one error line, and last
+        assert out == "", context
+    if stdout == "closed" and code != 0:
+        assert err.splitlines()[-1].endswith("error: cannot write the output: standard output is closed") or (
+            "error:" in err), context
+
+
+def _write_npy_files(folder) -> None:
+    import numpy as np
+
+    np.save(folder / "ok.npy", np.arange(6.0).reshape(2, 3))
+    for name, shape in NPY_FILES.items():
+        if shape is None:
+            continue
+        if not shape:
+            (folder / name).write_bytes(b"just text")
+            continue
+        body = NPY_HEADER.format(shape).encode("latin1")
+        body += b" " * (-(len(body) + 11) % 64) + b"\n"
+        (folder / name).write_bytes(b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body)
