@@ -236,6 +236,8 @@ def cli() -> None:
       cgraph explain graphs/fan_out.yaml
       cgraph dot graphs/buy_apple_orange.yaml --backward --render graph.svg
       cgraph check graphs/bias_batch.yaml
+      cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 --optimizer adam --steps 2000
+      cgraph sweep graphs/buy_apple_orange.yaml --vary tax=1:2:1000
     """
 
 
@@ -640,14 +642,14 @@ def sweep(varies: list[tuple[str, str]], zipped: bool, fmt: str, precision: int,
     from .arrays import parse_array_option, suggest
     from .errors import CgraphError, diagnostic
 
-    graph = _load(nodes=nodes, strict=strict, run=False, **loading)
     max_elements = loading["max_elements"]
-    for name, _ in varies:
+    varied = {name: sweeping.parse_spec(text, f"--vary {name}", max_elements) for name, text in varies}
+    total = sweeping.count(varied, zipped)
+    graph = _load(nodes=nodes, strict=strict, run=False, forward_passes=lambda graph: total, **loading)
+    for name in varied:
         if name not in graph.spec.inputs:
             kind = "a node, not an input" if name in graph.spec.nodes else f"not an input{suggest(name, graph.spec.inputs)}"
             raise CgraphError(f"--vary: '{name}' is {kind}")
-    varied = {name: sweeping.parse_spec(text, f"--vary {name}", max_elements) for name, text in varies}
-    total = sweeping.count(varied, zipped)
     runner = sweeping.Sweep(graph, varied, nodes, parse_array_option(dout, "--dout", max_elements))
     every = max(1, total // 200)
 

@@ -68,6 +68,13 @@ class Graph:
             (k, tuple(count <= arg < first for arg in args))
             for k, (_, _, _, args) in enumerate(self._plan) if any(count <= arg < first for arg in args)
         ]
+        # The nodes whose value comes from constants alone (1 / 4): where inputs hold arrays, their values
+        # are made arrays too.
+        made_of_constants = set(range(count, first))
+        for out, _, _, args in self._plan:
+            if made_of_constants.issuperset(args):
+                made_of_constants.add(out)
+        self._constant_nodes = sorted(made_of_constants - set(range(count, first)))
         self._floats = self._all_floats()
 
     def _all_floats(self) -> bool:
@@ -169,6 +176,9 @@ class Graph:
             name = self._names[out]
             message = _named(str(error), self.layers[name], self.spec.nodes[name].args)
             raise CgraphError(f"node '{name}': {message}", self.spec.position(name)) from None
+        if not self._floats:  # nodes of constants alone made Python floats: arrays, as every value here
+            for out in self._constant_nodes:
+                values[out] = np.asarray(values[out])
         self._values = values
         self.values = dict(zip(self._names, values))
         self.grads, self.input_grads = {}, {}

@@ -20,6 +20,7 @@ from .graph import Graph
 from .render import format_inline, json_text, quoted_names
 from .yamlsafe import parse, resolve_plain
 
+TEXTS_KEPT = 100_000  # values per --vary whose JSON is made once, not at each point
 _RANGE = re.compile(r"\s*([^:\s]+)\s*:\s*([^:\s]+)\s*:\s*([^:\s]+)\s*\Z")
 
 
@@ -95,11 +96,9 @@ class Sweep:
             graph.set_inputs({name: values[0] for name, values in self.varied.items()})
         except CgraphError as error:
             raise CgraphError(error.message.replace("set_input", "--vary", 1), error.pos) from None
-        # each row as an array (a 0-d one for a number), taken by set_inputs as it is
-        self._rows = {name: [row.reshape(values.shape[1:]) for row in values[:, None]]
-                      for name, values in self.varied.items()}
-        # the JSON text of each value, and each name as a JSON key, made once
-        self._texts = [[json_text(value) for value in values.tolist()] for values in self.varied.values()]
+        # each name as a JSON key, and, where there are not too many, each value as JSON, made once
+        self._texts = [[_json_text(values[i, ...]) for i in range(len(values))] if len(values) <= TEXTS_KEPT else None
+                       for values in self.varied.values()]
         quoted = quoted_names([*self.varied, *self.names])
         self._set_keys = [f"{quoted[name]}: " for name in self.varied]
         self._grad_keys = [f"{quoted[name]}: " for name in self.names]
@@ -109,7 +108,8 @@ class Sweep:
     def run(self, point_number: int, indices: Sequence[int]) -> tuple[dict[str, Any], Any, dict[str, Any]]:
         """The values set, the output's value and the reported gradients at one point (numbered from 1)."""
         graph = self.graph
-        point = {name: rows[i] for (name, rows), i in zip(self._rows.items(), indices)}
+        # values[i, ...] is an array even for a number (0-d), which set_inputs takes as it is
+        point = {name: values[i, ...] for (name, values), i in zip(self.varied.items(), indices)}
         graph.set_inputs(point)
         output = graph.forward()
         grads = graph.backward(self.dout)
@@ -124,9 +124,15 @@ class Sweep:
 
     def json_line(self, point_number: int, indices: Sequence[int], output: Any, grads: Mapping[str, Any]) -> str:
         """``{"point": n, "set": {name: value}, "output": value, "grads": {name: gradient}}`` on one line."""
-        shown = ", ".join(map(str.__add__, self._set_keys, map(list.__getitem__, self._texts, indices)))
+        shown = ", ".join([key + (_json_text(values[i, ...]) if texts is None else texts[i]) for key, texts, values, i
+                           in zip(self._set_keys, self._texts, self.varied.values(), indices)])
         gradients = ", ".join(map(str.__add__, self._grad_keys, map(json_text, grads.values())))
         return f'{{"point": {point_number}, "set": {{{shown}}}, "output": {json_text(output)}, "grads": {{{gradients}}}}}'
+
+
+def _json_text(value: np.ndarray) -> str:
+    """A point's value as JSON: a number straight from its float."""
+    return json_text(value.item() if value.ndim == 0 else value)
 
 
 def _all_finite(output: Any, grads: Iterable[Any]) -> bool:

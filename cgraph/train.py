@@ -128,7 +128,8 @@ class Trainer:
         param_grads = {name: grads[name] for name in self.params}
         if not self.keep_going:
             for name, grad in param_grads.items():
-                if not np.isfinite(grad).all():
+                # a sum is finite where every element is (or, rarely, overflows: then look at each)
+                if not math.isfinite(np.sum(grad)) and not np.isfinite(grad).all():
                     self._stop(number, f"the gradient of '{name}' holds NaN or infinity")
         values = graph.values
         record = StepRecord(number, loss, {name: float(values[name]) for name in self.metrics})

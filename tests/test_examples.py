@@ -63,6 +63,8 @@ def spiral_net() -> tuple[dict, dict]:
     return values, grads
 
 
+SIGMOID_1 = 1 / (1 + math.exp(-1))
+
 # file -> (dout, expected values, expected gradients), all worked out by hand.
 EXPECTED = {
     # "Deep Learning from Scratch", 5.4.1: price 220; d apple 2.2, d apple_num 110, d tax 200.
@@ -94,8 +96,18 @@ EXPECTED = {
     "reduction.yaml": (1.0, {"row_mean": [[2], [6]], "row_sum": [2, 14], "out": 8.0},
                        {"x": [[-1, 0, 1], [-2, -1, 3]], "row_mean": [[0], [0]], "row_sum": [0.5, 0.5],
                         "sq": [[0.5] * 3] * 2, "dev": [[-1, 0, 1], [-2, -1, 3]]}),
-    # The book's two-layer net, computed by its own formulas below.
+    # The book's two-layer net, computed by its own formulas below; and the same net written as formulas.
     "two_layer_net.yaml": (1.0, *two_layer_net()),
+    "two_layer_net_formulas.yaml": (1.0, *two_layer_net()),
+    # CS231n's circuit (x + y) * z at x = -2, y = 5, z = -4: q = 3, f = -12; dx = dy = z, dz = q.
+    "cs231n_circuit.yaml": (1.0, {"q": 3.0, "f": -12.0}, {"x": -4.0, "y": -4.0, "z": 3.0, "q": -4.0}),
+    # CS231n's sigmoid neuron: dot = 2*-1 + -3*-2 - 3 = 1, f = 1 / (1 + e^-1); ddot = f (1 - f),
+    # dw = ddot * [x0, x1, 1], dx = ddot * [w0, w1]; d(-dot) = -ddot.
+    "sigmoid_neuron.yaml": (1.0, {"dot": 1.0, "f": SIGMOID_1, "(-dot)": -1.0, "exp(-dot)": math.exp(-1)},
+                            {"dot": SIGMOID_1 * (1 - SIGMOID_1), "(-dot)": -SIGMOID_1 * (1 - SIGMOID_1),
+                             "w": [-SIGMOID_1 * (1 - SIGMOID_1), -2 * SIGMOID_1 * (1 - SIGMOID_1),
+                                   SIGMOID_1 * (1 - SIGMOID_1)],
+                             "x": [2 * SIGMOID_1 * (1 - SIGMOID_1), -3 * SIGMOID_1 * (1 - SIGMOID_1)]}),
     # CS231n's spiral with a two-layer net and an accuracy node (no path to the loss: gradient 0).
     "spiral.yaml": (1.0, *spiral_net()),
 }
@@ -128,8 +140,9 @@ def test_example_values_and_gradients(name: str) -> None:
         np.testing.assert_allclose(graph.values[key], expected, rtol=1e-12)
     for key, expected in grads.items():
         np.testing.assert_allclose(graph.grads[key], expected, rtol=1e-12)
-    for key, value in graph.values.items():
-        assert np.shape(graph.grads[key]) == np.shape(value)
+    assert graph.grads.keys() == {*graph.spec.inputs, *graph.spec.nodes}  # constants take none
+    for key, grad in graph.grads.items():
+        assert np.shape(grad) == np.shape(graph.values[key])
 
 
 TORCH_NET = """
@@ -168,3 +181,28 @@ def test_two_layer_net_with_class_indices() -> None:
     for name in ("W1", "b1", "W2", "b2", "x"):
         np.testing.assert_allclose(graph.grads[name], grads[name], rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(graph.grads["t"], [0.0, 0.0, 0.0])
+
+
+def test_sigmoid_neuron_matches_the_notes_rounded() -> None:
+    grads = cgraph.load(GRAPHS / "sigmoid_neuron.yaml").backward()
+    np.testing.assert_allclose(grads["x"], [0.393, -0.590], atol=5e-4)
+    np.testing.assert_allclose(grads["w"], [-0.197, -0.393, 0.197], atol=5e-4)
+
+
+def test_two_layer_net_in_formulas_gives_the_same_json_as_the_mapping_form() -> None:
+    def entries(name: str) -> dict:
+        result = subprocess.run([sys.executable, "-m", "cgraph", "backward", str(GRAPHS / name), "--format", "json"],
+                                capture_output=True, text=True, check=True)
+        return json.loads(result.stdout)["nodes"]
+
+    mapping, formulas = entries("two_layer_net.yaml"), entries("two_layer_net_formulas.yaml")
+    shared = [name for name in mapping if name in formulas]
+    assert shared == ["x", "t", "W1", "b1", "W2", "b2", "a1", "z1", "a2", "loss"]
+    for name in shared:
+        if mapping[name]["op"] == formulas[name]["op"]:  # inputs, relu, softmax_with_loss: the whole entry
+            assert formulas[name] == mapping[name], name
+        else:  # affine against matmul then add: the same numbers
+            assert (mapping[name]["op"], formulas[name]["op"]) == ("affine", "add")
+            for key in ("shape", "dtype", "value", "grad"):
+                assert formulas[name][key] == mapping[name][key], (name, key)
+    assert formulas["(x @ W1)"]["op"] == "matmul" and formulas["(z1 @ W2)"]["op"] == "matmul"

@@ -147,6 +147,10 @@ def test_square_by_a_constant_exponent_has_no_nan_gradient() -> None:
 def test_an_expression_of_constants_runs() -> None:
     graph = load("  f: 1 / 4 + x * 0", output="f")
     assert graph.forward() == 0.25
+    graph = load("  f: m * (1 / (1 + square(0.5)))", "m: [1, 2]")  # among arrays: its nodes' values are arrays
+    np.testing.assert_allclose(graph.forward(), [0.8, 1.6])
+    np.testing.assert_allclose(graph.backward()["m"], [0.8, 0.8])
+    assert graph.values["square(0.5)"].dtype == np.float64 and graph.grads["(1 + square(0.5))"].shape == ()
 
 
 # --- naming ---------------------------------------------------------------------------------

@@ -399,3 +399,13 @@ def test_the_work_budget_counts_the_batch_rows_not_the_data_set(tmp_path):
     batched = run("train", graph, "--param", "W", "--steps", "100", "--max-work", "1e6", "--batch", "X,t",
                   "--batch-size", "10")
     assert batched.exit_code == 0, batched.output
+
+
+def test_an_infinite_gradient_stops_at_its_step_naming_the_node(tmp_path):
+    graph = tmp_path / "sqrt.yaml"
+    graph.write_text("inputs:\n  w: [0.0, 1.0]\nnodes:\n  r: {op: sqrt, inputs: [w]}\n  loss: {op: sum, inputs: [r]}\n")
+    # the loss, sqrt(0) + sqrt(1) = 1, is finite; its gradient at w = 0, 1 / (2 sqrt(0)), is not
+    result = run("train", graph, "--param", "w")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"{graph}:4:3: error: step 1: the gradient of 'w' holds NaN or infinity: "
+                                    "node 'r' (sqrt) backward produced inf")
