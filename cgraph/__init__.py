@@ -21,7 +21,7 @@ _LAZY = {
 }
 
 
-_MODULES = {"layers", "graph", "spec", "render", "explain", "dot", "check", "html", "serve", "api", "errors"}
+_MODULES = {"layers", "graph", "spec", "render", "explain", "dot", "check", "lint", "html", "serve", "api", "errors"}
 
 
 def __getattr__(name: str) -> object:

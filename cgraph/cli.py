@@ -169,10 +169,11 @@ BUDGET_OPTIONS = (
 
 
 def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.",
-                  precision: int = 8) -> Callable:
+                  precision: int = 8, strict_help: str = "Fail (exit 1) where a value or gradient is NaN or infinite.",
+                  ) -> Callable:
     """The FILE argument (or -e/--expr in its place) and the options every command shares, with
     those of ``extra`` it asks for: "dout", "format" (one of ``formats``), "precision"
-    (``precision`` by default) and "full"."""
+    (``precision`` by default), "full" and "lint"."""
     options = [
         click.argument("file", metavar="[FILE]", required=False, type=click.Path()),
         COLOR_OPTION,
@@ -198,10 +199,13 @@ def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: st
     if "precision" in extra:
         options.append(click.option("--precision", type=click.IntRange(0, 17), default=precision, show_default=True,
                                     help="Digits after the point in text output."))
+    if "lint" in extra:
+        options.append(click.option("--lint", "with_lint", is_flag=True,
+                                    help="Warn on stderr, before the output, about what 'cgraph lint' finds."))
     if "full" in extra:
         options.append(click.option("--full", is_flag=True, help="Print large arrays in full instead of summarised (text output)."))
     options += [
-        click.option("--strict", is_flag=True, help="Fail (exit 1) where a value or gradient is NaN or infinite."),
+        click.option("--strict", is_flag=True, help=strict_help),
         click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
                      help="Refuse arrays with more elements than this."),
         *BUDGET_OPTIONS,
@@ -242,8 +246,8 @@ def cli() -> None:
 
 
 @cli.command()
-@graph_options("format", "precision", "full")
-def forward(fmt: str, precision: int, full: bool, nodes: tuple[str, ...], **loading: Any) -> None:
+@graph_options("format", "precision", "full", "lint")
+def forward(fmt: str, precision: int, full: bool, with_lint: bool, nodes: tuple[str, ...], **loading: Any) -> None:
     """Run the forward pass of FILE ('-' for standard input) and print every value.
 
     \b
@@ -254,12 +258,15 @@ def forward(fmt: str, precision: int, full: bool, nodes: tuple[str, ...], **load
       price = mul(apple_price, tax)  MulLayer(x.shape=(), y.shape=()) -> out.shape=()
         value: 220.0
     """
-    _print(_load(nodes=nodes, **loading), fmt, nodes, precision, full)
+    graph = _load(nodes=nodes, **loading)
+    if with_lint:
+        _warn_lint(graph)
+    _print(graph, fmt, nodes, precision, full)
 
 
 @cli.command()
-@graph_options("dout", "format", "precision", "full")
-def backward(fmt: str, precision: int, full: bool, nodes: tuple[str, ...], **loading: Any) -> None:
+@graph_options("dout", "format", "precision", "full", "lint")
+def backward(fmt: str, precision: int, full: bool, with_lint: bool, nodes: tuple[str, ...], **loading: Any) -> None:
     """Run forward and backward passes of FILE ('-' for standard input); print values and gradients.
 
     The gradient of each value v is dL/dv for L = sum(dout * output).
@@ -270,7 +277,48 @@ def backward(fmt: str, precision: int, full: bool, nodes: tuple[str, ...], **loa
       {"output": "price", "dout": 1.0, "nodes": {"apple": {"op": "input", "inputs": [],
        "shape": [], "dtype": "float64", "value": 100.0, "grad": 2.2}}}
     """
-    _print(_load(nodes=nodes, **loading), fmt, nodes, precision, full)
+    graph = _load(nodes=nodes, **loading)
+    if with_lint:
+        _warn_lint(graph)
+    _print(graph, fmt, nodes, precision, full)
+
+
+@cli.command("lint")
+@graph_options(node_help="Report only the warnings about this input or node.",
+               strict_help="Exit 1 where there is a warning.")
+def lint_command(nodes: tuple[str, ...], strict: bool, **loading: Any) -> None:
+    """Warn about what runs without error but may not be what was meant, without running FILE's
+    passes: broadcasts that make a node larger than every one of its inputs, inputs and nodes with
+    no path to the output (their gradient is 0), float16 or float32 mixed with float64, and names
+    that differ only by case or by a lookalike letter. One line per warning on stdout; exit 0, or 1
+    with --strict where there is one.
+
+    \b
+    Example:
+      $ cgraph lint model.yaml
+      model.yaml:5:3: warning: node 'err': sub broadcasts (3,) and (3, 1) to (3, 3): did you mean (3,) and (3,)?
+    """
+    graph = _load(nodes=nodes, strict=strict, run=False, **loading)
+    lines = _lint_lines(graph, nodes)
+    _write(lines)
+    if strict and lines:
+        sys.exit(1)
+
+
+def _lint_lines(graph: Graph, nodes: Iterable[str] = ()) -> list[str]:
+    """lint's warnings about ``graph`` (those about ``nodes`` if given) as ``FILE:LINE:COL: warning: ...`` lines."""
+    from .errors import diagnostic
+    from .lint import lint
+
+    wanted = set(nodes)
+    return [diagnostic("warning", warning.message, graph.spec.position(warning.name)) for warning in lint(graph)
+            if not wanted or wanted.intersection(warning.names)]
+
+
+def _warn_lint(graph: Graph) -> None:
+    """lint's warnings on stderr, for --lint."""
+    for line in _lint_lines(graph):
+        _say(line)
 
 
 @cli.command()

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from .graph import Graph
 from .layers import Shape, broadcast_shapes, sum_axes
+from .lint import LintWarning, lint, reached_names
 from .render import format_inline, json_value
 
 
@@ -44,6 +45,7 @@ class NodeStep:
     value: Any
     dout: Any  # the node's own gradient, 'dout' in its rules
     grads: list[GradStep]
+    notes: list[str] = field(default_factory=list)  # lint's warnings about the node (see cgraph.lint)
 
 
 @dataclass
@@ -93,16 +95,21 @@ def explain(graph: Graph, precision: int = 8) -> list[Step]:
                 for user, index in uses[arg]
             ]
             steps.append(SumStep(arg, parts, graph.grads[arg]))
+    _note(steps, lint(graph))
     return steps
 
 
-def reached_names(graph: Graph) -> set[str]:
-    """The output and every input and node it depends on."""
-    reached = {graph.output}
-    for name, node in reversed(graph.spec.nodes.items()):
-        if name in reached:
-            reached.update(node.args)
-    return reached
+def _note(steps: list[Step], warnings: list[LintWarning]) -> None:
+    """Attach each warning to the step of the node it is about, or else of the first node using a
+    name it is about. Names with no path to the output are listed at the end instead."""
+    node_steps = {step.name: step for step in steps if isinstance(step, NodeStep)}
+    for warning in warnings:
+        if warning.kind == "unreached":
+            continue
+        target = next((name for name in warning.names if name in node_steps), None) or next(
+            (step.name for step in node_steps.values() if set(warning.names) & set(step.args)), None)
+        if target:
+            node_steps[target].notes.append(warning.message)
 
 
 def unreached_names(graph: Graph) -> list[str]:
@@ -230,7 +237,7 @@ def _node_lines(step: NodeStep, precision: int) -> list[str]:
     left = max(len(row[0]) for row in rows)
     middle = max(len(row[2]) for row in rows)
     return [f"{text:<{left}} {sep} {numbers:<{middle}} = {format_inline(result, precision)}"
-            for text, sep, numbers, result in rows]
+            for text, sep, numbers, result in rows] + [f"  note: {note}" for note in step.notes]
 
 
 def _sum_line(step: SumStep, precision: int) -> str:
@@ -285,4 +292,5 @@ def _json_step(step: Step) -> dict[str, Any]:
             }
             for grad in step.grads
         ],
+        "notes": step.notes,
     }

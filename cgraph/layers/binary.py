@@ -90,7 +90,7 @@ class SubLayer(BroadcastLayer):
 
     op = "sub"
     formula = "{x} - {y}"
-    grad_formulas = ("dout * 1", "dout * -1")
+    grad_formulas = ("dout * 1", "-dout")
 
     def forward(self, x: Any, y: Any) -> Any:
         self.x, self.y = x, y
