@@ -152,7 +152,10 @@ class Graph:
                     self.spec.position(name),
                 ) from None
             if shape:
-                check_shape(shape, max_elements, self.spec.position(name), f"node '{name}': its value")
+                try:
+                    check_shape(shape, max_elements, None, f"node '{name}': its value")
+                except CgraphError as error:  # found where the node is only now: that may read the file again
+                    raise CgraphError(error.message, self.spec.position(name)) from None
             shapes[name] = shape
         return shapes
 
