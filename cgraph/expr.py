@@ -20,6 +20,7 @@ import ast
 import keyword
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +74,7 @@ _LONG_NUMBER = re.compile(rf"[0-9]{{{MAX_DIGITS + 1},}}")
 @dataclass
 class Part:
     """One node of an expression: its name, a body like a mapping node's (``{op, inputs, attrs...}``,
-    with the positions of its pieces), and its position."""
+    with the positions of its pieces), and the position of its operator or op name."""
 
     name: str
     body: YMap
@@ -108,8 +109,8 @@ def simple(text: str) -> tuple[str, tuple[str, ...], dict[str, float], int] | No
         for atom in (left, right):
             if atom[0].isdigit():
                 value = float(atom)
-                if not math.isfinite(value):
-                    return None
+                if len(atom) > MAX_DIGITS or not math.isfinite(value):
+                    return None  # for the error the full reading gives
                 atom = repr(int(atom) if atom.isdigit() else value)
                 constants[atom] = value
             elif keyword.iskeyword(atom):
@@ -187,9 +188,13 @@ class _Reader:
     # --- reading ---
 
     def read(self) -> Expansion:
+        if not self.source.strip():
+            raise self.fail("the expression is empty", self.pos)
         self._bound()
         try:
-            tree = ast.parse(self.source, mode="eval")
+            with warnings.catch_warnings():  # Python's warnings about odd text are errors here, or nothing
+                warnings.simplefilter("ignore")
+                tree = ast.parse(self.source, mode="eval")
         except SyntaxError as error:
             column = error.offset - 1 if error.lineno == 1 and error.offset else len(self.source)
             raise self.fail(f"invalid expression: {error.msg}", self.at(self.lead + column)) from None
@@ -198,8 +203,9 @@ class _Reader:
         root = self.root = tree.body
         self._bound_depth(root)
         if isinstance(root, ast.Name):
-            raise self.fail(f"the expression is only the name '{self.source_of(root)}': a node applies an op "
-                            f"(write {self.name}: {{op: ..., inputs: [...]}} or a formula)", root)
+            name = self.source_of(root)
+            raise self.fail(f"the expression is only the name '{name}': a node applies an op "
+                            f"(such as exp({name}) or {name} * 2)", root)
         if isinstance(root, ast.Constant) and _is_number(root.value):
             raise self.fail("the expression is only a number: make it an input", root)
         self.visit(root)

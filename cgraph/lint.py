@@ -93,8 +93,9 @@ def _unreached(graph: Graph) -> list[LintWarning]:
 def value_dtypes(graph: Graph) -> dict[str, np.dtype]:
     """Every value's dtype, worked out from the inputs' by numpy's promotion, without running."""
     dtypes = {name: item.value.dtype for name, item in graph.spec.inputs.items()}
+    constants = graph.spec.constants  # Python floats: they keep a float32 array float32
     for name, node in graph.spec.nodes.items():
-        dtypes[name] = np.result_type(*(dtypes[arg] for arg in node.args))
+        dtypes[name] = np.result_type(*(constants[arg] if arg in constants else dtypes[arg] for arg in node.args))
     return dtypes
 
 
@@ -103,11 +104,11 @@ def _mixed_dtypes(graph: Graph) -> list[LintWarning]:
     dtypes = value_dtypes(graph)
     found = []
     for name, node in graph.spec.nodes.items():
-        kinds = {dtypes[arg] for arg in node.args}
+        kinds = {dtypes[arg] for arg in node.args if arg in dtypes}  # not constants
         narrow = sorted(str(dtype) for dtype in kinds if dtype.kind == "f" and dtype.itemsize < 8)
         if not narrow or np.dtype(np.float64) not in kinds:
             continue
-        parts = [f"{dtype} ({', '.join(arg for arg in dict.fromkeys(node.args) if str(dtypes[arg]) == dtype)})"
+        parts = [f"{dtype} ({', '.join(arg for arg in dict.fromkeys(node.args) if str(dtypes.get(arg)) == dtype)})"
                  for dtype in [*narrow, "float64"]]
         found.append(LintWarning(name, f"node '{name}': {node.op} mixes {' and '.join(parts)}; numpy promotes "
                                        f"the result to float64", (name, *node.args), "dtype"))

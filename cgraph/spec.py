@@ -58,7 +58,11 @@ class GraphSpec:
         item = self.inputs.get(name) or self.nodes.get(name)
         if item is None or self.locate is None or (item.pos and item.pos.line):
             return item.pos if item else None
-        return self.locate("inputs" if name in self.inputs else "nodes", name)
+        found = self.locate("inputs" if name in self.inputs else "nodes", name)
+        if found is None and name in self.nodes and not name.isidentifier():  # a sub-expression: its formula's place
+            user = next((node.name for node in self.nodes.values() if name in node.args), None)
+            return self.position(user) if user else None
+        return found
 
 
 def build_spec(

@@ -356,3 +356,39 @@ def test_errors_in_a_set_value_say_where_in_the_value(value: str, message: str) 
     result = run("forward", "-e", "f = r * 2", "--set", value)
     assert result.exit_code == 1
     assert result.stderr.startswith(message), result.stderr
+
+
+# --- the quick reader ---------------------------------------------------------------------------
+
+
+FORMULA_LINES = ["x + y", "(q * z) / 2", "w[0] * x[:, 1:3]", "sum(x, axis=0, keepdims=true)", "-x", "x @ W1 + b1",
+                 ".5 * x", "x[...,0]", "+x", "x ** -2", "exp(-(w0*x0 + w1*x1 + w2))", "x[1:]", "a_1+b_2"]
+
+
+@pytest.mark.parametrize("formula", FORMULA_LINES)
+def test_quick_reader_reads_formula_lines_as_yaml_does(formula: str) -> None:
+    from cgraph.yamlsafe import parse, quick_parse
+
+    text = f"inputs:\n  x: 1\nnodes:\n  f: {formula}\n"
+    quick = quick_parse(text)
+    assert quick is not None  # read on the quick path
+    assert quick == json.loads(json.dumps(parse(text, "f.yaml")))
+
+
+@pytest.mark.parametrize("value", ["- x", "x:", "x: y", "-010", "- 1", "x #"])
+def test_quick_reader_leaves_what_yaml_reads_otherwise_to_the_parser(value: str) -> None:
+    from cgraph.yamlsafe import quick_parse
+
+    text = f"nodes:\n  f: {value}\n"
+    quick = quick_parse(text)
+    assert quick is None or quick == {"nodes": {"f": "x"}}  # 'x #': the comment is dropped, as YAML does
+
+
+def test_lint_takes_constants_as_python_numbers() -> None:
+    from cgraph.lint import lint, value_dtypes
+
+    graph = load("  f: sum(h * 2 + 0.5)", "h: {value: [1, 2], dtype: float32}")
+    assert value_dtypes(graph)["(h * 2 + 0.5)"] == np.float32  # as numpy runs it: float32 stays float32
+    assert [warning.kind for warning in lint(graph)] == []
+    graph = load("  f: sum(h * 2 + y)", "h: {value: [1, 2], dtype: float32}\n  y: [1, 2]")
+    assert [warning.kind for warning in lint(graph)] == ["dtype"]
