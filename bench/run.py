@@ -429,7 +429,7 @@ def bench_training(batch: int, sizes: tuple[int, int, int], points: int, repeat:
             runner.json_line(number, point, output, grads)
 
     per_point, bare = (total / points for total in paired_times(
-        sweep_all, lambda: [cgraph_run(apple)() for _ in range(points)], repeat))
+        sweep_all, lambda: [cgraph_run(apple)() for _ in range(points)], max(3 * repeat, 15)))
     row("sweep, per point (set, forward, backward, JSON line), buy_apple_orange.yaml", f"{per_point * 1e6:.1f} us",
         f"forward + backward through the API {bare * 1e6:.1f} us", per_point / bare, 1.5)
 

@@ -21,7 +21,8 @@ _LAZY = {
 }
 
 
-_MODULES = {"layers", "graph", "spec", "render", "explain", "dot", "check", "lint", "html", "serve", "api", "errors"}
+_MODULES = {"layers", "graph", "spec", "render", "explain", "dot", "check", "lint", "html", "serve", "api", "errors",
+            "optim", "train", "save", "sweep"}
 
 
 def __getattr__(name: str) -> object:

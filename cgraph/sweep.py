@@ -102,6 +102,9 @@ class Sweep:
         quoted = quoted_names([*self.varied, *self.names])
         self._set_keys = [f"{quoted[name]}: " for name in self.varied]
         self._grad_keys = [f"{quoted[name]}: " for name in self.names]
+        # the line where the output and gradients are finite Python floats, whose repr is their JSON
+        self._float_line = ('{"point": %d, "set": {%s}, "output": %r, "grads": {'
+                            + ", ".join(f"{key}%r" for key in self._grad_keys) + "}}")
         self.first_non_finite: tuple[int, str, str] | None = None  # (point, name, message)
         self.non_finite_points = 0
 
@@ -126,6 +129,9 @@ class Sweep:
         """``{"point": n, "set": {name: value}, "output": value, "grads": {name: gradient}}`` on one line."""
         shown = ", ".join([key + (_json_text(values[i, ...]) if texts is None else texts[i]) for key, texts, values, i
                            in zip(self._set_keys, self._texts, self.varied.values(), indices)])
+        numbers = [output, *grads.values()]
+        if all(type(number) is float for number in numbers) and math.isfinite(sum(numbers)):
+            return self._float_line % (point_number, shown, *numbers)  # the common case, in one step
         gradients = ", ".join(map(str.__add__, self._grad_keys, map(json_text, grads.values())))
         return f'{{"point": {point_number}, "set": {{{shown}}}, "output": {json_text(output)}, "grads": {{{gradients}}}}}'
 

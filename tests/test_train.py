@@ -409,3 +409,9 @@ def test_an_infinite_gradient_stops_at_its_step_naming_the_node(tmp_path):
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith(f"{graph}:4:3: error: step 1: the gradient of 'w' holds NaN or infinity: "
                                     "node 'r' (sqrt) backward produced inf")
+
+
+def test_the_training_modules_are_attributes_of_the_package():
+    code = "import cgraph; print(cgraph.train.Trainer.__name__, cgraph.optim.Adam.__name__, cgraph.sweep.Sweep.__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["Trainer", "Adam", "Sweep"], result.stderr
