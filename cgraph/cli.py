@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import click
 
-from . import __version__
+from . import __version__, signals
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -379,7 +379,8 @@ def dot(with_grads: bool, image: str | None, precision: int, full: bool, nodes: 
     if image is None:
         _write([text.rstrip("\n")])
     else:
-        drawing.render_image(text, image)
+        with signals.stopping_by_exception():  # so that the temporary file is removed and dot stopped
+            drawing.render_image(text, image)
 
 
 @cli.command()
@@ -626,7 +627,7 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
 
     def on_interrupt(signum: int, frame: Any) -> None:
         if stop["asked"]:  # a second Ctrl-C: stop at once
-            _stop(signum, frame)
+            signals.stop(signum)
         stop["asked"] = True
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
@@ -935,24 +936,10 @@ def _no_output(reason: str) -> Exception:
     return CgraphError(f"cannot write the output: {reason}")
 
 
-def _stop(signum: int, frame: Any) -> None:
-    """Ctrl-C: one line and status 130. SIGTERM, SIGHUP: quietly, with 128 + the signal's number.
-    Either way through SystemExit, so temporary files are removed and child processes stopped."""
-    for other in _STOP_SIGNALS:
-        signal.signal(other, signal.SIG_IGN)  # a second signal must not interrupt the clean-up
-    if signum == signal.SIGINT:
-        _say("cgraph: interrupted")
-    sys.exit(128 + signum)
-
-
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
 def main() -> None:
     """Entry point: run the command; Ctrl-C ends it with one line and status 130; usage
     errors are one line with status 2."""
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, _stop)
+    signals.install()
     try:
         code = cli.main(prog_name="cgraph", standalone_mode=False)
     except click.ClickException as error:

@@ -106,8 +106,8 @@ def _escape(text: str) -> str:
 def render_image(text: str, path: str) -> None:
     """Run Graphviz's dot on DOT ``text``, writing ``path`` (.svg, .png or .pdf) whole or not at all.
 
-    An exception or SystemExit meanwhile (the command's handlers turn SIGINT, SIGTERM and
-    SIGHUP into SystemExit) stops ``dot`` and removes the temporary file."""
+    An exception or SystemExit meanwhile (as signals raise within
+    :func:`cgraph.signals.stopping_by_exception`) stops ``dot`` and removes the temporary file."""
     kind = os.path.splitext(path)[1].lower().lstrip(".")
     if kind not in IMAGE_FORMATS:
         raise CgraphError(f"--render: '{path}' does not end in {', '.join('.' + k for k in IMAGE_FORMATS)}")
