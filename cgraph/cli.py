@@ -168,6 +168,18 @@ BUDGET_OPTIONS = (
 )
 
 
+FILE_ARGUMENT = click.argument("file", metavar="[FILE]", required=False, type=click.Path())
+EXPR_OPTION = click.option(
+    "-e", "--expr", "expressions", metavar="'NAME = EXPR'", multiple=True,
+    help="A node written as a formula, in place of FILE, such as 'f = (x + y) * z'; the names it "
+         "uses come from other formulas or --set. Repeatable; the last is the output.")
+SET_OPTION = click.option(
+    "--set", "sets", metavar="NAME=VALUE", multiple=True, callback=_parse_set,
+    shell_complete=_complete_names("inputs", "="),
+    help="Replace input NAME with VALUE (a number, a list like '[1, 2]', a mapping like "
+         "'{shape: [3, 2], random: normal, seed: 1}', or @file.npy). Repeatable.")
+
+
 def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: str = "Print only this input or node.",
                   precision: int = 8, strict_help: str = "Fail (exit 1) where a value or gradient is NaN or infinite.",
                   ) -> Callable:
@@ -175,15 +187,10 @@ def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: st
     those of ``extra`` it asks for: "dout", "format" (one of ``formats``), "precision"
     (``precision`` by default), "full" and "lint"."""
     options = [
-        click.argument("file", metavar="[FILE]", required=False, type=click.Path()),
+        FILE_ARGUMENT,
         COLOR_OPTION,
-        click.option("-e", "--expr", "expressions", metavar="'NAME = EXPR'", multiple=True,
-                     help="A node written as a formula, in place of FILE, such as 'f = (x + y) * z'; the names it "
-                          "uses come from other formulas or --set. Repeatable; the last is the output."),
-        click.option("--set", "sets", metavar="NAME=VALUE", multiple=True, callback=_parse_set,
-                     shell_complete=_complete_names("inputs", "="),
-                     help="Replace input NAME with VALUE (a number, a list like '[1, 2]', a mapping like "
-                          "'{shape: [3, 2], random: normal, seed: 1}', or @file.npy). Repeatable."),
+        EXPR_OPTION,
+        SET_OPTION,
         click.option("--output", metavar="NAME", shell_complete=_complete_names("nodes"),
                      help="The output node (default: 'output:' in the file, or the one node that feeds no other)."),
         click.option("--node", "nodes", metavar="NAME", multiple=True, shell_complete=_complete_names("inputs", "nodes"),
@@ -274,8 +281,8 @@ def backward(fmt: str, precision: int, full: bool, with_lint: bool, nodes: tuple
     \b
     Example:
       $ cgraph backward graphs/buy_apple.yaml --node apple --format json
-      {"output": "price", "dout": 1.0, "nodes": {"apple": {"op": "input", "inputs": [],
-       "shape": [], "dtype": "float64", "value": 100.0, "grad": 2.2}}}
+      {"output":"price","dout":1.0,"nodes":{"apple":{"op":"input","inputs":[],"shape":[],
+      "dtype":"float64","value":100.0,"grad":2.2}}}
     """
     graph = _load(nodes=nodes, **loading)
     if with_lint:
@@ -472,8 +479,9 @@ def serve(port: int, with_check: bool, precision: int, nodes: tuple[str, ...], f
     from . import html as pages
     from . import serve as serving
 
-    if file == "-":
-        raise click.UsageError("serve watches a file for changes; it cannot read standard input")
+    if file == "-" or file is None:
+        raise click.UsageError("serve watches a file for changes; it cannot read standard input" if file
+                               else "serve watches a graph file for changes: give FILE (formulas with -e have none)")
 
     def build() -> str:
         try:
@@ -492,7 +500,7 @@ def serve(port: int, with_check: bool, precision: int, nodes: tuple[str, ...], f
     serving.serve(file, build, port, announce)
 
 
-def _page_data(graph: Graph, file: str, precision: int, nodes: tuple[str, ...], with_check: bool,
+def _page_data(graph: Graph, file: str | None, precision: int, nodes: tuple[str, ...], with_check: bool,
                warnings: Iterable[str] = ()) -> str:
     """The data of FILE's page, with check's results of the inputs drawn where asked for."""
     from . import check as checking
@@ -502,7 +510,8 @@ def _page_data(graph: Graph, file: str, precision: int, nodes: tuple[str, ...], 
     if with_check:
         inputs = [name for name in pages.kept_names(graph, nodes) if name in graph.spec.inputs]
         report = checking.check(graph, inputs)
-    return pages.page_data(graph, "<stdin>" if file == "-" else file, precision, nodes, report, warnings)
+    source = {"-": "<stdin>", None: "<expr>"}.get(file, file)
+    return pages.page_data(graph, source, precision, nodes, report, warnings)
 
 
 def _optimizer_options(command: Callable) -> Callable:
@@ -524,7 +533,8 @@ def _optimizer_options(command: Callable) -> Callable:
 
 
 @cli.command()
-@click.argument("file", metavar="FILE")
+@FILE_ARGUMENT
+@EXPR_OPTION
 @click.option("--param", "params", metavar="NAME", multiple=True, required=True,
               help="An input to train (weights, biases). Repeatable.")
 @_optimizer_options
@@ -543,15 +553,14 @@ def _optimizer_options(command: Callable) -> Callable:
 @click.option("--write-graph", "graph_path", metavar="OUT.yaml",
               help="Write a copy of FILE whose trained inputs are .npy files beside it.")
 @click.option("--keep-going", is_flag=True, help="Go on where the loss or a gradient becomes NaN or infinite.")
-@click.option("--set", "sets", metavar="NAME=VALUE", multiple=True, callback=_parse_set,
-              help="Replace input NAME with VALUE (a number, a list like '[1, 2]', or @file.npy). Repeatable.")
+@SET_OPTION
 @click.option("--output", metavar="NAME", help="The loss node (default: 'output:' in the file, or the one node "
                                                "that feeds no other).")
 @click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
               help="Refuse arrays with more elements than this.")
 @BUDGET_OPTIONS[0]
 @BUDGET_OPTIONS[1]
-def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, momentum: float | None,
+def train(file: str | None, params: tuple[str, ...], optimizer: str, lr: float | None, momentum: float | None,
           beta1: float | None, beta2: float | None, eps: float | None, steps: int, batch: str | None,
           batch_size: int | None, seed: int, metrics: tuple[str, ...], fmt: str, every: int | None,
           save_path: str | None, graph_path: str | None, keep_going: bool, **loading: Any) -> None:
@@ -583,9 +592,9 @@ def train(file: str, params: tuple[str, ...], optimizer: str, lr: float | None, 
         raise click.UsageError("--batch-size goes with --batch", context)
     if batch and batch_size is None:
         raise click.UsageError("--batch needs --batch-size", context)
-    if graph_path is not None and file == "-":
-        raise click.UsageError("--write-graph copies a graph file; with the graph on standard input, use --save",
-                               context)
+    if graph_path is not None and file in ("-", None):
+        raise click.UsageError(f"--write-graph copies a graph file; with the graph {'on standard input' if file else 'in -e formulas'}, "
+                               "use --save", context)
     batch_names = [name.strip() for name in batch.split(",")] if batch else []
 
     def passes(graph: Graph) -> int:

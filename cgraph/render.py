@@ -7,6 +7,7 @@ import math
 from typing import Any, Iterable, Iterator
 
 import numpy as np
+import orjson
 
 from .graph import Graph
 
@@ -58,82 +59,79 @@ def json_text(value: Any) -> str:
     return json.dumps(json_value(value), allow_nan=False)
 
 
-def _json_texts(values: list[Any]) -> list[str]:
-    """json_text of each value; at C speed where all are finite Python floats."""
-    if all(type(value) is float for value in values) and all(map(math.isfinite, values)):
-        return list(map(repr, values))
-    return list(map(json_text, values))
-
-
 def quoted_names(names: Iterable[str]) -> dict[str, str]:
     """Each name as a JSON string."""
     return {name: f'"{name}"' if name.isascii() else json.dumps(name) for name in names}
 
 
-def json_entries(graph: Graph, names: list[str]) -> list[str]:
-    """Each input's and node's record as JSON members (no braces): op, inputs, shape, dtype,
-    value and, after backward, grad; nodes also attrs (if any), input_shapes and, after
-    backward, input_grads. ``names`` are inputs, then nodes, as entry_names gives them.
+def json_entries(graph: Graph, names: list[str]) -> list[dict[str, Any]]:
+    """Each input's and node's record: op, inputs, shape, dtype, value and, after backward,
+    grad; nodes also attrs (if any), input_shapes and, after backward, input_grads. ``names``
+    are inputs, then nodes, as entry_names gives them. Values are arrays as they are, for
+    :func:`json_bytes` to write; NaN and infinities are the strings JSON allows.
 
     Built column by column, so that a graph of a million nodes prints in seconds.
     """
     spec_nodes, shapes, backward = graph.spec.nodes, graph.shapes, bool(graph.grads)
-    shape_texts = {shape: "[" + ", ".join(map(str, shape)) + "]" for shape in set(shapes.values())}
     values = [graph.values[name] for name in names]
-    columns = [
-        [shape_texts[shapes[name]] for name in names],
-        list(map(dtype_name, values)),
-        _json_texts(values),
-    ]
-    head = '"shape": {}, "dtype": "{}", "value": {}'
-    if backward:
-        columns.append(_json_texts([graph.grads[name] for name in names]))
-        head += ', "grad": {}'
-    first = sum(1 for name in names if name not in spec_nodes)
-    entries = list(map(('"op": "input", "inputs": [], ' + head).format, *(column[:first] for column in columns)))
-
-    nodes = [spec_nodes[name] for name in names[first:]]
-    quoted = quoted_names(shapes)
-    node_columns = [
-        [node.op for node in nodes],
-        [", ".join([quoted[arg] for arg in node.args]) for node in nodes],
-        *(column[first:] for column in columns),
-        [_attrs_text(graph.layers[node.name]) for node in nodes],
-        [", ".join([shape_texts[shapes[arg]] for arg in node.args]) for node in nodes],
-    ]
-    template = '"op": "{}", "inputs": [{}], ' + head + '{}, "input_shapes": [{}]'
-    if backward:
-        texts = iter(_json_texts([grad for node in nodes for grad in graph.input_grads[node.name]]))
-        if all(len(node.args) == 2 for node in nodes):
-            node_columns.append(list(map(", ".join, zip(texts, texts))))
+    dtypes = list(map(dtype_name, values))
+    grads = [graph.grads[name] for name in names] if backward else [None] * len(names)
+    input_grads = [graph.input_grads.get(name) for name in names] if backward else [None] * len(names)
+    if not graph.all_finite() or any(dtype != "float64" for dtype in dtypes):
+        # As json_value gives them: non-finite numbers as strings, other dtypes' numbers as float64's.
+        values = list(map(json_value, values))
+        if backward:
+            grads = list(map(json_value, grads))
+            input_grads = [arrays and tuple(map(json_value, arrays)) for arrays in input_grads]
+    entries = []
+    for name, dtype, value, grad, arg_grads in zip(names, dtypes, values, grads, input_grads):
+        node = spec_nodes.get(name)
+        if node is None:
+            entry = {"op": "input", "inputs": (), "shape": shapes[name], "dtype": dtype, "value": value}
+            if backward:
+                entry["grad"] = grad
         else:
-            node_columns.append([", ".join([next(texts) for _ in node.args]) for node in nodes])
-        template += ', "input_grads": [{}]'
-    entries += map(template.format, *node_columns)
+            entry = {"op": node.op, "inputs": node.args, "shape": shapes[name], "dtype": dtype, "value": value}
+            if backward:
+                entry["grad"] = grad
+            layer = graph.layers[name]
+            if layer.attrs:
+                entry["attrs"] = {key: json_value(getattr(layer, key)) for key in layer.attrs}
+            entry["input_shapes"] = tuple(map(shapes.__getitem__, node.args))
+            if backward:
+                entry["input_grads"] = arg_grads
+        entries.append(entry)
     return entries
 
 
-def _attrs_text(layer: Any) -> str:
-    """', "attrs": {...}' for a layer with attributes, else ''."""
-    if not layer.attrs:
-        return ""  # the usual case, first
-    return ', "attrs": ' + json.dumps({key: json_value(getattr(layer, key)) for key in layer.attrs})
+def json_bytes(data: Any) -> bytes:
+    """``data`` as compact JSON, its numpy arrays and numbers written as they are (orjson's
+    shortest round-trip digits). The caller has made every number finite or a string."""
+    return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    """What orjson does not write itself (0-d, non-contiguous and memory-mapped arrays) as lists and numbers."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def render_json(graph: Graph, only: Iterable[str] = ()) -> str:
     """The whole result as one strict JSON object."""
     names = entry_names(graph, only)
-    head = f'{{"output": {json.dumps(graph.output)}'
+    document: dict[str, Any] = {"output": graph.output}
     if graph.grads:
-        head += f', "dout": {json_text(graph.dout)}'
-    members = map("{}: {{{}}}".format, quoted_names(names).values(), json_entries(graph, names))
-    return f'{head}, "nodes": {{{", ".join(members)}}}}}'
+        document["dout"] = json_value(graph.dout)
+    document["nodes"] = dict(zip(names, json_entries(graph, names)))
+    return json_bytes(document).decode()
 
 
 def render_jsonl(graph: Graph, only: Iterable[str] = ()) -> Iterator[str]:
     """One JSON object per input and node, each with its ``name``."""
     names = entry_names(graph, only)
-    return map('{{"name": {}, {}}}'.format, quoted_names(names).values(), json_entries(graph, names))
+    for name, entry in zip(names, json_entries(graph, names)):
+        yield json_bytes({"name": name, **entry}).decode()
 
 
 # --- text -----------------------------------------------------------------

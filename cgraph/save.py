@@ -88,10 +88,15 @@ def write_graph(path: str, data: Mapping[str, Any], base_dir: str, arrays: Mappi
 
 
 def _flow(entry: dict[str, Any]) -> str:
-    """One ``key: value`` entry as a line of YAML, in flow style."""
+    """One ``key: value`` entry as a line of YAML: a mapping or list in flow style, a number or a
+    string (a formula) plain where YAML allows."""
     import yaml
 
-    return yaml.safe_dump(entry, default_flow_style=True, sort_keys=False, allow_unicode=True, width=2**31 - 1).strip()[1:-1]
+    (value,) = entry.values()
+    if isinstance(value, (dict, list)):
+        return yaml.safe_dump(entry, default_flow_style=True, sort_keys=False, allow_unicode=True,
+                              width=2**31 - 1).strip()[1:-1]
+    return yaml.safe_dump(entry, default_flow_style=False, allow_unicode=True, width=2**31 - 1).strip()
 
 
 def _plain(value: Any) -> Any:

@@ -82,3 +82,11 @@ def test_equal_broadcasts_and_is_zero_or_one():
     assert dx.shape == (2, 2) and dy.shape == (2,) and not dx.any() and not dy.any()
     assert EqualLayer().forward(2.0, 2.0) == 1.0 and EqualLayer().forward(2.0, 3.0) == 0.0
     assert EqualLayer().forward(np.float32([1, 2]), np.float32([1, 3])).dtype == np.float32
+
+
+def test_accuracy_written_as_an_expression_is_the_mapping_form_s():
+    written = cgraph.from_dict({
+        "inputs": ACCURACY["inputs"],
+        "nodes": {"accuracy": "mean(equal(argmax(y, axis=1), argmax(t, axis=1)))"},
+    })
+    assert written.forward() == pytest.approx(0.5)  # rows 0 and 2 of 4, as by hand above

@@ -392,3 +392,16 @@ def test_lint_takes_constants_as_python_numbers() -> None:
     assert [warning.kind for warning in lint(graph)] == []
     graph = load("  f: sum(h * 2 + y)", "h: {value: [1, 2], dtype: float32}\n  y: [1, 2]")
     assert [warning.kind for warning in lint(graph)] == ["dtype"]
+
+
+def test_train_html_and_sweep_take_formulas_and_serve_needs_a_file() -> None:
+    result = run("train", "-e", "loss = sum(square(w - 3))", "--set", "w=[0, 1]", "--param", "w", "--steps", "1",
+                 "--lr", "0.1", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    # one SGD step: w - 0.1 * 2 (w - 3) = [0.6, 1.4]
+    assert json.loads(result.stdout.splitlines()[-1])["loss"] == pytest.approx(9 + 4)
+    assert run("html", "-e", "f = x * 2", "--set", "x=1").exit_code == 0
+    result = run("sweep", "-e", "f = x * 2", "--set", "x=0", "--vary", "x=1:2:3", "--format", "jsonl")
+    assert [json.loads(line)["output"] for line in result.stdout.splitlines()] == [2.0, 3.0, 4.0]
+    result = run("serve", "-e", "f = x * 2", "--set", "x=1")
+    assert result.exit_code == 2 and "give FILE" in result.stderr

@@ -415,3 +415,21 @@ def test_the_training_modules_are_attributes_of_the_package():
     code = "import cgraph; print(cgraph.train.Trainer.__name__, cgraph.optim.Adam.__name__, cgraph.sweep.Sweep.__name__)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.split() == ["Trainer", "Adam", "Sweep"], result.stderr
+
+
+def test_write_graph_keeps_formulas_and_other_file_inputs(tmp_path):
+    np.save(tmp_path / "x.npy", np.array([1.0, 2.0, 3.0]))
+    graph = tmp_path / "fit.yaml"
+    graph.write_text("inputs:\n  x: {file: x.npy}\n  y: [2, 4, 6]\n  w: 0.0\n"
+                     "nodes:\n  loss: mean(square(w * x - y))\n")
+    out = tmp_path / "out" / "fit.yaml"
+    out.parent.mkdir()
+    result = run("train", graph, "--param", "w", "--lr", "0.05", "--steps", "50", "--write-graph", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_text().splitlines()[2:] == [
+        "inputs:", "  x: {file: ../x.npy}", "  y: [2, 4, 6]", "  w: {file: fit.w.npy}", "nodes:",
+        "  loss: mean(square(w * x - y))"]
+    # w * x fits y = 2 x: gradient descent on the mean squared error takes w to 2
+    forward = run("forward", out, "--format", "json")
+    assert forward.exit_code == 0, forward.output
+    assert json.loads(forward.stdout)["nodes"]["w"]["value"] == pytest.approx(2.0, abs=1e-6)
