@@ -55,3 +55,23 @@ def stopping_by_exception() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """Within: the signals wait, to be delivered at the end (where the system can block them)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def release() -> None:
+    """Let the signals through again: for a child process started within :func:`held`, which
+    would otherwise inherit the block."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
