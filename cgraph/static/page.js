@@ -8,8 +8,11 @@
   const GRAD_COLOR = "#c0392b"; // the colour `cgraph dot` draws gradients in
   const TABLE_ROWS = 2000; // rows of an array table drawn at once; a button draws the rest
   const WIDE = 72; // characters of an equation on one line; longer ones are written on three
-  const MIN_SCALE = 0.4; // screen pixels per unit of the drawing below which a graph starts zoomed in,
-  const START_SCALE = 0.8; // at this scale
+  // A graph of more than CROWDED boxes that, all in view, would have fewer than MIN_SCALE screen
+  // pixels per unit of the drawing starts zoomed in to START_SCALE at its output.
+  const CROWDED = 100;
+  const MIN_SCALE = 0.4;
+  const START_SCALE = 0.8;
   const MAX_SCALE = 1.5; // a small graph is not magnified more than this to fit
   const config = JSON.parse(document.getElementById("cgraph-config").textContent);
   const $ = (id) => document.getElementById(id);
@@ -193,7 +196,7 @@
     canvas.appendChild(svg);
     if (keepView) setView();
     else fit();
-    if (!keepView && unitsPerPixel() > 1 / MIN_SCALE) {
+    if (!keepView && model.names.length > CROWDED && unitsPerPixel() > 1 / MIN_SCALE) {
       // Too small to read when it all fits: start at a readable size, at the output.
       const rect = canvas.getBoundingClientRect();
       view.w = rect.width / START_SCALE;
