@@ -567,7 +567,7 @@ def train(file: str | None, params: tuple[str, ...], optimizer: str, lr: float |
         write_files(trainer.step_count)
     signal.signal(signal.SIGINT, previous)
     if fmt == "text":
-        _write([*([""] if every else []), *loss_curve(history.losses), "", *history.summary(seconds)])
+        _write([*([""] if every else []), *loss_curve(history.groups), "", *history.summary(seconds)])
     if stop["asked"]:
         held = [path for path in (save_path, graph_path) if path is not None]
         saved = f"; {' and '.join(held)} hold{'s' * (len(held) == 1)} the inputs after it" if held else ""

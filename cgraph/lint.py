@@ -91,7 +91,7 @@ def _unreached(graph: Graph) -> list[LintWarning]:
 
 
 def value_dtypes(graph: Graph) -> dict[str, np.dtype]:
-    """Every value's dtype, worked out from the inputs' by numpy's promotion, without running."""
+    """Every input's and node's dtype, worked out from the inputs' by numpy's promotion, without running."""
     dtypes = {name: item.value.dtype for name, item in graph.spec.inputs.items()}
     constants = graph.spec.constants  # Python floats: they keep a float32 array float32
     for name, node in graph.spec.nodes.items():

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from .arrays import suggest
+from .arrays import check_shape, suggest
 from .errors import CgraphError
 from .graph import Graph
 from .optim import Optimizer
 
 CURVE_LEVELS = " ▁▂▃▄▅▆▇█"
+KEPT_GROUPS = 4096  # groups of steps' losses a run keeps for its curve: twice that, then pairs merge
 RESERVED = ("step", "loss")  # the keys of a step's record besides the metrics
 
 
@@ -78,6 +79,9 @@ class Trainer:
         self.rows = self._rows()
         self.rng = np.random.default_rng(seed)
         if self.data:  # a batch of the size the steps will use, so that its shapes are checked now
+            for name, array in self.data.items():
+                check_shape((self.batch_size or 0, *array.shape[1:]), graph.max_elements, None,
+                            f"--batch-size: a batch of '{name}'")
             first = np.zeros(self.batch_size or 0, dtype=np.intp)
             graph.set_inputs({name: array[first] for name, array in self.data.items()})
         graph.set_inputs(self.params)
@@ -147,15 +151,18 @@ class Trainer:
                           self.graph.spec.position(name) if name else None)
 
 
-def loss_curve(losses: Sequence[float], width: int = 60, height: int = 8) -> list[str]:
-    """The losses as a bar chart of ``height`` text rows: one column per group of steps (their
-    mean, ``?`` where one is not finite), the highest and lowest column's value on the left,
-    the step numbers under it."""
-    if not losses:
+def loss_curve(groups: Sequence[tuple[float, int]], width: int = 60, height: int = 8) -> list[str]:
+    """The losses, given as (sum, count) of consecutive steps' losses, as a bar chart of ``height``
+    text rows: one column per run of groups (their mean, ``?`` where it is not finite), the highest
+    and lowest column's value on the left, the step numbers under it."""
+    if not groups:
         return []
-    columns = min(width, len(losses))
-    groups = [losses[len(losses) * i // columns:len(losses) * (i + 1) // columns] for i in range(columns)]
-    means = [_mean(group) for group in groups]
+    columns = min(width, len(groups))
+    means = []
+    for i in range(columns):
+        part = groups[len(groups) * i // columns:len(groups) * (i + 1) // columns]
+        total = sum(loss for loss, _ in part)
+        means.append(total / sum(count for _, count in part) if math.isfinite(total) else None)
     finite = [mean for mean in means if mean is not None]
     if not finite:
         return ["(no finite loss to draw)"]
@@ -174,29 +181,38 @@ def loss_curve(losses: Sequence[float], width: int = 60, height: int = 8) -> lis
                 cells.append(CURVE_LEVELS[min(8, max(0, level - row * 8))])
         label = labels[0] if row == height - 1 else labels[1] if row == 0 else ""
         lines.append(f"{label:>{pad}} |{''.join(cells)}".rstrip())
-    first, last = "step 1", f"step {len(losses)}"
+    first, last = "step 1", f"step {sum(count for _, count in groups)}"
     lines.append(" " * pad + " +" + "-" * columns)
     lines.append(" " * (pad + 2) + first + last.rjust(max(columns - len(first), len(last) + 1)))
     return lines
 
 
-def _mean(values: Iterable[float]) -> float | None:
-    values = list(values)
-    return sum(values) / len(values) if all(map(math.isfinite, values)) else None
-
-
 class History:
-    """What a run's summary needs, kept as it goes: every loss, and the first, last and best steps."""
+    """What a run's summary and curve need, kept as it goes in bounded memory: the losses, as
+    (sum, count) of runs of ``stride`` steps (each step while there are at most 2 * KEPT_GROUPS,
+    then pairs merged), and the first, last and best steps."""
 
     def __init__(self) -> None:
-        self.losses: list[float] = []
+        self.groups: list[tuple[float, int]] = []
+        self.stride = 1
+        self.steps = 0
         self.first: StepRecord | None = None
         self.last: StepRecord | None = None
         self.best: StepRecord | None = None
 
     def add(self, record: StepRecord) -> None:
         """Take one step's record."""
-        self.losses.append(record.loss)
+        self.steps += 1
+        groups = self.groups
+        if groups and groups[-1][1] < self.stride:
+            total, count = groups[-1]
+            groups[-1] = (total + record.loss, count + 1)
+        else:
+            groups.append((record.loss, 1))
+            if len(groups) > 2 * KEPT_GROUPS:
+                merged = [(a[0] + b[0], a[1] + b[1]) for a, b in zip(groups[0::2], groups[1::2])]
+                self.groups = merged + groups[len(merged) * 2:]
+                self.stride *= 2
         self.first = self.first or record
         self.last = record
         if math.isfinite(record.loss) and (self.best is None or record.loss < self.best.loss):
@@ -207,7 +223,7 @@ class History:
         first, last, best = self.first, self.last, self.best
         if first is None or last is None:
             return ["no steps run"]
-        count = len(self.losses)
+        count = self.steps
         rate = f" ({count / seconds:,.0f} steps/s)" if seconds > 0 else ""
         lines = [
             f"loss: {first.loss:.6g} at step {first.step}, {last.loss:.6g} at step {last.step}",

@@ -130,3 +130,10 @@ def test_explain_notes_the_warnings_at_the_nodes_concerned() -> None:
     steps = json.loads(run("explain", "-", "--format", "json", stdin=MSE).stdout)["steps"]
     assert {step["name"]: step["notes"] for step in steps if step["step"] == "node"} == {
         "loss": [], "sq": [], "err": ["node 'err': sub broadcasts (3,) and (3, 1) to (3, 3): did you mean (3,) and (3,)?"]}
+
+
+def test_constants_of_formulas_take_the_dtype_beside_them() -> None:
+    # x * 2 + 1 stays float32 (the constants are Python floats); adding the float64 w mixes dtypes.
+    assert warnings_of("inputs:\n  x: {value: [1, 2], dtype: float32}\nnodes:\n  y: x * 2 + 1\n") == []
+    assert warnings_of("inputs:\n  x: {value: [1, 2], dtype: float32}\n  w: [1, 2]\nnodes:\n  y: x * 2 + w\n") == [
+        "node 'y': add mixes float32 ((x * 2)) and float64 (w); numpy promotes the result to float64"]

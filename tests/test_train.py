@@ -433,3 +433,30 @@ def test_write_graph_keeps_formulas_and_other_file_inputs(tmp_path):
     forward = run("forward", out, "--format", "json")
     assert forward.exit_code == 0, forward.output
     assert json.loads(forward.stdout)["nodes"]["w"]["value"] == pytest.approx(2.0, abs=1e-6)
+
+
+def test_history_keeps_bounded_groups_whose_means_are_the_losses_means(monkeypatch):
+    from cgraph import train
+    from cgraph.train import History, StepRecord, loss_curve
+
+    monkeypatch.setattr(train, "KEPT_GROUPS", 2)
+    history = History()
+    losses = [float(k) for k in range(1, 11)]  # 1, 2, ..., 10
+    for step, loss in enumerate(losses, 1):
+        history.add(StepRecord(step, loss))
+        assert len(history.groups) <= 2 * 2 + 1
+    assert sum(total for total, _ in history.groups) == sum(losses)
+    assert sum(count for _, count in history.groups) == 10 and history.steps == 10
+    # steps merged in order: every group is a run of consecutive steps
+    assert history.groups == [(1 + 2 + 3 + 4, 4), (5 + 6 + 7 + 8, 4), (9 + 10, 2)]
+    lines = loss_curve(history.groups, width=3, height=2)
+    assert lines[0].startswith("9.5 |") and lines[1].startswith("2.5 |")  # column means 2.5, 6.5, 9.5
+    assert lines[-1].endswith("step 10")
+
+
+def test_a_non_finite_group_is_drawn_as_a_question_mark():
+    from cgraph.train import loss_curve
+
+    lines = loss_curve([(3.0, 1), (float("nan"), 1), (1.0, 1)], height=2)
+    # one row of eighths above the other: 3 fills both, 1 the lowest eighth of the bottom row
+    assert lines[:2] == ["3 |█?", "1 |█?▁"]
