@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CgraphError, Position
-from .yamlsafe import key_position_of, parse, position_of
+from .yamlsafe import key_position_of, parse, plain_number, position_of
 
 DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
 RANDOM_KINDS = ("normal", "uniform")
@@ -22,6 +21,8 @@ MAX_DIMS = 32  # numpy's broadcasting takes at most 32 dimensions
 
 def suggest(word: str, choices: Any) -> str:
     """A ' (did you mean 'x'?)' hint naming the closest choice, or ''."""
+    import difflib  # here: only a mistake needs it
+
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -268,6 +269,9 @@ def parse_value_option(text: str, option: str) -> Any:
     ``option``), or ``{file: PATH}`` for ``@PATH``."""
     if text.startswith("@"):
         return {"file": text[1:]}
+    number = plain_number(text)
+    if number is not None:
+        return number
     try:
         return parse(text, option)
     except CgraphError as error:

@@ -599,9 +599,9 @@ def sweep(varies: list[tuple[str, str]], zipped: bool, fmt: str, precision: int,
     \b
     Example:
       $ cgraph sweep graphs/buy_apple_orange.yaml --vary tax=1:1.2:3 --node tax
-      {"point": 1, "set": {"tax": 1.0}, "output": 650.0, "grads": {"tax": 650.0}}
-      {"point": 2, "set": {"tax": 1.1}, "output": 715.0000000000001, "grads": {"tax": 650.0}}
-      {"point": 3, "set": {"tax": 1.2}, "output": 780.0, "grads": {"tax": 650.0}}
+      {"point":1,"set":{"tax":1.0},"output":650.0,"grads":{"tax":650.0}}
+      {"point":2,"set":{"tax":1.1},"output":715.0000000000001,"grads":{"tax":650.0}}
+      {"point":3,"set":{"tax":1.2},"output":780.0,"grads":{"tax":650.0}}
       $ cgraph sweep graphs/buy_apple.yaml --vary apple=[100,150] --vary tax=[1,1.1] --format text
     """
     from . import sweep as sweeping
@@ -642,12 +642,9 @@ def sweep(varies: list[tuple[str, str]], zipped: bool, fmt: str, precision: int,
 
 def _json_line(data: dict[str, Any]) -> str:
     """One line of strict JSON: NaN and infinities as the strings "NaN", "Infinity", "-Infinity"."""
-    import json
+    from .render import json_bytes, json_value
 
-    from .render import json_value
-
-    return json.dumps({key: json_value(value) if isinstance(value, float) else value for key, value in data.items()},
-                      ensure_ascii=False)
+    return json_bytes({key: json_value(value) for key, value in data.items()}).decode()
 
 
 @contextmanager

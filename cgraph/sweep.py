@@ -17,10 +17,9 @@ import numpy as np
 from .arrays import array_from_data, check_shape, load_npy
 from .errors import CgraphError
 from .graph import Graph
-from .render import format_inline, json_text, quoted_names
+from .render import format_inline, json_bytes, json_value
 from .yamlsafe import parse, resolve_plain
 
-TEXTS_KEPT = 100_000  # values per --vary whose JSON is made once, not at each point
 _RANGE = re.compile(r"\s*([^:\s]+)\s*:\s*([^:\s]+)\s*:\s*([^:\s]+)\s*\Z")
 
 
@@ -96,15 +95,8 @@ class Sweep:
             graph.set_inputs({name: values[0] for name, values in self.varied.items()})
         except CgraphError as error:
             raise CgraphError(error.message.replace("set_input", "--vary", 1), error.pos) from None
-        # each name as a JSON key, and, where there are not too many, each value as JSON, made once
-        self._texts = [[_json_text(values[i, ...]) for i in range(len(values))] if len(values) <= TEXTS_KEPT else None
-                       for values in self.varied.values()]
-        quoted = quoted_names([*self.varied, *self.names])
-        self._set_keys = [f"{quoted[name]}: " for name in self.varied]
-        self._grad_keys = [f"{quoted[name]}: " for name in self.names]
-        # the line where the output and gradients are finite Python floats, whose repr is their JSON
-        self._float_line = ('{"point": %d, "set": {%s}, "output": %r, "grads": {'
-                            + ", ".join(f"{key}%r" for key in self._grad_keys) + "}}")
+        # where every value is finite, a line of floats is written as it is (else NaN needs strings)
+        self._finite_values = all(bool(np.isfinite(values).all()) for values in self.varied.values())
         self.first_non_finite: tuple[int, str, str] | None = None  # (point, name, message)
         self.non_finite_points = 0
 
@@ -127,18 +119,14 @@ class Sweep:
 
     def json_line(self, point_number: int, indices: Sequence[int], output: Any, grads: Mapping[str, Any]) -> str:
         """``{"point": n, "set": {name: value}, "output": value, "grads": {name: gradient}}`` on one line."""
-        shown = ", ".join([key + (_json_text(values[i, ...]) if texts is None else texts[i]) for key, texts, values, i
-                           in zip(self._set_keys, self._texts, self.varied.values(), indices)])
+        point = {name: values[i] for (name, values), i in zip(self.varied.items(), indices)}
         numbers = [output, *grads.values()]
-        if all(type(number) is float for number in numbers) and math.isfinite(sum(numbers)):
-            return self._float_line % (point_number, shown, *numbers)  # the common case, in one step
-        gradients = ", ".join(map(str.__add__, self._grad_keys, map(json_text, grads.values())))
-        return f'{{"point": {point_number}, "set": {{{shown}}}, "output": {json_text(output)}, "grads": {{{gradients}}}}}'
-
-
-def _json_text(value: np.ndarray) -> str:
-    """A point's value as JSON: a number straight from its float."""
-    return json_text(value.item() if value.ndim == 0 else value)
+        if self._finite_values and all(type(number) is float for number in numbers) and math.isfinite(sum(numbers)):
+            line = {"point": point_number, "set": point, "output": output, "grads": grads}  # the common case
+        else:
+            line = {"point": point_number, "set": {name: json_value(value) for name, value in point.items()},
+                    "output": json_value(output), "grads": {name: json_value(grad) for name, grad in grads.items()}}
+        return json_bytes(line).decode()
 
 
 def _all_finite(output: Any, grads: Iterable[Any]) -> bool:

@@ -15,13 +15,10 @@ import re
 from array import array
 from typing import Any
 
-import yaml
-
 from .errors import CgraphError, Position, TextPosition
 
 MAX_DEPTH = 64
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {None, "!", _TAG + "str", _TAG + "int", _TAG + "float", _TAG + "bool", _TAG + "null"}
@@ -90,6 +87,7 @@ def key_position_of(container: Any, key: str) -> Position | None:
 
 def parse(text: str, filename: str) -> Any:
     """Read one YAML document; raise CgraphError with a position on anything unsafe or malformed."""
+    import yaml  # here, not above: a file the quick reader reads needs no YAML parser, nor its start-up time
 
     def here(mark: Any) -> Position:
         return Position(filename, mark.line + 1, mark.column + 1)
@@ -132,7 +130,7 @@ def parse(text: str, filename: str) -> Any:
         return bool(stack) and isinstance(stack[-1], YMap) and pending_key[-1] is None
 
     try:
-        for event in yaml.parse(text, Loader=_Loader):
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
             kind = type(event)
             if kind is yaml.ScalarEvent:
                 pos = here(event.start_mark)
@@ -238,6 +236,16 @@ def _resolve(event: Any, pos: Position) -> Any:
             raise CgraphError(f"'{event.value}' is not a valid !!{kind}", pos)
         return float(value) if kind == "float" else value
     return value
+
+
+def plain_number(text: str) -> int | float | None:
+    """``text`` as a number where it is one plain YAML number (``1``, ``-2.5e3``), as :func:`parse`
+    reads it; None for anything else."""
+    if _INT.match(text) and not _AMBIGUOUS_INT.match(text):
+        return int(text)
+    if _FLOAT.match(text):
+        return float(text)
+    return None
 
 
 def resolve_plain(text: str) -> Any:

@@ -1,0 +1,57 @@
+"""The quick formatter of small arrays writes exactly what numpy's array2string writes.
+
+format_small covers float64 arrays of finite numbers in positional notation and returns
+None for anything else, which the text view then hands to numpy; either way the text
+must be numpy's, for every shape, magnitude, sign and precision drawn here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from cgraph.render import SUMMARY_THRESHOLD, format_array, format_small
+
+
+def numpy_text(array: np.ndarray, precision: int) -> str:
+    return np.array2string(array, precision=precision, threshold=SUMMARY_THRESHOLD, separator=" ")
+
+
+@st.composite
+def arrays(draw) -> np.ndarray:
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=5)) + (draw(st.integers(0, 14)),)
+    shape = shape[-draw(st.integers(1, len(shape))):]
+    kind = draw(st.sampled_from(["normal", "whole", "halves", "any"]))
+    if kind == "any":  # every float: negative zeros, NaN, infinities, subnormals, huge and tiny
+        return draw(hnp.arrays(np.float64, shape, elements=st.floats(width=64)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = 10.0 ** draw(st.integers(-6, 9))
+    values = rng.standard_normal(shape) * scale
+    if kind == "whole":
+        values = np.round(values)
+    elif kind == "halves":
+        values = np.round(values * 2) / 2
+    if values.size and draw(st.booleans()):
+        values.flat[draw(st.integers(0, values.size - 1))] = draw(st.sampled_from([0.0, -0.0, np.nan, np.inf, -np.inf]))
+    return values
+
+
+@settings(max_examples=1500, deadline=None)
+@given(arrays(), st.integers(0, 17))
+def test_quick_text_is_numpys_text(array: np.ndarray, precision: int) -> None:
+    quick = format_small(array, precision)
+    if quick is not None:
+        assert quick == numpy_text(array, precision)
+    assert format_array(array, precision, False, 0) == numpy_text(array, precision)
+
+
+def test_the_quick_formatter_takes_the_usual_arrays_and_leaves_the_rest_to_numpy() -> None:
+    usual = [np.array([1.0, 2.0]), np.array([[0.5, -1.25], [3.0, -0.0]]), np.arange(40.0).reshape(4, 10) / 7]
+    for array in usual:
+        assert format_small(array, 8) == numpy_text(array, 8)
+    others = [np.array([1.0, np.nan]), np.array([1e-5, 1.0]), np.array([1.0, 1e9]), np.array([1.0, 2000.0]),
+              np.array([1.0, 2.0], np.float32), np.zeros(101), np.zeros((2, 0))]
+    for array in others:
+        assert format_small(array, 8) is None
