@@ -152,7 +152,7 @@ def bench_startup(invocations: int) -> None:
     example = shlex.quote(str(ROOT / "graphs" / "buy_apple.yaml"))
     loops = [f"for i in $(seq {invocations}); do {what} > /dev/null; done" for what in (
         f"{shlex.quote(sys.executable)} -c 'import numpy, yaml, click'", f"{command} backward {example}")]
-    baseline, ours = paired_times(*(lambda loop=loop: subprocess.run(["sh", "-c", loop], check=True) for loop in loops), 3)
+    baseline, ours = paired_times(*(lambda loop=loop: subprocess.run(["sh", "-c", loop], check=True) for loop in loops), 1)
     row(f"start-up: {invocations} x cgraph backward buy_apple.yaml in a shell loop", f"{ours:.2f} s",
         f"{invocations} x python -c 'import numpy, yaml, click' {baseline:.2f} s", ours / baseline, 1.0)
     probe = (
