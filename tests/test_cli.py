@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -340,3 +341,16 @@ def test_strict_catches_a_gradient_that_overflows_when_cast_to_a_narrower_dtype(
     result = run("backward", "-", "--strict", stdin=graph)
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr == "<stdin>:1:10: error: the gradient of 'h' became inf at [0] when cast to its value's dtype float16\n"
+
+
+@pytest.mark.parametrize("size", [3, 2000])  # printed whole, and summarised by numpy
+def test_text_output_never_writes_a_non_zero_number_as_zero(size: int) -> None:
+    # At 2 digits after the point, 0.001123 would be written 0. in positional notation: the whole
+    # array is written in scientific notation instead, each element read back within 1%.
+    graph = f"inputs: {{x: {{shape: [{size}], fill: 0.001123}}, w: [0.5, -0.25, 2]}}\nnodes: {{y: {{op: neg, inputs: [x]}}}}\n"
+    for flags in ([], ["--full"]):
+        result = run("forward", "-", "--precision", "2", "--node", "x", *flags, stdin=graph)
+        cells = " ".join(result.stdout.split("value:")[1].split()).strip("[]").replace("...", "").split()
+        assert cells and all(re.fullmatch(r"1\.12e-03", cell) for cell in cells), cells
+    mixed = run("forward", "-", "--precision", "2", "--node", "x", "--set", "x=[0.001, -0.5, 1]", stdin=graph)
+    assert "value: [ 1.00e-03 -5.00e-01  1.00e+00]" in mixed.stdout

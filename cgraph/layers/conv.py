@@ -10,12 +10,12 @@ window (at most FH·FW of them), never over pixels or the batch.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import REQUIRED, Attr, BaseLayer, Shape, _is_int, register
+from .base import REQUIRED, Attr, BaseLayer, Shape, _is_int, register, written
 
 Pair = tuple[int, int]
 
@@ -30,20 +30,19 @@ def _read_pair(minimum: int) -> Any:
         if (isinstance(value, (list, tuple)) and len(value) == 2
                 and all(_is_int(item) and item >= minimum for item in value)):
             return int(value[0]), int(value[1])
-        raise ValueError(f"must be {expected}, got {value!r}")
+        raise ValueError(f"must be {expected}, got {written(value)}")
 
     read.__doc__ = f"{expected[0].upper()}{expected[1:]}."
     return read
 
 
-read_size = _read_pair(1)
-read_stride = _read_pair(1)
+read_positive_pair = _read_pair(1)  # a size or a stride
 read_pad = _read_pair(0)
 
 
 def _read_optional_stride(value: Any) -> int | Pair | None:
     """A stride, or null for the default (the window's size)."""
-    return None if value is None else read_stride(value)
+    return None if value is None else read_positive_pair(value)
 
 
 def pair(value: int | Pair) -> Pair:
@@ -75,7 +74,7 @@ def out_size(axis: str, size: int, pad: int, window: int, stride: int, window_na
         limit = pad + stride if max_pad is None else min(pad + stride, max_pad + 1)
         pads = [p for p in range(pad + 1, limit) if (size + 2 * p - window) % stride == 0]
         strides = [s for s in range(stride - 1, 0, -1) if span % s == 0]
-        tries = [f"pad {pad}" for pad in pads[:1]] + [f"stride {stride}" for stride in strides[:1]]
+        tries = [f"pad {p}" for p in pads[:1]] + [f"stride {s}" for s in strides[:1]]
         raise ValueError(f"{formula} = {span / stride + 1:g} is not a whole number; try {' or '.join(tries)}")
     return span // stride + 1
 
@@ -94,7 +93,7 @@ def _cropped(padded: np.ndarray, pad: Pair) -> np.ndarray:
     return padded[:, :, ph:padded.shape[2] - ph, pw:padded.shape[3] - pw]
 
 
-def _offsets(array: np.ndarray, window: Pair, stride: Pair, out_hw: Pair) -> Any:
+def _offsets(array: np.ndarray, window: Pair, stride: Pair, out_hw: Pair) -> Iterator[np.ndarray]:
     """For each position (i, j) inside a window, in row-major order, the view of ``array`` holding
     that position of every window: shape (N, C, OH, OW), a strided view (writing to it writes ``array``)."""
     (sh, sw), (oh, ow) = stride, out_hw
@@ -115,7 +114,7 @@ class Conv2dLayer(BaseLayer):
     op = "conv2d"
     args = ("x", "W", "b")
     attrs = {
-        "stride": Attr(read_stride, 1, "the step between windows: an integer, or a pair [rows, columns]"),
+        "stride": Attr(read_positive_pair, 1, "the step between windows: an integer, or a pair [rows, columns]"),
         "pad": Attr(read_pad, 0, "zeros added on each side of the image: an integer, or a pair [rows, columns]"),
     }
     formula = "col @ {W}.reshape(FN, C·FH·FW).T + {b}, col = im2col({x}, stride={stride}, pad={pad})"
@@ -194,7 +193,7 @@ class Pool2dLayer(BaseLayer):
 
     args = ("x",)
     attrs = {
-        "size": Attr(read_size, REQUIRED, "the window: an integer, or a pair [rows, columns]"),
+        "size": Attr(read_positive_pair, REQUIRED, "the window: an integer, or a pair [rows, columns]"),
         "stride": Attr(_read_optional_stride, None,
                        "the step between windows: an integer, or a pair; null, the default, is the window's size"),
         "pad": Attr(read_pad, 0, "added on each side of the image, at most half the window: an integer, or a pair"),
@@ -228,7 +227,7 @@ class Pool2dLayer(BaseLayer):
         padded = n * channels * (height + 2 * ph) * (width + 2 * pw) if ph or pw else 0
         return 2 * padded + math.prod(self.out_shape(*shapes))
 
-    def _windows(self, array: np.ndarray) -> Any:
+    def _windows(self, array: np.ndarray) -> Iterator[np.ndarray]:
         """Views of ``array`` (padded) at each position inside the window; see _offsets."""
         return _offsets(array, pair(self.size), pair(self.stride), self.out_shape(self.x.shape)[2:])
 
