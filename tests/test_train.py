@@ -355,6 +355,12 @@ def test_user_errors_are_one_line(tmp_path, args, message):
     (["--batch-size", "4"], "--batch-size goes with --batch"),
     (["--batch", "c"], "--batch needs --batch-size"),
     (["--lr", "0"], "Invalid value for '--lr'"),
+    (["--lr", "nan"], "Invalid value for '--lr': 'nan' is not a finite number."),
+    (["--lr", "inf"], "Invalid value for '--lr': 'inf' is not a finite number."),
+    (["--optimizer", "momentum", "--momentum", "nan"], "Invalid value for '--momentum'"),
+    (["--optimizer", "adam", "--beta1", "nan"], "Invalid value for '--beta1'"),
+    (["--optimizer", "adam", "--beta2", "nan"], "Invalid value for '--beta2'"),
+    (["--optimizer", "adagrad", "--eps", "inf"], "Invalid value for '--eps'"),
 ])
 def test_usage_errors_exit_2(tmp_path, args, message):
     graph = tmp_path / "quadratic.yaml"
