@@ -144,7 +144,7 @@ class _Commands(click.Group):
             return super().invoke(ctx)
 
 
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="cgraph", message="%(prog)s %(version)s")
 def cli() -> None:
     """A computational-graph calculator: forward and backward passes of YAML graph files.
