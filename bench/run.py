@@ -334,6 +334,53 @@ def bench_mmap(elements: int, folder: Path) -> None:
     del graph
 
 
+def bench_conv(batch: int, side: int, repeat: int) -> None:
+    """conv2d and max_pool2d, forward and backward, against PyTorch with as many threads as numpy's BLAS."""
+    print("convolution", file=sys.stderr)
+    threads = os.cpu_count() or 1
+    filters, size = 30, 5
+    out_side = side - size + 1
+    for dtype in ("float64", "float32"):
+        conv = cgraph.from_dict({
+            "inputs": {"x": {"shape": [batch, 1, side, side], "random": "uniform", "dtype": dtype},
+                       "W": {"shape": [filters, 1, size, size], "random": "normal", "seed": 1, "scale": 0.01, "dtype": dtype},
+                       "b": {"shape": [filters], "fill": 0, "dtype": dtype}},
+            "nodes": {"c": {"op": "conv2d", "inputs": ["x", "W", "b"]}},
+        })
+        pool = cgraph.from_dict({
+            "inputs": {"h": {"shape": [batch, filters, out_side, out_side], "random": "normal", "dtype": dtype}},
+            "nodes": {"p": {"op": "max_pool2d", "inputs": ["h"], "size": 2}},
+        })
+        cases = (
+            (conv, f"conv2d forward + backward, x ({batch}, 1, {side}, {side}), W ({filters}, 1, {size}, {size}), {dtype}",
+             2.0, lambda x, W, b: torch.nn.functional.conv2d(x, W, b)),
+            (pool, f"max_pool2d 2x2 forward + backward on ({batch}, {filters}, {out_side}, {out_side}), {dtype}",
+             1.5, lambda h: torch.nn.functional.max_pool2d(h, 2)),
+        )
+        for graph, label, target, torch_op in cases:
+            run = cgraph_run(graph)
+            run()
+            ours = median_time(run, repeat)
+            if torch is None:
+                row(label, f"{ours * 1e3:.1f} ms", "PyTorch (not installed)", None, None)
+                continue
+            torch.set_num_threads(threads)
+            tensors = [torch.from_numpy(np.array(item.value)).requires_grad_() for item in graph.spec.inputs.values()]
+
+            def torch_run() -> None:
+                for tensor in tensors:
+                    tensor.grad = None
+                out = torch_op(*tensors)
+                out.backward(torch.ones_like(out))
+
+            # One after the other, not in turns: BLAS and OpenMP threads that spin after a call
+            # would otherwise slow down whichever runs next.
+            torch_run()
+            theirs = median_time(torch_run, repeat)
+            row(label, f"{ours * 1e3:.1f} ms", f"PyTorch {threads} threads {theirs * 1e3:.1f} ms", ours / theirs,
+                target)
+
+
 def paired_times(first: Callable[[], Any], second: Callable[[], Any], repeat: int) -> tuple[float, float]:
     """The median wall times of two functions called in turn, so that a busy machine slows both alike."""
     times: tuple[list[float], list[float]] = ([], [])
@@ -455,6 +502,7 @@ def main() -> None:
         bench_arrays(10_000 if small else 1_000_000, 10 if small else 100, repeat)
         bench_output(1_000 if small else 100_000, 10_000 if small else 1_000_000, repeat)
         bench_mmap(10_000 if small else 100_000_000, folder)
+        bench_conv(4 if small else 100, 12 if small else 28, repeat if small else 20)
         bench_formulas(1_000 if small else 100_000, repeat)
         bench_training(10 if small else 100, (20, 5, 3) if small else (784, 50, 10), 100 if small else 1_000, repeat)
 

@@ -1,22 +1,12 @@
 """The `cgraph` command's entry point, also run by `python -m cgraph`."""
 
-import os
-import signal
-
-
-def _stopped_at_start(signum: int, frame: object) -> None:
-    if signum == signal.SIGINT:
-        os.write(2, b"cgraph: interrupted\n")
-    os._exit(128 + signum)
+from . import signals
 
 
 def main() -> None:
-    """Run the command. Ctrl-C (SIGINT), SIGTERM and SIGHUP during start-up, before the command's
-    own handlers take over (importing click, numpy and yaml), end it as they do later: one line
-    and status 130 for Ctrl-C, quietly with 128 + the signal's number for the others."""
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _stopped_at_start)
+    """Run the command, with Ctrl-C, SIGTERM and SIGHUP handled from the start (before click,
+    numpy and yaml are imported)."""
+    signals.install()
     from .cli import main as run
 
     run()

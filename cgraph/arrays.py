@@ -14,7 +14,7 @@ from .yamlsafe import key_position_of, parse, plain_number, position_of
 DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
 RANDOM_KINDS = ("normal", "uniform")
 SOURCE_KEYS = ("value", "fill", "random", "file")
-ARRAY_KEYS = (*SOURCE_KEYS, "shape", "seed", "dtype")
+ARRAY_KEYS = (*SOURCE_KEYS, "shape", "seed", "scale", "dtype")
 DEFAULT_MAX_ELEMENTS = 100_000_000
 MAX_DIMS = 32  # numpy's broadcasting takes at most 32 dimensions
 
@@ -45,6 +45,14 @@ def describe(value: Any) -> str:
 def is_number(value: Any) -> bool:
     """True for an int or float that is not a bool (numpy's real scalars too)."""
     return type(value) in (int, float) or isinstance(value, (np.integer, np.floating))
+
+
+def _is_finite_number(value: Any) -> bool:
+    """True for a number (see is_number) that is neither infinite, NaN nor too large for a float."""
+    try:
+        return is_number(value) and math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def cast(data: Any, dtype: Any) -> np.ndarray:
@@ -133,8 +141,9 @@ def build_array(
     dtype = declared_dtype(data, pos)
     if "shape" in data and source not in ("fill", "random"):
         raise CgraphError(f"'shape' goes with 'fill' or 'random', not with '{source}'", key_position_of(data, "shape") or pos)
-    if "seed" in data and source != "random":
-        raise CgraphError("'seed' goes with 'random'", key_position_of(data, "seed") or pos)
+    for key in ("seed", "scale"):
+        if key in data and source != "random":
+            raise CgraphError(f"'{key}' goes with 'random'", key_position_of(data, key) or pos)
 
     if source == "value":
         array = array_from_data(data["value"], where, dtype)
@@ -159,8 +168,13 @@ def build_array(
     seed = data.get("seed", 0)
     if type(seed) is not int or seed < 0:
         raise CgraphError(f"'seed' must be a non-negative integer, got {describe(seed)}", position_of(data, "seed") or pos)
+    scale = data.get("scale", 1)
+    if not _is_finite_number(scale):
+        raise CgraphError(f"'scale' must be a finite number, got {describe(scale)}", position_of(data, "scale") or pos)
     rng = np.random.default_rng(seed)
     sample = rng.standard_normal(shape) if kind == "normal" else rng.random(shape)
+    if scale != 1:
+        sample *= scale
     return sample.astype(dtype, copy=False)
 
 

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -84,10 +84,12 @@ def check(
     atol: float = DEFAULT_ATOL,
     samples: int = DEFAULT_SAMPLES,
     seed: int = DEFAULT_SEED,
+    progress: Callable[[int], None] | None = None,
 ) -> CheckReport:
     """Check the gradients ``graph``'s backward pass gave (it must have run) of the inputs in
     ``names`` (all if empty). Inputs of more than ``samples`` elements (if ``samples`` is not 0)
-    are checked at that many elements, drawn at random with ``seed``."""
+    are checked at that many elements, drawn at random with ``seed``. ``progress`` is called
+    with 1 after each element checked."""
     names = list(names) or list(graph.spec.inputs)
     for name in names:
         if name not in graph.spec.inputs:
@@ -129,6 +131,8 @@ def check(
                 flat[index] = x
                 # Summing dout * (plus - minus) rather than subtracting two sums keeps rounding small.
                 numeric[k] = np.sum(dout * (plus - minus)) / ((x + h) - (x - h))
+                if progress is not None:
+                    progress(1)
             expected = analytic[name].reshape(-1)[indices]
             error = np.abs(expected - numeric)
             scale = np.maximum(np.abs(expected), np.abs(numeric))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import click
 
-from . import __version__
+from . import __version__, signals
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -72,6 +72,92 @@ class Amount(click.ParamType):
         return int(amount)
 
 
+def _complete_names(*sections: str) -> Callable:
+    """Shell completion of the names in the graph file given on the command line: those of
+    ``sections`` ("inputs", "nodes"); a last argument "=" is put after each (``--set NAME=``)."""
+    suffix = sections[-1] if sections[-1] == "=" else ""
+    sections = tuple(section for section in sections if section != "=")
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        from .yamlsafe import parse, quick_parse
+
+        # While an option's value is being completed, click leaves FILE among the unparsed arguments.
+        path = ctx.params.get("file") or next(iter(ctx.args), None)
+        try:
+            with open(path, encoding="utf-8-sig") as file:
+                text = file.read()
+            data = quick_parse(text)
+            data = parse(text, path) if data is None else data
+            names = [name for section in sections for name in (data.get(section) or {})]
+        except Exception:  # no file yet, or not a graph: nothing to offer, and no traceback while typing
+            return []
+        return [CompletionItem(f"{name}{suffix}") for name in names
+                if isinstance(name, str) and name.startswith(incomplete)]
+
+    return complete
+
+
+# --- colour -----------------------------------------------------------------------------
+
+_color_mode = "auto"  # --color, set before the command runs
+
+
+def _set_color(ctx: click.Context, param: click.Parameter, value: str) -> None:
+    global _color_mode
+    _color_mode = value
+
+
+COLOR_OPTION = click.option(
+    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+    callback=_set_color, expose_value=False, is_eager=True,
+    help="Colour errors, warnings and the text output's headings, values and gradients; auto: only on a "
+         "terminal, and not where NO_COLOR is set.")
+
+
+def _colored(stream: Any) -> bool:
+    """Whether to colour what goes to ``stream``."""
+    if _color_mode != "auto":
+        return _color_mode == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    return stream is not None and _is_terminal(stream)
+
+
+_LABEL = re.compile(r"  (\S[^:]*:)( +)(.*)\Z", re.DOTALL)
+
+
+def _paint(block: str) -> str:
+    """A block of the text output in colour: headings bold, values blue, gradients red."""
+    painted = []
+    color = None
+    for line in block.split("\n"):
+        label = _LABEL.match(line)
+        if line[:1] not in ("", " "):
+            painted.append(click.style(line, bold=True))
+        elif label:
+            color = "blue" if label.group(1) == "value:" else "red"
+            painted.append(f"  {click.style(label.group(1), fg=color, bold=True)}{label.group(2)}"
+                           f"{click.style(label.group(3), fg=color)}")
+        elif line and color:
+            painted.append(click.style(line, fg=color))
+        else:
+            painted.append(line)
+    return "\n".join(painted)
+
+
+_KINDS = {": error: ": "red", ": warning: ": "yellow"}
+
+
+def _paint_kind(line: str) -> str:
+    """A diagnostic line with its ``error:`` or ``warning:`` in colour."""
+    for kind, color in _KINDS.items():
+        if kind in line:
+            return line.replace(kind, f": {click.style(kind.strip(': ') + ':', fg=color, bold=True)} ", 1)
+    return line
+
+
 BUDGET_OPTIONS = (
     click.option("--max-memory", type=Amount(of_bytes=True), metavar="SIZE",
                  help="Refuse graphs whose values and gradients need more bytes than this, worked out "
@@ -82,13 +168,14 @@ BUDGET_OPTIONS = (
 )
 
 
-FILE_ARGUMENT = click.argument("file", metavar="[FILE]", required=False)
+FILE_ARGUMENT = click.argument("file", metavar="[FILE]", required=False, type=click.Path())
 EXPR_OPTION = click.option(
     "-e", "--expr", "expressions", metavar="'NAME = EXPR'", multiple=True,
     help="A node written as a formula, in place of FILE, such as 'f = (x + y) * z'; the names it "
          "uses come from other formulas or --set. Repeatable; the last is the output.")
 SET_OPTION = click.option(
     "--set", "sets", metavar="NAME=VALUE", multiple=True, callback=_parse_set,
+    shell_complete=_complete_names("inputs", "="),
     help="Replace input NAME with VALUE (a number, a list like '[1, 2]', a mapping like "
          "'{shape: [3, 2], random: normal, seed: 1}', or @file.npy). Repeatable.")
 
@@ -101,10 +188,13 @@ def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: st
     (``precision`` by default), "full" and "lint"."""
     options = [
         FILE_ARGUMENT,
+        COLOR_OPTION,
         EXPR_OPTION,
         SET_OPTION,
-        click.option("--output", metavar="NAME", help="The output node (default: 'output:' in the file, or the one node that feeds no other)."),
-        click.option("--node", "nodes", metavar="NAME", multiple=True, help=f"{node_help} Repeatable."),
+        click.option("--output", metavar="NAME", shell_complete=_complete_names("nodes"),
+                     help="The output node (default: 'output:' in the file, or the one node that feeds no other)."),
+        click.option("--node", "nodes", metavar="NAME", multiple=True, shell_complete=_complete_names("inputs", "nodes"),
+                     help=f"{node_help} Repeatable."),
     ]
     if "dout" in extra:
         options.append(click.option(
@@ -296,7 +386,8 @@ def dot(with_grads: bool, image: str | None, precision: int, full: bool, nodes: 
     if image is None:
         _write([text.rstrip("\n")])
     else:
-        drawing.render_image(text, image)
+        with signals.stopping_by_exception():  # so that the temporary file is removed and dot stopped
+            drawing.render_image(text, image)
 
 
 @cli.command()
@@ -327,12 +418,13 @@ def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float
     """
     from . import check as checking
 
-    def passes(graph: Graph) -> int:  # two per element checked, at most
+    def elements(graph: Graph) -> int:  # to be checked, at most
         sizes = [graph.spec.inputs[name].value.size for name in nodes or graph.spec.inputs if name in graph.spec.inputs]
-        return 1 + 2 * sum(min(size, samples) if samples else size for size in sizes)
+        return sum(min(size, samples) if samples else size for size in sizes)
 
-    graph = _load(nodes=nodes, forward_passes=passes, **loading)
-    report = checking.check(graph, nodes, eps, rtol, atol, samples, seed)
+    graph = _load(nodes=nodes, forward_passes=lambda graph: 1 + 2 * elements(graph), **loading)
+    with _progress(elements(graph), "checking", None, lambda item: None) as bar:
+        report = checking.check(graph, nodes, eps, rtol, atol, samples, seed, progress=bar.update)
     if fmt == "json":
         _write([checking.render_json(graph, report)])
     else:
@@ -544,7 +636,7 @@ def train(file: str | None, params: tuple[str, ...], optimizer: str, lr: float |
 
     def on_interrupt(signum: int, frame: Any) -> None:
         if stop["asked"]:  # a second Ctrl-C: stop at once
-            _stop(signum, frame)
+            signals.stop(signum)
         stop["asked"] = True
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
@@ -662,16 +754,61 @@ def _user_errors() -> Iterator[None]:
         sys.exit(1)
 
 
-def _say(line: str) -> None:
-    """Write one line to stderr; a closed or broken stderr loses it rather than failing the run."""
+SLOW_SECONDS = 2.0  # a run longer than this shows that it is running, on a terminal
+
+
+@contextmanager
+def _notice_if_slow(what: str) -> Iterator[None]:
+    """On a terminal, from SLOW_SECONDS into ``what`` on, a line on stderr counting the seconds,
+    erased when it ends. (The passes report no progress of their own: their loop over the nodes
+    is kept free of it, so this counts time, not nodes.)"""
     stream = sys.stderr
-    if stream is None:
+    if stream is None or not _is_terminal(stream):
+        yield
         return
+    import threading
+    import time
+
+    done = threading.Event()
+    started = time.monotonic()
+
+    def count() -> None:
+        shown = False
+        while not done.wait(SLOW_SECONDS if not shown else 1.0):
+            shown = True
+            _try_write(stream, f"\rcgraph: {what} running, {time.monotonic() - started:.0f} s")
+        if shown:
+            _try_write(stream, "\r\x1b[K")
+
+    thread = threading.Thread(target=count, daemon=True)
+    thread.start()
     try:
-        stream.write(line + "\n")
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return stream.isatty()
+    except (ValueError, OSError):
+        return False
+
+
+def _try_write(stream: Any, text: str) -> None:
+    try:
+        stream.write(text)
         stream.flush()
     except (OSError, ValueError):
         pass
+
+
+def _say(line: str) -> None:
+    """Write one line to stderr; a closed or broken stderr loses it rather than failing the run."""
+    stream = sys.stderr
+    if stream is not None:
+        _try_write(stream, (_paint_kind(line) if _colored(stream) else line) + "\n")
 
 
 def _load(
@@ -723,9 +860,10 @@ def _load(
                         forward_passes=forward_passes(graph) if forward_passes else 1)
     if not run:
         return graph
-    graph.forward()
-    if dout is not None:
-        graph.backward(parse_array_option(dout, "--dout", max_elements))
+    with _notice_if_slow("forward and backward passes" if dout is not None else "forward pass"):
+        graph.forward()
+        if dout is not None:
+            graph.backward(parse_array_option(dout, "--dout", max_elements))
     problems = _problems(graph, strict)
     for line in problems:
         _say(line)
@@ -755,7 +893,8 @@ def _print(graph: Graph, fmt: str, nodes: tuple[str, ...], precision: int, full:
     elif fmt == "jsonl":
         _write(render.render_jsonl(graph, nodes))
     else:
-        _write(render.render_text(graph, nodes, precision, full))
+        blocks = render.render_text(graph, nodes, precision, full)
+        _write(map(_paint, blocks) if _colored(sys.stdout) else blocks)
 
 
 def _write(lines: Iterable[str]) -> None:
@@ -803,24 +942,10 @@ def _no_output(reason: str) -> Exception:
     return CgraphError(f"cannot write the output: {reason}")
 
 
-def _stop(signum: int, frame: Any) -> None:
-    """Ctrl-C: one line and status 130. SIGTERM, SIGHUP: quietly, with 128 + the signal's number.
-    Either way through SystemExit, so temporary files are removed and child processes stopped."""
-    for other in _STOP_SIGNALS:
-        signal.signal(other, signal.SIG_IGN)  # a second signal must not interrupt the clean-up
-    if signum == signal.SIGINT:
-        _say("cgraph: interrupted")
-    sys.exit(128 + signum)
-
-
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
 def main() -> None:
     """Entry point: run the command; Ctrl-C ends it with one line and status 130; usage
     errors are one line with status 2."""
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, _stop)
+    signals.install()
     try:
         code = cli.main(prog_name="cgraph", standalone_mode=False)
     except click.ClickException as error:

@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from . import signals
 from .errors import CgraphError
 from .graph import Graph
 from .render import INLINE_ELEMENTS, entry_names, format_array, format_inline
@@ -106,8 +107,8 @@ def _escape(text: str) -> str:
 def render_image(text: str, path: str) -> None:
     """Run Graphviz's dot on DOT ``text``, writing ``path`` (.svg, .png or .pdf) whole or not at all.
 
-    An exception or SystemExit meanwhile (the command's handlers turn SIGINT, SIGTERM and
-    SIGHUP into SystemExit) stops ``dot`` and removes the temporary file."""
+    An exception or SystemExit meanwhile (as signals raise within
+    :func:`cgraph.signals.stopping_by_exception`) stops ``dot`` and removes the temporary file."""
     kind = os.path.splitext(path)[1].lower().lstrip(".")
     if kind not in IMAGE_FORMATS:
         raise CgraphError(f"--render: '{path}' does not end in {', '.join('.' + k for k in IMAGE_FORMATS)}")
@@ -116,22 +117,27 @@ def render_image(text: str, path: str) -> None:
         raise CgraphError(f"--render needs the Graphviz program 'dot', which is not installed: {INSTALL_HINT}; "
                           "without --render, cgraph writes DOT text")
     folder = os.path.dirname(os.path.abspath(path))
+    temp = process = None
     try:
-        handle, temp = tempfile.mkstemp(dir=folder, prefix=".cgraph-", suffix="." + kind)
-    except OSError as exc:
-        raise CgraphError(f"--render: cannot write {path}: {exc.strerror or exc}") from None
-    os.close(handle)
-    try:
-        result = subprocess.run([program, f"-T{kind}", "-o", temp], input=text.encode(), capture_output=True)
-        if result.returncode != 0:
-            message = result.stderr.decode(errors="replace").strip().splitlines()
-            raise CgraphError(f"--render: dot failed: {message[0] if message else f'exit status {result.returncode}'}")
+        with signals.held():  # a signal here would leave the temporary file or the child behind
+            handle, temp = tempfile.mkstemp(dir=folder, prefix=".cgraph-", suffix="." + kind)
+            os.close(handle)
+            process = subprocess.Popen([program, f"-T{kind}", "-o", temp], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=signals.release)
+        _, errors = process.communicate(text.encode())
+        if process.returncode != 0:
+            message = errors.decode(errors="replace").strip().splitlines()
+            raise CgraphError(f"--render: dot failed: {message[0] if message else f'exit status {process.returncode}'}")
         if os.path.getsize(temp) == 0:
             raise CgraphError(f"--render: dot wrote nothing to {path}; the file is left as it was")
         os.chmod(temp, 0o666 & ~_umask())
         os.replace(temp, path)
     except BaseException as exc:
-        os.unlink(temp)
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        if temp is not None and os.path.exists(temp):
+            os.unlink(temp)
         if isinstance(exc, OSError):
             raise CgraphError(f"--render: cannot write {path}: {exc.strerror or exc}") from None
         raise

@@ -3,26 +3,27 @@ that keeps every message one line of plain text."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-# C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional overrides:
-# characters that would break a message's line or rewrite the terminal.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def _escape_char(match: re.Match[str]) -> str:
-    char = match.group()
+def _escape(char: str) -> str:
+    if char.isprintable():
+        return char
     if char in _NAMED:
         return _NAMED[char]
     code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def printable(text: str) -> str:
-    """``text`` with control characters (CR, LF, ESC, NUL, ...) written as escapes like ``\\x1b``."""
-    return _UNPRINTABLE.sub(_escape_char, text)
+    """``text`` with every character that is not printable (controls such as CR, LF, ESC and NUL,
+    line separators, bidirectional overrides, spaces other than ' ', unassigned code points)
+    written as an escape like ``\\x1b``, so that it stays one line and cannot rewrite the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(map(_escape, text))
 
 
 @dataclass(frozen=True, slots=True)

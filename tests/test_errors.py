@@ -243,7 +243,8 @@ def test_non_utf8_file(tmp_path) -> None:
         cgraph.load(path)
 
 
-@pytest.mark.parametrize("hostile", ["\r", "\n", "\x1b[2J", "\x1b]0;title\x07", "\x00", "\x9b", "\u2028", "\u202e"])
+@pytest.mark.parametrize("hostile", ["\r", "\n", "\x1b[2J", "\x1b]0;title\x07", "\x00", "\x9b", "\u2028", "\u202e", "\xa0",
+                                     "\U00018cd6"])
 def test_control_characters_in_messages_are_escaped(hostile: str) -> None:
     error = CgraphError(f"unknown name 'a{hostile}b'", Position(f"g{hostile}.yaml", 1, 2))
     line = str(error)

@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 
+import loops
 from cgraph.layers import REGISTRY, AddLayer, MulLayer, sum_to
 
 # Finite differences (test_registered_op_matches_finite_difference): central difference of
@@ -412,6 +413,12 @@ REDUCTIONS = [
     ((real(),), {"axis": None, "keepdims": True}),
 ]
 
+POOLS = [
+    ((real(1, 2, 4, 4),), {"size": 2}),
+    ((real(2, 1, 5, 5),), {"size": 3, "stride": 2, "pad": 1}),
+    ((real(1, 1, 4, 6),), {"size": [2, 3], "stride": [1, 3], "pad": [1, 0]}),
+]
+
 # Per op: an independent numpy reference for the value, and sample cases of (inputs, attributes).
 # An op without an entry fails test_registered_op_matches_finite_difference: a new op gets tested.
 OP_CASES: dict[str, tuple] = {
@@ -523,6 +530,31 @@ OP_CASES: dict[str, tuple] = {
         ((real(),), {}),
     ]),
     "equal": (lambda x, y: np.equal(x, y).astype(np.float64), [(inputs, {}) for inputs in BINARY]),
+    # The convolutional layers against straightforward loops (tests/loops.py).
+    "conv2d": (loops.conv2d, [
+        ((real(1, 1, 4, 4), real(2, 1, 3, 3), real(2)), {}),
+        ((real(2, 2, 5, 5), real(3, 2, 3, 3), real(3)), {"stride": 2, "pad": 1}),
+        ((real(1, 2, 4, 5), real(2, 2, 2, 3), real(2)), {"stride": [1, 2], "pad": [1, 0]}),
+        ((real(2, 1, 3, 3), real(1, 1, 1, 1), real(1)), {"stride": 1, "pad": 0}),
+    ]),
+    "max_pool2d": (loops.max_pool2d, POOLS),
+    "avg_pool2d": (loops.avg_pool2d, POOLS),
+    "batchnorm": (loops.batchnorm, [
+        ((real(4, 3), real(3), real(3)), {}),
+        ((real(1, 2), real(2), real(2)), {}),
+        ((real(2, 3, 2, 2), real(3), real(3)), {"eps": 0.1}),
+    ]),
+    # The mask by its definition: kept where the seed's uniform draw is at least ratio.
+    "dropout": (lambda x, ratio=0.5, seed=0: x * (np.random.default_rng(seed).random(x.shape) >= ratio) / (1 - ratio), [
+        ((real(),), {}),
+        ((real(3, 4),), {}),
+        ((real(2, 3, 4),), {"ratio": 0.2, "seed": 7}),
+    ]),
+    "flatten": (lambda x: x.reshape(x.shape[0], -1), [
+        ((real(3),), {}),
+        ((real(3, 4),), {}),
+        ((real(2, 3, 2, 2),), {}),
+    ]),
 }
 
 

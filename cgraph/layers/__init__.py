@@ -45,7 +45,7 @@ from .unary import (
     UnaryLayer,
 )
 from .reductions import ArgmaxLayer, MeanLayer, ReductionLayer, SumLayer
-from .shape import ConcatLayer, IndexLayer, ReshapeLayer, StackLayer, TransposeLayer, parse_key, read_key
+from .shape import ConcatLayer, FlattenLayer, IndexLayer, ReshapeLayer, StackLayer, TransposeLayer, parse_key, read_key
 from .network import (
     AffineLayer,
     MatmulLayer,
@@ -56,6 +56,8 @@ from .network import (
     matmul_shape,
     matmul_work,
 )
+from .conv import AvgPool2dLayer, Conv2dLayer, MaxPool2dLayer, Pool2dLayer
+from .normalization import BatchNormLayer, DropoutLayer
 
 __all__ = [
     "REGISTRY",
@@ -65,21 +67,28 @@ __all__ = [
     "AffineLayer",
     "ArgmaxLayer",
     "Attr",
+    "AvgPool2dLayer",
     "BaseLayer",
+    "BatchNormLayer",
     "BroadcastLayer",
     "ClipLayer",
     "ConcatLayer",
+    "Conv2dLayer",
     "DivLayer",
+    "DropoutLayer",
     "EqualLayer",
     "ExpLayer",
+    "FlattenLayer",
     "IndexLayer",
     "LogLayer",
     "MatmulLayer",
+    "MaxPool2dLayer",
     "MaximumLayer",
     "MeanLayer",
     "MinimumLayer",
     "MulLayer",
     "NegLayer",
+    "Pool2dLayer",
     "PowLayer",
     "ReductionLayer",
     "ReluLayer",

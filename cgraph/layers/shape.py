@@ -1,4 +1,4 @@
-"""Ops that move values between shapes: transpose, reshape, index; concat and stack, of any number of inputs."""
+"""Ops that move values between shapes: transpose, reshape, flatten, index; concat and stack, of any number of inputs."""
 
 from __future__ import annotations
 
@@ -82,6 +82,30 @@ class ReshapeLayer(BaseLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (np.reshape(dout, shape_of(self.x)),)
+
+
+@register
+class FlattenLayer(BaseLayer):
+    """The batch axis kept and the others joined: x (N, C, H, W) becomes (N, C·H·W), as the book's
+    ``x.reshape(x.shape[0], -1)`` between a convolution and an affine layer ((N,) becomes (N, 1))."""
+
+    op = "flatten"
+    args = ("x",)
+    formula = "reshape({x}, (N, -1)), N its first axis"
+    grad_formulas = ("reshape(dout, shape of {x})",)
+
+    def out_shape(self, *shapes: Shape) -> Shape:
+        xs = shapes[0]
+        if not xs:
+            raise ValueError("{x} is 0-d; flatten keeps the first axis (the batch) and joins the others")
+        return (xs[0], math.prod(xs[1:]))
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        return np.reshape(x, self.out_shape(x.shape))
+
+    def backward(self, dout: Any) -> tuple[Any]:
+        return (np.reshape(dout, self.x.shape),)
 
 
 # --- indexing ----------------------------------------------------------------------

@@ -1,0 +1,310 @@
+"""Convolution and pooling over batches of images (N, C, H, W): conv2d, max_pool2d, avg_pool2d.
+
+As "Deep Learning from Scratch" builds them (chapter 7): conv2d unrolls every window of
+the padded input into a row of one matrix (im2col), so the convolution is one matrix
+product, and its backward adds the rows' gradients back into the image (col2im). The
+windows come from numpy's strided views; Python loops run over the positions inside a
+window (at most FH·FW of them), never over pixels or the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .base import REQUIRED, Attr, BaseLayer, Shape, _is_int, register
+
+Pair = tuple[int, int]
+
+
+def _read_pair(minimum: int) -> Any:
+    """A reader of an attribute that is an integer or a pair [rows, columns], each at least ``minimum``."""
+    expected = f"an integer of at least {minimum} or a pair of them like [2, 1]"
+
+    def read(value: Any) -> int | Pair:
+        if _is_int(value) and value >= minimum:
+            return int(value)
+        if (isinstance(value, (list, tuple)) and len(value) == 2
+                and all(_is_int(item) and item >= minimum for item in value)):
+            return int(value[0]), int(value[1])
+        raise ValueError(f"must be {expected}, got {value!r}")
+
+    read.__doc__ = f"{expected[0].upper()}{expected[1:]}."
+    return read
+
+
+read_size = _read_pair(1)
+read_stride = _read_pair(1)
+read_pad = _read_pair(0)
+
+
+def _read_optional_stride(value: Any) -> int | Pair | None:
+    """A stride, or null for the default (the window's size)."""
+    return None if value is None else read_stride(value)
+
+
+def pair(value: int | Pair) -> Pair:
+    """An integer attribute as the same value for rows and columns; a pair as it is."""
+    return (value, value) if isinstance(value, int) else value
+
+
+def _check_images(shape: Shape, op: str) -> None:
+    if len(shape) != 4:
+        raise ValueError(
+            f"{op} takes a batch of images {{x}} of shape (N, C, H, W), 4 dimensions; {{x}} has {len(shape)}"
+            + ("; reshape a single image to (1, C, H, W)" if len(shape) == 3 else "")
+        )
+
+
+def out_size(axis: str, size: int, pad: int, window: int, stride: int, window_name: str,
+             max_pad: int | None = None) -> int:
+    """The output's length along ``axis``: (size + 2·pad − window) / stride + 1.
+
+    ValueError showing the arithmetic where the window does not fit or the result is not a
+    whole number, with the pads (up to ``max_pad``) and strides that would make it one.
+    """
+    span = size + 2 * pad - window
+    formula = f"({axis} + 2·pad − {window_name}) / stride + 1 = ({size} + {2 * pad} − {window}) / {stride} + 1"
+    if span < 0:
+        raise ValueError(f"{formula} = {span / stride + 1:g}: the window of {window} does not fit in "
+                         f"{size + 2 * pad} (padded) along {axis}")
+    if span % stride:
+        limit = pad + stride if max_pad is None else min(pad + stride, max_pad + 1)
+        pads = [p for p in range(pad + 1, limit) if (size + 2 * p - window) % stride == 0]
+        strides = [s for s in range(stride - 1, 0, -1) if span % s == 0]
+        tries = [f"pad {pad}" for pad in pads[:1]] + [f"stride {stride}" for stride in strides[:1]]
+        raise ValueError(f"{formula} = {span / stride + 1:g} is not a whole number; try {' or '.join(tries)}")
+    return span // stride + 1
+
+
+def _padded(x: np.ndarray, pad: Pair, fill: float) -> np.ndarray:
+    """x with ``pad`` rows and columns of ``fill`` added on each side of its last two axes."""
+    if pad == (0, 0):
+        return x
+    (ph, pw) = pad
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+
+
+def _cropped(padded: np.ndarray, pad: Pair) -> np.ndarray:
+    """The inverse of _padded: the middle of ``padded``'s last two axes."""
+    ph, pw = pad
+    return padded[:, :, ph:padded.shape[2] - ph, pw:padded.shape[3] - pw]
+
+
+def _offsets(array: np.ndarray, window: Pair, stride: Pair, out_hw: Pair) -> Any:
+    """For each position (i, j) inside a window, in row-major order, the view of ``array`` holding
+    that position of every window: shape (N, C, OH, OW), a strided view (writing to it writes ``array``)."""
+    (sh, sw), (oh, ow) = stride, out_hw
+    for i in range(window[0]):
+        for j in range(window[1]):
+            yield array[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+
+
+@register
+class Conv2dLayer(BaseLayer):
+    """The book's Convolution layer: filters W (FN, C, FH, FW) and a bias b (FN,) over images x
+    (N, C, H, W) give out (N, FN, OH, OW), OH = (H + 2·pad − FH) / stride + 1 (OW likewise).
+
+    Like PyTorch's conv2d, a cross-correlation: out[n, f, i, j] = b[f] + the sum over c, p, q of
+    W[f, c, p, q] · x_padded[n, c, i·stride + p, j·stride + q].
+    """
+
+    op = "conv2d"
+    args = ("x", "W", "b")
+    attrs = {
+        "stride": Attr(read_stride, 1, "the step between windows: an integer, or a pair [rows, columns]"),
+        "pad": Attr(read_pad, 0, "zeros added on each side of the image: an integer, or a pair [rows, columns]"),
+    }
+    formula = "col @ {W}.reshape(FN, C·FH·FW).T + {b}, col = im2col({x}, stride={stride}, pad={pad})"
+    grad_formulas = (
+        "col2im(dout @ {W}.reshape(FN, C·FH·FW), stride={stride}, pad={pad})",
+        "(col.T @ dout).T reshaped to (FN, C, FH, FW)",
+        "dout summed over N, OH and OW",
+    )
+    stride: int | Pair
+    pad: int | Pair
+
+    def out_shape(self, *shapes: Shape) -> Shape:
+        xs, ws, bs = shapes
+        _check_images(xs, "conv2d")
+        if len(ws) != 4:
+            raise ValueError(f"the filters {{W}} must have shape (FN, C, FH, FW), 4 dimensions; {{W}} has {len(ws)}")
+        n, channels, height, width = xs
+        filters, w_channels, fh, fw = ws
+        if w_channels != channels:
+            raise ValueError(f"{{x}} has {channels} channels (axis 1 of {xs}) but the filters {{W}} take "
+                             f"{w_channels} (axis 1 of {ws})")
+        if bs != (filters,):
+            raise ValueError(f"the bias {{b}} must have shape ({filters},), one per filter (axis 0 of {{W}} {ws}); "
+                             f"it has shape {bs}")
+        if fh == 0 or fw == 0:
+            raise ValueError(f"the filters {{W}} {ws} are empty (FH = {fh}, FW = {fw})")
+        (sh, sw), (ph, pw) = pair(self.stride), pair(self.pad)
+        return (n, filters, out_size("H", height, ph, fh, sh, "FH"), out_size("W", width, pw, fw, sw, "FW"))
+
+    def work(self, *shapes: Shape) -> int:
+        """The product col @ W in the forward pass and two of the same size (dW, dcol) in the backward."""
+        n, filters, oh, ow = self.out_shape(*shapes)
+        return 3 * n * oh * ow * filters * math.prod(shapes[1][1:])
+
+    def scratch_elements(self, *shapes: Shape) -> int:
+        """im2col's matrix (kept from forward to backward) and its gradient, the padded copies of
+        x and of its gradient, and dout reordered to (N·OH·OW, FN)."""
+        n, filters, oh, ow = self.out_shape(*shapes)
+        n, channels, height, width = shapes[0]
+        ph, pw = pair(self.pad)
+        padded = n * channels * (height + 2 * ph) * (width + 2 * pw) if ph or pw else 0
+        return 2 * n * oh * ow * math.prod(shapes[1][1:]) + 2 * padded + n * oh * ow * filters
+
+    def forward(self, x: Any, W: Any, b: Any) -> Any:
+        self.x, self.W, self.b = x, W, b
+        n, _, height, width = x.shape
+        filters, channels, fh, fw = W.shape
+        _, _, oh, ow = self.out_shape(x.shape, W.shape, b.shape)
+        sh, sw = pair(self.stride)
+        windows = sliding_window_view(_padded(x, pair(self.pad), 0.0), (fh, fw), axis=(2, 3))[:, :, ::sh, ::sw]
+        # One row per output pixel (n, i, j), holding its window: channels, then rows, then columns.
+        self.col = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, channels * fh * fw)
+        self.col_W = W.reshape(filters, channels * fh * fw).T
+        out = self.col @ self.col_W + b
+        return out.reshape(n, oh, ow, filters).transpose(0, 3, 1, 2)
+
+    def backward(self, dout: Any) -> tuple[Any, Any, Any]:
+        x, W = self.x, self.W
+        n, filters, oh, ow = dout.shape
+        _, channels, fh, fw = W.shape
+        rows = dout.transpose(0, 2, 3, 1).reshape(n * oh * ow, filters)
+        db = rows.sum(axis=0)
+        dW = (rows.T @ self.col).reshape(W.shape)
+        dcol = (rows @ self.col_W.T).reshape(n, oh, ow, channels, fh, fw).transpose(0, 3, 4, 5, 1, 2)
+        pad = pair(self.pad)
+        dx = np.zeros((n, channels, x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1]), dcol.dtype)
+        # col2im: each position in the window adds its column's gradient back where it was read from.
+        for k, view in enumerate(_offsets(dx, (fh, fw), pair(self.stride), (oh, ow))):
+            view += dcol[:, :, k // fw, k % fw]
+        return _cropped(dx, pad), dW, db
+
+
+class Pool2dLayer(BaseLayer):
+    """A window of ``size`` moved over each channel of images x (N, C, H, W) by ``stride``
+    (default: the window's size, so windows do not overlap) after ``pad`` on each side."""
+
+    args = ("x",)
+    attrs = {
+        "size": Attr(read_size, REQUIRED, "the window: an integer, or a pair [rows, columns]"),
+        "stride": Attr(_read_optional_stride, None,
+                       "the step between windows: an integer, or a pair; null, the default, is the window's size"),
+        "pad": Attr(read_pad, 0, "added on each side of the image, at most half the window: an integer, or a pair"),
+    }
+    size: int | Pair
+    stride: int | Pair
+    pad: int | Pair
+
+    def __init__(self, **attrs: Any) -> None:
+        if attrs.get("stride") is None and "size" in attrs:
+            attrs["stride"] = attrs["size"]
+        super().__init__(**attrs)
+
+    def out_shape(self, *shapes: Shape) -> Shape:
+        xs = shapes[0]
+        _check_images(xs, self.op)
+        (kh, kw), (sh, sw), (ph, pw) = pair(self.size), pair(self.stride), pair(self.pad)
+        if 2 * ph > kh or 2 * pw > kw:
+            raise ValueError(f"pad {self.pad} is more than half the window {self.size}; "
+                             "a window would hold nothing but padding")
+        return (*xs[:2], out_size("H", xs[2], ph, kh, sh, "size", kh // 2), out_size("W", xs[3], pw, kw, sw, "size", kw // 2))
+
+    def work(self, *shapes: Shape) -> int:
+        """Every element of every window is read in the forward pass and written in the backward."""
+        return 2 * math.prod(self.out_shape(*shapes)) * math.prod(pair(self.size))
+
+    def scratch_elements(self, *shapes: Shape) -> int:
+        """The padded copies of x and of its gradient, and one array of the output's size."""
+        n, channels, height, width = shapes[0]
+        ph, pw = pair(self.pad)
+        padded = n * channels * (height + 2 * ph) * (width + 2 * pw) if ph or pw else 0
+        return 2 * padded + math.prod(self.out_shape(*shapes))
+
+    def _windows(self, array: np.ndarray) -> Any:
+        """Views of ``array`` (padded) at each position inside the window; see _offsets."""
+        return _offsets(array, pair(self.size), pair(self.stride), self.out_shape(self.x.shape)[2:])
+
+    def _padded_zeros(self, dout: np.ndarray) -> np.ndarray:
+        """Zeros of x's padded shape, for the gradient, in dout's dtype."""
+        ph, pw = pair(self.pad)
+        n, channels, height, width = self.x.shape
+        return np.zeros((n, channels, height + 2 * ph, width + 2 * pw), np.result_type(dout, self.x))
+
+
+@register
+class MaxPool2dLayer(Pool2dLayer):
+    """Max pooling: the largest value of each window. Padding is -inf, so it is never the maximum.
+
+    The gradient goes to the position of each window's maximum; where several positions
+    hold it, to the first in row-major order (as PyTorch), and where a window holds NaN, to
+    its last NaN (as PyTorch, whose maximum is NaN there).
+    """
+
+    op = "max_pool2d"
+    formula = "max of {x} over each window of {size}, stride={stride}, pad={pad} (of -inf)"
+    grad_formulas = ("dout to the position of each window's maximum (the first, in row-major order, where tied)",)
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        windows = self._windows(_padded(x, pair(self.pad), -np.inf))
+        out = np.array(next(windows))
+        kh, kw = pair(self.size)
+        self.argmax = np.zeros(out.shape, np.min_scalar_type(kh * kw - 1))  # each maximum's position in its window
+        greater = np.empty(out.shape, bool)
+        index = np.empty(out.shape, self.argmax.dtype)
+        check_nan = bool(x.size) and bool(np.isnan(np.max(x)))
+        for k, view in enumerate(windows, 1):
+            np.greater(view, out, out=greater)
+            if check_nan:
+                greater |= np.isnan(view)
+                np.copyto(out, view, where=greater)
+            else:
+                np.maximum(out, view, out=out)
+            # Positions come in increasing order, so where this one is greater it is the largest yet.
+            np.multiply(greater, index.dtype.type(k), out=index)
+            np.maximum(self.argmax, index, out=self.argmax)
+        return out
+
+    def backward(self, dout: Any) -> tuple[Any]:
+        dx = self._padded_zeros(dout)
+        overlapping = any(stride < size for stride, size in zip(pair(self.stride), pair(self.size)))
+        for k, view in enumerate(self._windows(dx)):
+            if overlapping:
+                view += dout * (self.argmax == k)
+            else:  # each element of x is in one window at most: written once
+                np.multiply(dout, self.argmax == k, out=view)
+        return (_cropped(dx, pair(self.pad)),)
+
+
+@register
+class AvgPool2dLayer(Pool2dLayer):
+    """Average pooling: the mean of each window, padded zeros included (PyTorch's default,
+    count_include_pad=True), so every mean divides by the window's size."""
+
+    op = "avg_pool2d"
+    formula = "mean of {x} over each window of {size}, stride={stride}, pad={pad} (of zeros, counted in the mean)"
+    grad_formulas = ("dout / (the window's size) to every position of its window",)
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        windows = self._windows(_padded(x, pair(self.pad), 0.0))
+        out = np.array(next(windows))
+        for view in windows:
+            out += view
+        out /= math.prod(pair(self.size))
+        return out
+
+    def backward(self, dout: Any) -> tuple[Any]:
+        dx = self._padded_zeros(dout)
+        share = dout / math.prod(pair(self.size))
+        for view in self._windows(dx):
+            view += share
+        return (_cropped(dx, pair(self.pad)),)
