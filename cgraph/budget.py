@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
+from itertools import chain, repeat
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import CgraphError, Position
 from .graph import Graph
-from .layers import BaseLayer
+from .layers import REGISTRY, BaseLayer
 
 MEMORY_FRACTION = 0.5  # of the memory available at start: the default --max-memory
 DEFAULT_MAX_WORK = 10**11  # multiply-adds: some seconds of numpy; a (10000, 10000) @ (10000, 10000) product is 3e12
@@ -30,30 +31,33 @@ class Estimate:
 
 def estimate(graph: Graph, backward: bool = True, forward_passes: int = 1) -> Estimate:
     """The bytes of every value, gradient (with ``backward``) and layer scratch buffer a run keeps
-    (inputs memory-mapped from .npy files or filled with one number excepted), and the multiply-adds of ``forward_passes``
-    runs, each counted as a forward and a backward pass. Node values are counted at the widest
-    input dtype."""
+    (inputs memory-mapped from .npy files or filled with one number excepted), and the
+    multiply-adds of ``forward_passes`` runs, each counted as a forward and a backward pass.
+    Node values are counted at the widest input dtype; a graph of 0-d values is counted at
+    once, as an array per value and per gradient."""
     spec, shapes = graph.spec, graph.shapes
-    widest = max((item.value.dtype.itemsize for item in spec.inputs.values()), default=8)
-    node_elements = sum(map(math.prod, map(shapes.__getitem__, spec.nodes)))
-    memory = widest * node_elements
+    inputs = spec.inputs.values()
+    widest = max((item.value.dtype.itemsize for item in inputs), default=8)
+    if not any(shapes.values()):  # all 0-d, as in long chains of scalars: a few numbers per value, no costly op
+        arrays = len(shapes) + (len(shapes) + sum(map(len, (node.args for node in spec.nodes.values()))) if backward else 0)
+        return Estimate(widest * arrays, 0)
+    sizes = dict(zip(shapes, map(math.prod, shapes.values())))
+    node_elements = sum(map(sizes.__getitem__, spec.nodes))
     # Inputs memory-mapped from .npy files, and fill inputs (one number broadcast), own no memory.
-    memory += sum(item.value.nbytes for item in spec.inputs.values() if item.value.flags.owndata)
+    memory = widest * node_elements + sum(item.value.nbytes for item in inputs if item.value.flags.owndata)
     if backward:
         # A value's gradient, and each gradient a node's backward returns for its inputs; where a
         # value is used once, the two are one array.
-        uses = Counter(arg for node in spec.nodes.values() for arg in node.args)
-        for name, shape in shapes.items():
-            itemsize = spec.inputs[name].value.dtype.itemsize if name in spec.inputs else widest
-            count = uses.get(name, 0)
-            memory += itemsize * math.prod(shape) * (count if count == 1 else count + 1)
+        uses = Counter(chain.from_iterable(node.args for node in spec.nodes.values()))
+        arrays = {name: count if count == 1 else count + 1 for name, count in zip(sizes, map(uses.get, sizes, repeat(0)))}
+        memory += widest * sum([sizes[name] * arrays[name] for name in spec.nodes])
+        memory += sum(item.value.dtype.itemsize * sizes[name] * arrays[name] for name, item in spec.inputs.items())
 
     work, busiest, most = 0, None, 0
-    for name, node in spec.nodes.items():
-        layer = graph.layers[name]
-        if type(layer).work is BaseLayer.work and type(layer).scratch_elements is BaseLayer.scratch_elements:
-            continue  # the common case: an op whose cost is its values'
-        arg_shapes = [shapes[arg] for arg in node.args]
+    costly = {op for op, layer in REGISTRY.items()
+              if layer.work is not BaseLayer.work or layer.scratch_elements is not BaseLayer.scratch_elements}
+    for name in [name for name, node in spec.nodes.items() if node.op in costly]:
+        layer, arg_shapes = graph.layers[name], [shapes[arg] for arg in spec.nodes[name].args]
         memory += widest * layer.scratch_elements(*arg_shapes)
         own = layer.work(*arg_shapes) * forward_passes
         work += own

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import orjson
@@ -221,11 +221,23 @@ def format_array(value: Any, precision: int, full: bool, indent: int) -> str:
         return format_scalar(array[()], precision)
     if full and array.size > SUMMARY_THRESHOLD:
         text = format_full(array, precision)
+    elif array.dtype.kind == "f" and scientific(array, precision):  # where numpy would write some as 0
+        text = np.array2string(array, threshold=SUMMARY_THRESHOLD, separator=" ",
+                               formatter={"float_kind": _scientific_cell(array, precision)})
     else:
         text = format_small(array, precision)
         if text is None:
             text = np.array2string(array, precision=precision, threshold=SUMMARY_THRESHOLD, separator=" ")
     return text.replace("\n", "\n" + " " * indent)
+
+
+def _scientific_cell(array: np.ndarray, precision: int) -> Callable[[Any], str]:
+    """A formatter writing an element of ``array`` in scientific notation, right-aligned to the widest."""
+    cell = f"%.{precision}e"
+    magnitudes = np.abs(array[np.isfinite(array) & (array != 0)])  # the widest exponents are at the ends
+    widest = max(len(cell % magnitudes.max()), len(cell % magnitudes.min())) if magnitudes.size else 3
+    widest = max(widest + bool((array < 0).any()), 4 if np.isneginf(array).any() else 3)
+    return lambda value: (cell % value if np.isfinite(value) else str(float(value))).rjust(widest)
 
 
 SMALL_ELEMENTS = 100  # arrays up to this size are tried by format_small

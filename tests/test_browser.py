@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -190,3 +191,19 @@ def test_serve_redraws_on_save_shows_an_error_and_recovers(watched: Watched, tmp
     finally:
         code, _ = stop(process)
     assert code == 130
+
+
+def test_simple_convnet_page_shows_the_shapes_and_the_filters_gradients(watched: Watched, tmp_path: Path) -> None:
+    open_graph(watched, tmp_path, "simple_convnet")
+    page = watched.page
+    text = page.inner_text("body")
+    for line in ("conv2d, shape (3, 30, 24, 24)", "max_pool2d, shape (3, 30, 12, 12)", "flatten, shape (3, 4320)",
+                 "softmax_with_loss, shape ()"):
+        assert line in text
+    assert page.locator("g.node").count() == 16
+    page.click('g.node[data-name="W1"]')
+    result = CliRunner().invoke(cli, ["backward", str(GRAPHS / "simple_convnet.yaml"), "--format", "json"])
+    expected = [x for filters in json.loads(result.stdout)["nodes"]["W1"]["grad"] for x in
+                np.ravel(filters).tolist()]
+    assert len(expected) == 750
+    assert panel_values(watched, "grad-part") == expected

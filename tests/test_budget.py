@@ -119,3 +119,10 @@ def test_help_states_the_defaults() -> None:
     text = subprocess.run([sys.executable, "-m", "cgraph", "forward", "--help"], capture_output=True, text=True).stdout
     assert "half of the memory" in " ".join(text.split())
     assert "1e11" in text
+
+
+def test_a_graph_of_scalars_is_counted_at_once() -> None:
+    # y = x * x, z = y + x: three 0-d values; in backward a gradient per value and one per node input (4).
+    graph = cgraph.loads("inputs: {x: 2}\nnodes: {y: {op: mul, inputs: [x, x]}, z: {op: add, inputs: [y, x]}}\n")
+    assert estimate(graph, backward=False).memory == 3 * 8
+    assert estimate(graph).memory == (3 + 3 + 4) * 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -358,3 +359,16 @@ def test_outputs_refuse_to_replace_a_special_file(tmp_path: Path) -> None:
         assert result.exit_code == 1 and result.stdout == ""
         assert f"cannot write {pipe}: not a regular file" in result.stderr
         assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+
+@pytest.mark.parametrize("size", [3, 2000])  # printed whole, and summarised by numpy
+def test_text_output_never_writes_a_non_zero_number_as_zero(size: int) -> None:
+    # At 2 digits after the point, 0.001123 would be written 0. in positional notation: the whole
+    # array is written in scientific notation instead, each element read back within 1%.
+    graph = f"inputs: {{x: {{shape: [{size}], fill: 0.001123}}, w: [0.5, -0.25, 2]}}\nnodes: {{y: {{op: neg, inputs: [x]}}}}\n"
+    for flags in ([], ["--full"]):
+        result = run("forward", "-", "--precision", "2", "--node", "x", *flags, stdin=graph)
+        cells = " ".join(result.stdout.split("value:")[1].split()).strip("[]").replace("...", "").split()
+        assert cells and all(re.fullmatch(r"1\.12e-03", cell) for cell in cells), cells
+    mixed = run("forward", "-", "--precision", "2", "--node", "x", "--set", "x=[0.001, -0.5, 1]", stdin=graph)
+    assert "value: [ 1.00e-03 -5.00e-01  1.00e+00]" in mixed.stdout

@@ -160,6 +160,12 @@ def read_shape(value: Any) -> tuple[int, ...]:
     return shape
 
 
+def written(value: Any) -> str:
+    """An attribute's value as written, for an error message: itself where short, else what kind it is."""
+    text = repr(value)
+    return text if len(text) <= 40 and not isinstance(value, str) else describe(value)
+
+
 def _show(value: Any) -> str:
     """An attribute's value as formulas and descriptions show it."""
     return str(list(value)) if isinstance(value, tuple) else str(value)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import REQUIRED, Attr, BaseLayer, Shape, _is_int, register
+from .base import REQUIRED, Attr, BaseLayer, Shape, _is_int, register, written
 
 Pair = tuple[int, int]
 
@@ -30,20 +30,19 @@ def _read_pair(minimum: int) -> Any:
         if (isinstance(value, (list, tuple)) and len(value) == 2
                 and all(_is_int(item) and item >= minimum for item in value)):
             return int(value[0]), int(value[1])
-        raise ValueError(f"must be {expected}, got {value!r}")
+        raise ValueError(f"must be {expected}, got {written(value)}")
 
     read.__doc__ = f"{expected[0].upper()}{expected[1:]}."
     return read
 
 
-read_size = _read_pair(1)
-read_stride = _read_pair(1)
+read_positive_pair = _read_pair(1)  # a size or a stride
 read_pad = _read_pair(0)
 
 
 def _read_optional_stride(value: Any) -> int | Pair | None:
     """A stride, or null for the default (the window's size)."""
-    return None if value is None else read_stride(value)
+    return None if value is None else read_positive_pair(value)
 
 
 def pair(value: int | Pair) -> Pair:
@@ -115,7 +114,7 @@ class Conv2dLayer(BaseLayer):
     op = "conv2d"
     args = ("x", "W", "b")
     attrs = {
-        "stride": Attr(read_stride, 1, "the step between windows: an integer, or a pair [rows, columns]"),
+        "stride": Attr(read_positive_pair, 1, "the step between windows: an integer, or a pair [rows, columns]"),
         "pad": Attr(read_pad, 0, "zeros added on each side of the image: an integer, or a pair [rows, columns]"),
     }
     formula = "col @ {W}.reshape(FN, C·FH·FW).T + {b}, col = im2col({x}, stride={stride}, pad={pad})"
@@ -194,7 +193,7 @@ class Pool2dLayer(BaseLayer):
 
     args = ("x",)
     attrs = {
-        "size": Attr(read_size, REQUIRED, "the window: an integer, or a pair [rows, columns]"),
+        "size": Attr(read_positive_pair, REQUIRED, "the window: an integer, or a pair [rows, columns]"),
         "stride": Attr(_read_optional_stride, None,
                        "the step between windows: an integer, or a pair; null, the default, is the window's size"),
         "pad": Attr(read_pad, 0, "added on each side of the image, at most half the window: an integer, or a pair"),

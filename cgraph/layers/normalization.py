@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Attr, BaseLayer, Shape, _is_int, register, shape_of
+from .base import Attr, BaseLayer, Shape, _is_int, register, shape_of, written
 
 
 @register
@@ -76,14 +76,14 @@ def _read_number(value: Any, expected: str, valid: Any) -> float:
         number = float(value)
         if math.isfinite(number) and valid(number):
             return number
-    raise ValueError(f"must be {expected}, got {value!r}")
+    raise ValueError(f"must be {expected}, got {written(value)}")
 
 
 def _read_seed(value: Any) -> int:
     """A non-negative integer."""
     if _is_int(value) and value >= 0:
         return int(value)
-    raise ValueError(f"must be a non-negative integer, got {value!r}")
+    raise ValueError(f"must be a non-negative integer, got {written(value)}")
 
 
 @register
