@@ -297,9 +297,11 @@ def test_ctrl_c_saves_the_last_complete_step_and_says_which(tmp_path):
     assert process.stdout is not None
     lines = [process.stdout.readline() for _ in range(3)]  # training is under way
     process.send_signal(signal.SIGINT)
-    rest, stderr = process.communicate(timeout=60)
-    stdout = "".join(lines) + rest
-    assert process.returncode == 130
+    # read on through the same buffered stream: readline may already hold later lines, which
+    # communicate() (reading the pipe itself) would miss
+    stdout = "".join(lines) + process.stdout.read()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 130
     step = int(stderr.split("interrupted after step ")[1].split(" ")[0])
     assert stderr == f"cgraph: interrupted after step {step} of 100000000; {out} holds the inputs after it\n"
     assert json.loads(stdout.splitlines()[-1])["step"] == step
