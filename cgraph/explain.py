@@ -157,8 +157,8 @@ def substitute(template: str, numbers: dict[str, str]) -> str:
     """``template`` with each ``{field}`` replaced by its number from ``numbers``, in parentheses
     wherever the template's operators would otherwise bind to part of it and change its meaning:
     after a unary minus (``-(-4)``, ``-(1)``), a negative number after an operator (``1 / (-0.5)``),
-    and anything but a plain non-negative number beside ``**`` or before ``.T``
-    (``(-0.5)**2``, ``(1e-05)**2``, ``((2, 3) array).T``)."""
+    and anything but a plain non-negative number beside ``**`` or before ``.T`` or an index
+    (``(-0.5)**2``, ``(1e-05)**2``, ``((2, 3) array).T``, ``((3,) [2, -3, -3])[2]``)."""
     parsed = list(string.Formatter().parse(template))
     pieces: list[str] = []
     for index, (literal, field, _, _) in enumerate(parsed):
@@ -169,7 +169,7 @@ def substitute(template: str, numbers: dict[str, str]) -> str:
         before = "".join(pieces).rstrip()
         after = parsed[index + 1][0].lstrip() if index + 1 < len(parsed) else ""
         unary_minus = before.endswith("-") and not _OPERAND_BEFORE.search(before[:-1])
-        tight = before.endswith("**") or after.startswith(("**", "."))
+        tight = before.endswith("**") or after.startswith(("**", ".", "["))
         negative_operand = text.startswith("-") and bool(_OPERATOR_BEFORE.search(before))
         if unary_minus or negative_operand or (tight and not _PLAIN_NUMBER.match(text)):
             text = f"({text})"

@@ -24,8 +24,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from .arrays import suggest
 from .errors import CgraphError, Position, TextPosition
-from .layers import read_key
+from .layers import REGISTRY, read_key
 from .yamlsafe import YMap, YSeq
 
 MAX_LENGTH = 10_000  # characters in one expression
@@ -307,12 +308,25 @@ class _Reader:
             if item.arg in attrs:
                 raise self.fail(f"the attribute '{item.arg}' is given twice", item)
             attrs[item.arg] = (self.literal(item.value), item)
+        op = node.func.id
+        layer = REGISTRY.get(op)
+        if layer is None:
+            attrs = {}  # the spec says the op is unknown, before anything about its keywords
+        else:
+            for key, (_, item) in attrs.items():
+                if key not in layer.attrs:
+                    known = ", ".join(layer.attrs) or "none"
+                    raise self.fail(f"{op} has no attribute '{key}'{suggest(key, layer.attrs)}; its attributes: {known}",
+                                    item)
+            if len(node.args) > len(layer.args) and layer.attrs and not layer.variadic:
+                raise self.fail(f"op '{op}' takes {layer.arity()}, got {len(node.args)}: attributes are keywords, "
+                                f"such as {op}(x, {next(iter(layer.attrs))}=...)", node.args[len(layer.args)])
         args = []
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise self.fail(REFUSED[ast.Starred], arg)
             args.append((self.visit(arg), arg))
-        return self.part(node, node.func.id, self.where(node.func), args, attrs)
+        return self.part(node, op, self.where(node.func), args, attrs)
 
     def literal(self, node: ast.AST) -> Any:
         """A keyword attribute's value: a number, true/false/null (or Python's spelling), or a list of them."""

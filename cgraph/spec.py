@@ -243,7 +243,8 @@ def _checked_node(name: str, body: Any, pos: Position, name_pos: Position | None
             if arg is None or isinstance(arg, bool):
                 hint = ": if it is a name, quote it"
             elif is_number(arg):
-                hint = f"; a constant is an input: add one under 'inputs' (such as 'c: {arg}') and use its name"
+                hint = (f"; a constant is an input (such as 'c: {arg}' under 'inputs') used by its name, "
+                        f"or a number in a formula (such as '{name}: x * {arg}')")
             else:
                 hint = ""
             raise CgraphError(

@@ -160,7 +160,8 @@ CASES = [
     ("inputs: {a: 1}\nnodes:\n  b: {op: mul, inputs: [a, a]}\n  output: b\n", ["'output' was found inside 'nodes' at line 4"], 4, 3),
     ('{"inputs": {"a": 1, "nodes": {"b": {"op": "mul", "inputs": ["a", "a"]}}}}', ["'nodes' was found inside 'inputs'"], 1, 21),
     ("inputs: {a: 1}\nnodes: {b: {op: mul, inputs: [a, 2]}}\n",
-     ["got 2; a constant is an input: add one under 'inputs' (such as 'c: 2') and use its name"], 2, 34),
+     ["got 2; a constant is an input (such as 'c: 2' under 'inputs') used by its name, "
+      "or a number in a formula (such as 'b: x * 2')"], 2, 34),
 ]
 
 

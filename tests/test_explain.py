@@ -303,3 +303,9 @@ def test_mean_gives_the_number_it_divides_by() -> None:
     lines = _squeezed(run("-", "--dout", "[3, 6]", stdin=graph).stdout)
     assert ("d x = dout / 3 repeated along the averaged axes (3 values in each mean) = (2,) [3, 6] / 3 repeated "
             "along the averaged axes (3 values in each mean) = (2, 3) [[1, 1, 1], [2, 2, 2]]") in lines
+
+
+def test_an_indexed_array_is_parenthesised() -> None:
+    # w[2] of [2, -3, -3] is -3; the array written with its shape is put in parentheses before [2].
+    graph = "inputs: {w: [2, -3, -3]}\nnodes: {v: {op: index, inputs: [w], key: '2'}}\n"
+    assert "v = w[2] = ((3,) [2, -3, -3])[2] = -3" in _squeezed(run("-", stdin=graph).stdout)

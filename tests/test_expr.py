@@ -207,7 +207,12 @@ def test_long_sub_expressions_are_named_by_node_and_number() -> None:
     ("  f: (x) // y", "g.yaml:6:10: error: node 'f': operator '//' is not supported"),
     ("  f: expp(x)", "g.yaml:6:6: error: node 'f': unknown op 'expp' (did you mean 'exp'?)"),
     ("  f: x * exp(x, y)", "g.yaml:6:10: error: node 'exp(x, y)': op 'exp' takes 1 input, got 2: exp(x)"),
-    ("  f: sum(x, axs=0)", "g.yaml:6:13: error: node 'f': unknown key 'axs' (did you mean 'axis'?)"),
+    ("  f: sum(x, axs=0)", "g.yaml:6:13: error: node 'f': sum has no attribute 'axs' (did you mean 'axis'?); "
+                           "its attributes: axis, keepdims"),
+    ("  f: exp(x, axis=0)", "g.yaml:6:13: error: node 'f': exp has no attribute 'axis'; its attributes: none"),
+    ("  f: sum(x, 0)", "g.yaml:6:13: error: node 'f': op 'sum' takes 1 input, got 2: attributes are keywords, "
+                       "such as sum(x, axis=...)"),
+    ("  f: summ(x, axs=0)", "g.yaml:6:6: error: node 'f': unknown op 'summ' (did you mean 'sum'?)"),
     ("  f: sum(x, axis=y)", "g.yaml:6:18: error: node 'f': an attribute's value must be a number"),
     ("  f: sum(x, axis=0.5)", "g.yaml:6:13: error: node 'f': sum attribute 'axis' must be"),
     ("  f: reshape(x)", "g.yaml:6:6: error: node 'f': op 'reshape' needs the attribute 'shape'"),
