@@ -10,7 +10,7 @@ window (at most FH·FW of them), never over pixels or the batch.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -74,7 +74,7 @@ def out_size(axis: str, size: int, pad: int, window: int, stride: int, window_na
         limit = pad + stride if max_pad is None else min(pad + stride, max_pad + 1)
         pads = [p for p in range(pad + 1, limit) if (size + 2 * p - window) % stride == 0]
         strides = [s for s in range(stride - 1, 0, -1) if span % s == 0]
-        tries = [f"pad {pad}" for pad in pads[:1]] + [f"stride {stride}" for stride in strides[:1]]
+        tries = [f"pad {p}" for p in pads[:1]] + [f"stride {s}" for s in strides[:1]]
         raise ValueError(f"{formula} = {span / stride + 1:g} is not a whole number; try {' or '.join(tries)}")
     return span // stride + 1
 
@@ -93,7 +93,7 @@ def _cropped(padded: np.ndarray, pad: Pair) -> np.ndarray:
     return padded[:, :, ph:padded.shape[2] - ph, pw:padded.shape[3] - pw]
 
 
-def _offsets(array: np.ndarray, window: Pair, stride: Pair, out_hw: Pair) -> Any:
+def _offsets(array: np.ndarray, window: Pair, stride: Pair, out_hw: Pair) -> Iterator[np.ndarray]:
     """For each position (i, j) inside a window, in row-major order, the view of ``array`` holding
     that position of every window: shape (N, C, OH, OW), a strided view (writing to it writes ``array``)."""
     (sh, sw), (oh, ow) = stride, out_hw
@@ -227,7 +227,7 @@ class Pool2dLayer(BaseLayer):
         padded = n * channels * (height + 2 * ph) * (width + 2 * pw) if ph or pw else 0
         return 2 * padded + math.prod(self.out_shape(*shapes))
 
-    def _windows(self, array: np.ndarray) -> Any:
+    def _windows(self, array: np.ndarray) -> Iterator[np.ndarray]:
         """Views of ``array`` (padded) at each position inside the window; see _offsets."""
         return _offsets(array, pair(self.size), pair(self.stride), self.out_shape(self.x.shape)[2:])
 
