@@ -1,6 +1,6 @@
 """cgraph's benchmarks: each figure against a baseline measured in the same run.
 
-    python bench/run.py            # full sizes, a few minutes
+    python bench/run.py            # full sizes, a quarter of an hour; prints the README's table
     python bench/run.py --small    # tiny sizes, to check the benchmarks still run
 
 PyTorch is optional (`pip install torch==2.13.0`); without it the figures that
@@ -14,6 +14,7 @@ import gc
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -144,14 +145,16 @@ def cgraph_run(graph: Any) -> Callable[[], Any]:
 # --- the benchmarks ----------------------------------------------------------
 
 
-def bench_startup(repeat: int) -> None:
+def bench_startup(invocations: int) -> None:
     print("start-up", file=sys.stderr)
     exe = Path(sys.executable).with_name("cgraph")
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "cgraph"]
-    baseline = command_time([sys.executable, "-c", "import numpy, yaml, click"], repeat)
-    ours = command_time([*command, "forward", str(ROOT / "graphs" / "buy_apple.yaml")], repeat)
-    row("start-up: cgraph forward buy_apple.yaml", f"{ours * 1e3:.0f} ms",
-        f"import numpy, yaml, click {baseline * 1e3:.0f} ms", ours / baseline, 1.15)
+    command = shlex.join([str(exe)] if exe.exists() else [sys.executable, "-m", "cgraph"])
+    example = shlex.quote(str(ROOT / "graphs" / "buy_apple.yaml"))
+    loops = [f"for i in $(seq {invocations}); do {what} > /dev/null; done" for what in (
+        f"{shlex.quote(sys.executable)} -c 'import numpy, yaml, click'", f"{command} backward {example}")]
+    baseline, ours = paired_times(*(lambda loop=loop: subprocess.run(["sh", "-c", loop], check=True) for loop in loops), 1)
+    row(f"start-up: {invocations} x cgraph backward buy_apple.yaml in a shell loop", f"{ours:.2f} s",
+        f"{invocations} x python -c 'import numpy, yaml, click' {baseline:.2f} s", ours / baseline, 1.0)
     probe = (
         "import sys\nfrom cgraph.cli import cli\n"
         "for args in (['--version'], ['--help'], ['backward', '--help']):\n"
@@ -171,7 +174,7 @@ def bench_per_node(sizes: tuple[int, int, int], repeat: int) -> float | None:
     ours = median_time(cgraph_run(graph), repeat) / middle
     floor = median_time(floor_loop(middle), repeat) / middle
     row(f"per node, {middle:,}-node scalar chain, forward + backward", f"{ours * 1e6:.2f} us",
-        f"bare loop {floor * 1e6:.2f} us", ours / floor, 2.0)
+        f"bare loop {floor * 1e6:.2f} us", ours / floor, 2.5)
     torch_total = None
     if torch is not None:
         torch.set_num_threads(2)
@@ -196,7 +199,7 @@ def bench_end_to_end(count: int, torch_total: float | None, repeat: int, folder:
     json_path = folder / f"chain_{count}.json"
     yaml_path.write_text(chain_yaml(count))
     json_path.write_text(json.dumps(scalar_chain(count)))
-    for path, target in ((yaml_path, 1.0), (json_path, 0.5)):
+    for path, target in ((yaml_path, 0.5), (json_path, 0.5)):
         ours = command_time([*command, "backward", str(path), "--format", "json"], repeat)
         if torch_total is None:
             row(f"cgraph backward {path.name} --format json", f"{ours:.2f} s", "PyTorch (not installed)", None, None)
@@ -315,6 +318,177 @@ def bench_output(count: int, elements: int, repeat: int) -> None:
     array = np.random.default_rng(0).random(elements)
     full = median_time(lambda: render.format_array(array, 8, True, 2), max(1, repeat // 2))
     row(f"text --full of one {elements:,}-element array", f"{full:.2f} s", "1 s", full / 1.0, 1.0)
+
+
+def vector_chain_yaml(count: int) -> str:
+    """x, a 2-element vector, then count nodes alternating `+ zero` and `* one` (0-d inputs)."""
+    lines = ["inputs:", "  x: [1.0, 2.0]", "  one: 1.0", "  zero: 0.0", "nodes:"]
+    previous = "x"
+    for i in range(count):
+        lines.append(f"  n{i}: {{op: {'add' if i % 2 == 0 else 'mul'}, inputs: [{previous}, {'zero' if i % 2 == 0 else 'one'}]}}")
+        previous = f"n{i}"
+    return "\n".join(lines) + "\n"
+
+
+WIDE_OPS = ("mul", "add", "sub", "mul")
+WIDE_PAIRS = (("a", "b"), ("c", "d"), ("a", "c"), ("b", "d"))
+
+
+def wide_yaml(count: int) -> str:
+    """count independent nodes of 3x3 arrays off 4 inputs, summed by a tree of count - 1 adds."""
+    lines = ["inputs:", *(f"  {name}: {{shape: [3, 3], random: normal, seed: {k}}}" for k, name in enumerate("abcd")),
+             "nodes:"]
+    level = []
+    for i in range(count):
+        x, y = WIDE_PAIRS[i % 4]
+        lines.append(f"  w{i}: {{op: {WIDE_OPS[i % 4]}, inputs: [{x}, {y}]}}")
+        level.append(f"w{i}")
+    sums = 0
+    while len(level) > 1:
+        following = []
+        for k in range(0, len(level) - 1, 2):
+            lines.append(f"  s{sums}: {{op: add, inputs: [{level[k]}, {level[k + 1]}]}}")
+            following.append(f"s{sums}")
+            sums += 1
+        level = following + level[len(level) - len(level) % 2:]
+    return "\n".join(lines) + "\n"
+
+
+def torch_vector_chain(count: int) -> Callable[[], Any]:
+    def run() -> None:
+        x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+        one = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+        zero = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+        value, kept = x, []
+        for i in range(count):
+            value = value + zero if i % 2 == 0 else value * one
+            value.retain_grad()
+            kept.append(value)
+        value.backward(torch.ones_like(value))
+
+    return run
+
+
+def torch_wide(count: int) -> Callable[[], Any]:
+    ops = {"mul": torch.mul, "add": torch.add, "sub": torch.sub}
+
+    def run() -> None:
+        inputs = {name: torch.randn(3, 3, dtype=torch.float64, requires_grad=True) for name in "abcd"}
+        level, kept = [], []
+        for i in range(count):
+            x, y = WIDE_PAIRS[i % 4]
+            value = ops[WIDE_OPS[i % 4]](inputs[x], inputs[y])
+            value.retain_grad()
+            level.append(value)
+        kept += level
+        while len(level) > 1:
+            following = [level[k] + level[k + 1] for k in range(0, len(level) - 1, 2)]
+            for value in following:
+                value.retain_grad()
+            kept += following
+            level = following + level[len(level) - len(level) % 2:]
+        level[0].backward(torch.ones_like(level[0]))
+
+    return run
+
+
+def numpy_call() -> float:
+    """The time of one numpy ufunc call on 2-element arrays, the floor of an op on them."""
+    x, y = np.array([1.0, 2.0]), np.array(1.0)
+
+    def calls() -> None:
+        for _ in range(10_000):
+            np.multiply(x, y)
+    calls()
+    return min(median_time(calls, 5) for _ in range(3)) / 10_000
+
+
+def bench_small_arrays(sizes: tuple[int, int, int], wide: int, repeat: int, folder: Path) -> None:
+    """The chain over a 2-element vector and the wide graph of 3x3 arrays: in-process against
+    one numpy call per op, and end to end against PyTorch in-process."""
+    small, middle, large = sizes
+    print("small arrays", file=sys.stderr)
+    call = numpy_call()
+    # the floor: one numpy call per op that needs one: every forward, and the backward of mul (add's passes dout on)
+    floor = call * 1.5
+    graph = cgraph.loads(vector_chain_yaml(middle))
+    ours = median_time(cgraph_run(graph), repeat) / middle
+    row(f"per node, {middle:,}-node chain over a 2-element vector, forward + backward", f"{ours * 1e6:.2f} us",
+        f"1.5 numpy calls (one per op needing one) {floor * 1e6:.2f} us", ours / floor, 2.5)
+    del graph
+    small_cost = median_time(cgraph_run(cgraph.loads(vector_chain_yaml(small))), max(repeat, 20)) / small
+    large_graph = cgraph.loads(vector_chain_yaml(large))
+    large_cost = median_time(cgraph_run(large_graph), 1) / large
+    del large_graph
+    gc.collect()
+    row(f"per node, 2-element chain at {large:,} nodes vs at {small:,}", f"{large_cost * 1e6:.2f} us",
+        f"{small_cost * 1e6:.2f} us", large_cost / small_cost, 1.5)
+
+    exe = Path(sys.executable).with_name("cgraph")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "cgraph"]
+    cases = (
+        (f"vector_chain_{middle}.yaml", vector_chain_yaml(middle), torch_vector_chain(middle), (0.6, 1.0)),
+        (f"wide_{wide}.yaml", wide_yaml(wide), torch_wide(wide), (0.6, 1.5)),
+    )
+    for name, text, theirs, targets in cases:
+        path = folder / name
+        path.write_text(text)
+        if torch is None:
+            baseline = None
+        else:
+            torch.set_num_threads(2)
+            theirs()
+            baseline = median_time(theirs, repeat)
+        for fmt, target in zip(("json", "text"), targets):
+            seconds = command_time([*command, "backward", str(path), "--format", fmt], repeat)
+            if baseline is None:
+                row(f"cgraph backward {name} --format {fmt}", f"{seconds:.2f} s", "PyTorch (not installed)", None, None)
+            else:
+                row(f"cgraph backward {name} --format {fmt}", f"{seconds:.2f} s",
+                    f"PyTorch in-process forward + backward {baseline:.2f} s", seconds / baseline, target)
+
+
+def bench_format(repeat: int) -> None:
+    """The text view of small arrays against numpy's array2string."""
+    print("formatting", file=sys.stderr)
+    rng = np.random.default_rng(0)
+    for array in (np.array([1.5, -2.25]), rng.standard_normal((3, 3))):
+        def ours() -> None:
+            for _ in range(1000):
+                render.format_array(array, 8, False, 2)
+
+        def numpys() -> None:
+            for _ in range(1000):
+                np.array2string(array, precision=8, threshold=render.SUMMARY_THRESHOLD, separator=" ")
+
+        mine, theirs = paired_times(ours, numpys, max(repeat, 5))
+        row(f"text of a {array.shape} array, as numpy writes it", f"{mine * 1e3:.1f} us",
+            f"np.array2string {theirs * 1e3:.1f} us", mine / theirs, 0.15)
+
+
+def bench_network(batch: int, sizes: tuple[int, int, int], repeat: int) -> None:
+    """The two-layer net through the API against the same layers called by hand."""
+    from cgraph.layers import AffineLayer, ReluLayer, SoftmaxWithLossLayer
+
+    print("two-layer net", file=sys.stderr)
+    data = two_layer_net(batch, sizes)
+    graph = cgraph.from_dict(data)
+    inputs = data["inputs"]
+    layers = [AffineLayer(), ReluLayer(), AffineLayer(), SoftmaxWithLossLayer()]
+
+    def by_hand() -> None:
+        affine1, relu, affine2, loss = layers
+        loss.forward(affine2.forward(relu.forward(affine1.forward(inputs["x"], inputs["W1"], inputs["b1"])),
+                                     inputs["W2"], inputs["b2"]), inputs["t"])
+        da2 = loss.backward(np.array(1.0))[0]
+        affine1.backward(relu.backward(affine2.backward(da2)[0])[0])
+
+    run = cgraph_run(graph)
+    run(), by_hand()
+    ours, hand = paired_times(run, by_hand, max(repeat * 40, 100))
+    shape = "-".join(map(str, sizes))
+    row(f"forward + backward through the API, two-layer net {shape}, batch {batch}", f"{ours * 1e3:.3f} ms",
+        f"the layers called by hand {hand * 1e3:.3f} ms", ours / hand, 1.15)
 
 
 def bench_mmap(elements: int, folder: Path) -> None:
@@ -496,9 +670,13 @@ def main() -> None:
     repeat = 3 if small else 5
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
-        bench_startup(repeat)
+        bench_startup(3 if small else 100)
         torch_total = bench_per_node((100, 1_000, 10_000) if small else (1_000, 100_000, 1_000_000), repeat)
         bench_end_to_end(1_000 if small else 100_000, torch_total, repeat, folder)
+        bench_small_arrays((100, 1_000, 10_000) if small else (1_000, 100_000, 1_000_000), 100 if small else 10_000,
+                           repeat, folder)
+        bench_format(repeat)
+        bench_network(10 if small else 100, (20, 5, 3) if small else (784, 50, 10), repeat)
         bench_arrays(10_000 if small else 1_000_000, 10 if small else 100, repeat)
         bench_output(1_000 if small else 100_000, 10_000 if small else 1_000_000, repeat)
         bench_mmap(10_000 if small else 100_000_000, folder)

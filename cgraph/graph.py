@@ -135,6 +135,7 @@ class Graph:
         max_elements = self.max_elements
         shapes = dict(shapes)
         shapes.update(dict.fromkeys(self.spec.constants, ()))
+        within_limits: set[Shape] = set()  # shapes checked against the limits, which most nodes repeat
         for name, node in self.spec.nodes.items():
             arg_shapes = [*map(shapes.__getitem__, node.args)]
             layer = self.layers[name]
@@ -151,11 +152,12 @@ class Graph:
                     f"node '{name}': {node.op} cannot {what} {listed}: {_named(str(error), layer, node.args)}",
                     self.spec.position(name),
                 ) from None
-            if shape:
+            if shape and shape not in within_limits:
                 try:
                     check_shape(shape, max_elements, None, f"node '{name}': its value")
                 except CgraphError as error:  # found where the node is only now: that may read the file again
                     raise CgraphError(error.message, self.spec.position(name)) from None
+                within_limits.add(shape)
             shapes[name] = shape
         return shapes
 
