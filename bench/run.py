@@ -370,9 +370,8 @@ def torch_vector_chain(count: int) -> Callable[[], Any]:
 
 
 def torch_wide(count: int) -> Callable[[], Any]:
-    ops = {"mul": torch.mul, "add": torch.add, "sub": torch.sub}
-
     def run() -> None:
+        ops = {"mul": torch.mul, "add": torch.add, "sub": torch.sub}
         inputs = {name: torch.randn(3, 3, dtype=torch.float64, requires_grad=True) for name in "abcd"}
         level, kept = [], []
         for i in range(count):

@@ -189,6 +189,8 @@ def load_npy(path: Any, pos: Position | None, base_dir: str, dtype: Any, max_ele
         with open(full, "rb") as file:
             _check_npy_header(file, path, pos, max_elements)
         array = np.load(full, mmap_mode="r", allow_pickle=False)
+    except CgraphError:  # the header's own verdict, already with its position
+        raise
     except FileNotFoundError:
         raise CgraphError(f"file not found: {path}", pos) from None
     except PermissionError:

@@ -234,7 +234,7 @@ class _Commands(click.Group):
             return super().invoke(ctx)
 
 
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="cgraph", message="%(prog)s %(version)s")
 def cli() -> None:
     """A computational-graph calculator: forward and backward passes of YAML graph files.
@@ -519,12 +519,12 @@ def _optimizer_options(command: Callable) -> Callable:
     options = [
         click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adagrad", "adam"]), default="sgd",
                      show_default=True, help="The update rule, as the book's common/optimizer.py."),
-        click.option("--lr", type=click.FloatRange(0, min_open=True),
+        click.option("--lr", type=FiniteFloatRange(0, min_open=True),
                      help="Learning rate  [default: 0.01; adam 0.001]"),
-        click.option("--momentum", type=click.FloatRange(0), help="Momentum's decay of v  [default: 0.9]"),
-        click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), help="Adam's decay of m  [default: 0.9]"),
-        click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), help="Adam's decay of v  [default: 0.999]"),
-        click.option("--eps", type=click.FloatRange(0), help="AdaGrad's and Adam's guard against division by 0  "
+        click.option("--momentum", type=FiniteFloatRange(0), help="Momentum's decay of v  [default: 0.9]"),
+        click.option("--beta1", type=FiniteFloatRange(0, 1, max_open=True), help="Adam's decay of m  [default: 0.9]"),
+        click.option("--beta2", type=FiniteFloatRange(0, 1, max_open=True), help="Adam's decay of v  [default: 0.999]"),
+        click.option("--eps", type=FiniteFloatRange(0), help="AdaGrad's and Adam's guard against division by 0  "
                                                              "[default: 1e-7]"),
     ]
     for option in reversed(options):

@@ -116,6 +116,8 @@ def render_image(text: str, path: str) -> None:
     if program is None:
         raise CgraphError(f"--render needs the Graphviz program 'dot', which is not installed: {INSTALL_HINT}; "
                           "without --render, cgraph writes DOT text")
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        raise CgraphError(f"--render: cannot write {path}: not a regular file, which renaming would replace")
     folder = os.path.dirname(os.path.abspath(path))
     temp = process = None
     try:

@@ -305,6 +305,8 @@ class _Reader:
                 raise self.fail("'**' unpacking is not allowed", item)
             if item.arg in ("op", "inputs"):
                 raise self.fail(f"'{item.arg}' is not an attribute; an op's inputs are its positional arguments", item)
+            if item.arg in attrs:
+                raise self.fail(f"the attribute '{item.arg}' is given twice", item)
             attrs[item.arg] = (self.literal(item.value), item)
         op = node.func.id
         layer = REGISTRY.get(op)

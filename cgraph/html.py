@@ -134,6 +134,8 @@ def _static_files() -> tuple[str, str, str, str]:
 
 def write_file(path: str, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all: to a temporary file beside it, then renamed."""
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        raise CgraphError(f"cannot write {path}: not a regular file, which renaming would replace")
     folder = os.path.dirname(os.path.abspath(path))
     try:
         handle, temp = tempfile.mkstemp(dir=folder, prefix=".cgraph-", suffix=".html")

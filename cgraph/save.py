@@ -16,6 +16,8 @@ from .errors import CgraphError
 def atomic_write(path: str, write: Callable[[Any], None]) -> None:
     """Write ``path`` through ``write(binary_file)`` into a temporary file beside it, then rename it
     into place: a reader (or an interrupted run) sees the old file or the new one, never a part."""
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        raise CgraphError(f"cannot write {path}: not a regular file, which renaming would replace")
     folder = os.path.dirname(path) or "."
     try:
         descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -341,6 +343,22 @@ def test_strict_catches_a_gradient_that_overflows_when_cast_to_a_narrower_dtype(
     result = run("backward", "-", "--strict", stdin=graph)
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr == "<stdin>:1:10: error: the gradient of 'h' became inf at [0] when cast to its value's dtype float16\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_outputs_refuse_to_replace_a_special_file(tmp_path: Path) -> None:
+    """-o, --save and --render write a temporary file and rename it into place: onto a device or a
+    pipe (as root, /dev/null) that rename would put a plain file in its place."""
+    commands = [["html", APPLE, "-o", "{}"], ["train", APPLE, "--param", "tax", "--steps", "1", "--save", "{}"]]
+    if shutil.which("dot"):
+        commands.append(["dot", APPLE, "--render", "{}"])
+    for number, command in enumerate(commands):
+        pipe = tmp_path / f"pipe{number}.svg"
+        os.mkfifo(pipe)
+        result = run(*(str(pipe) if arg == "{}" else arg for arg in command))
+        assert result.exit_code == 1 and result.stdout == ""
+        assert f"cannot write {pipe}: not a regular file" in result.stderr
+        assert stat.S_ISFIFO(os.stat(pipe).st_mode)
 
 
 @pytest.mark.parametrize("size", [3, 2000])  # printed whole, and summarised by numpy

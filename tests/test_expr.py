@@ -230,6 +230,7 @@ def test_long_sub_expressions_are_named_by_node_and_number() -> None:
     ("  f: x[::0]", "g.yaml:6:8: error: node 'f': index key has a slice step of 0"),
     ("  f: sum(*x)", "g.yaml:6:10: error: node 'f': '*' unpacking is not allowed"),
     ("  f: sum(x, **y)", "g.yaml:6:13: error: node 'f': '**' unpacking is not allowed"),
+    ("  f: sum(x, axis=0, axis=1)", "g.yaml:6:21: error: node 'f': the attribute 'axis' is given twice"),
     ("  f: x + True", "g.yaml:6:10: error: node 'f': true is not a number"),
     ("  f: x * 1e999", "g.yaml:6:10: error: node 'f': the number 1e999 is too large"),
     ("  f: x[5]", "g.yaml:6:6: error: node 'f': index cannot take shape x (): [5] indexes 1 axes, but 'x' has 0"),

@@ -114,6 +114,7 @@ def test_bad_npy_files_are_refused_in_one_line(tmp_path: Path, payload, message:
     with pytest.raises(CgraphError) as caught:
         cgraph.load(graph)
     assert message in caught.value.message
+    assert "error:" not in caught.value.message  # the position is given once, not repeated inside
     assert "pickle" not in caught.value.message and "\n" not in str(caught.value)
     assert (caught.value.pos.line, caught.value.pos.col) == (2, 13)
 

@@ -192,3 +192,9 @@ def test_a_dout_too_large_for_the_output_dtype_is_reported_not_warned(tmp_path: 
     assert result.returncode == 0
     assert result.stderr.startswith("cgraph: warning: --dout holds inf in the output's dtype float16")
     assert "Warning" not in result.stderr
+
+
+def test_no_command_is_a_one_line_usage_error() -> None:
+    result = cgraph()
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == "cgraph: error: Missing command. (see 'cgraph --help')\n"

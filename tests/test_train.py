@@ -297,9 +297,11 @@ def test_ctrl_c_saves_the_last_complete_step_and_says_which(tmp_path):
     assert process.stdout is not None
     lines = [process.stdout.readline() for _ in range(3)]  # training is under way
     process.send_signal(signal.SIGINT)
-    rest, stderr = process.communicate(timeout=60)
-    stdout = "".join(lines) + rest
-    assert process.returncode == 130
+    # read on through the same buffered stream: readline may already hold later lines, which
+    # communicate() (reading the pipe itself) would miss
+    stdout = "".join(lines) + process.stdout.read()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 130
     step = int(stderr.split("interrupted after step ")[1].split(" ")[0])
     assert stderr == f"cgraph: interrupted after step {step} of 100000000; {out} holds the inputs after it\n"
     assert json.loads(stdout.splitlines()[-1])["step"] == step
@@ -355,6 +357,12 @@ def test_user_errors_are_one_line(tmp_path, args, message):
     (["--batch-size", "4"], "--batch-size goes with --batch"),
     (["--batch", "c"], "--batch needs --batch-size"),
     (["--lr", "0"], "Invalid value for '--lr'"),
+    (["--lr", "nan"], "Invalid value for '--lr': 'nan' is not a finite number."),
+    (["--lr", "inf"], "Invalid value for '--lr': 'inf' is not a finite number."),
+    (["--optimizer", "momentum", "--momentum", "nan"], "Invalid value for '--momentum'"),
+    (["--optimizer", "adam", "--beta1", "nan"], "Invalid value for '--beta1'"),
+    (["--optimizer", "adam", "--beta2", "nan"], "Invalid value for '--beta2'"),
+    (["--optimizer", "adagrad", "--eps", "inf"], "Invalid value for '--eps'"),
 ])
 def test_usage_errors_exit_2(tmp_path, args, message):
     graph = tmp_path / "quadratic.yaml"
