@@ -163,8 +163,8 @@ BUDGET_OPTIONS = (
                  help="Refuse graphs whose values and gradients need more bytes than this, worked out "
                       "before running; K, M, G suffixes accepted (2G).  [default: half of the memory "
                       "available when the command starts]"),
-    click.option("--max-work", type=Amount(of_bytes=False), default=DEFAULT_MAX_WORK, show_default="1e11",
-                 metavar="N", help="Refuse graphs needing more multiply-adds (matrix products) than this."),
+    click.option("--max-work", type=Amount(of_bytes=False), default=DEFAULT_MAX_WORK, metavar="N",
+                 help="Refuse graphs needing more multiply-adds (matrix products) than this.  [default: 1e11]"),
 )
 
 

@@ -200,6 +200,8 @@ def test_version_and_help_with_examples() -> None:
         result = run(command, "--help")
         assert result.exit_code == 0
         assert f"$ cgraph {command} graphs/" in result.stdout
+        words = " ".join(result.stdout.split())
+        assert "[default: 1e11]" in words and "(1e11)" not in words  # --max-work's default, as the others'
 
 
 cgraph_bin = shutil.which("cgraph")

@@ -77,6 +77,9 @@ ERRORS = [
     (one_node([2, 3, 5], "{op: batchnorm, inputs: [x, g, g]}"),
      "<stdin>:5:3: error: node 'n': batchnorm cannot combine shapes x (2, 3, 5), g (3,) and g (3,): "
      "batchnorm takes 'x' of shape (N, D) or (N, C, H, W); 'x' has 3 dimensions"),
+    (one_node([3], "{op: batchnorm, inputs: [x, g, g]}"),
+     "<stdin>:5:3: error: node 'n': batchnorm cannot combine shapes x (3,), g (3,) and g (3,): "
+     "batchnorm takes 'x' of shape (N, D) or (N, C, H, W); 'x' has 1 dimension"),
     (one_node([0, 3], "{op: batchnorm, inputs: [x, g, g]}"),
      "<stdin>:5:3: error: node 'n': batchnorm cannot combine shapes x (0, 3), g (3,) and g (3,): "
      "'x' (0, 3) has no values per feature to take a mean of"),

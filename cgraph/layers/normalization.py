@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Attr, BaseLayer, Shape, _is_int, register, shape_of, written
+from .base import Attr, BaseLayer, Shape, _dimensions, _is_int, register, shape_of, written
 
 
 @register
@@ -35,7 +35,7 @@ class BatchNormLayer(BaseLayer):
     def out_shape(self, *shapes: Shape) -> Shape:
         xs, gammas, betas = shapes
         if len(xs) not in (2, 4):
-            raise ValueError(f"batchnorm takes {{x}} of shape (N, D) or (N, C, H, W); {{x}} has {len(xs)} dimensions")
+            raise ValueError(f"batchnorm takes {{x}} of shape (N, D) or (N, C, H, W); {{x}} has {_dimensions(len(xs))}")
         what = "features (axis 1)" if len(xs) == 2 else "channels (axis 1)"
         for role, shape in (("gamma", gammas), ("beta", betas)):
             if shape != xs[1:2]:
