@@ -452,12 +452,18 @@ def html(out_path: str | None, with_check: bool, precision: int, nodes: tuple[st
     """
     from . import html as pages
 
+    if out_path is None and sys.stdout is not None and sys.stdout.isatty():
+        raise click.UsageError("the page is HTML for a browser: write it to a file with -o OUT.html "
+                               "(or redirect standard output)")
     graph = _load(nodes=nodes, **loading)
-    text = pages.page(_page_data(graph, loading["file"], precision, nodes, with_check))
+    file = loading["file"] or "; ".join(loading["expressions"])  # the page's title names the formulas
+    text = pages.page(_page_data(graph, file, precision, nodes, with_check))
     if out_path is None:
         _write([text.rstrip("\n")])
     else:
-        pages.write_file(out_path, text)
+        from .save import atomic_write
+
+        atomic_write(out_path, lambda file: file.write(text.encode()))
 
 
 @cli.command()
@@ -479,9 +485,8 @@ def serve(port: int, with_check: bool, precision: int, nodes: tuple[str, ...], f
     from . import html as pages
     from . import serve as serving
 
-    if file == "-" or file is None:
-        raise click.UsageError("serve watches a file for changes; it cannot read standard input" if file
-                               else "serve watches a graph file for changes: give FILE (formulas with -e have none)")
+    if file is None or file == "-":
+        raise click.UsageError("serve watches a graph file for changes: give FILE (not standard input or -e)")
 
     def build() -> str:
         try:

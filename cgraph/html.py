@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import tempfile
 from functools import lru_cache
 from importlib import resources
 from typing import Iterable
@@ -26,8 +24,9 @@ from .errors import CgraphError
 from .graph import Graph
 
 MAX_DRAWN = 2000  # inputs and nodes a page lays out; larger graphs are drawn in parts with --node
-# Graphviz's x-positioning (network simplex) may take minutes on a big graph: past this many
-# boxes its iterations are capped at POSITIONING_ITERATIONS, which costs some compactness.
+# Graphviz's x-positioning (network simplex) and crossing minimisation may take minutes on a big
+# graph: past this many boxes, positioning is capped at POSITIONING_ITERATIONS and crossing
+# minimisation at a fifth of its passes, which costs some compactness and some crossings.
 CAPPED_LAYOUT = 300
 POSITIONING_ITERATIONS = 100
 # Members of explain's JSON steps left out of the page's data, which has them in the backward
@@ -60,7 +59,7 @@ def page_data(graph: Graph, source: str, precision: int = 8, only: Iterable[str]
             "draw part of it with --node NAME (repeatable), which keeps NAME and its neighbours")
     dot_text = dot.to_dot(graph, True, names, precision)
     if len(names) > CAPPED_LAYOUT:
-        dot_text = dot_text.replace("{\n", f"{{\n  nslimit={POSITIONING_ITERATIONS / len(names):.4f};\n", 1)
+        dot_text = dot_text.replace("{\n", f"{{\n  nslimit={POSITIONING_ITERATIONS / len(names):.4f}; mclimit=0.2;\n", 1)
     layers = {name: str(graph.layers[name]) for name in names if name in graph.layers}
     # Each array once: the steps' values and gradients of their own nodes are the backward entries',
     # and the page reads what each node sent back from the steps, not from the entries' input_grads.
@@ -98,12 +97,9 @@ def page(data: str, live: bool = False, version: str = "") -> str:
     """
     template, style, script, layout = _static_files()
     config = json.dumps({"live": live, "version": version} if live else {"live": False})
-    scripts = [layout, script]
-    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'"
-                      for text in scripts)
     connect = "'self'" if live else "'none'"
-    policy = (f"default-src 'none'; script-src {hashes} 'wasm-unsafe-eval'; style-src 'unsafe-inline'; "
-              f"img-src data:; connect-src {connect}; base-uri 'none'; form-action 'none'")
+    policy = (f"default-src 'none'; script-src {_hash(layout)} {_hash(script)} 'wasm-unsafe-eval'; "
+              f"style-src {_hash(style)}; img-src data:; connect-src {connect}; base-uri 'none'; form-action 'none'")
     replacements = {
         "{{policy}}": policy,
         "{{style}}": style,
@@ -120,6 +116,11 @@ def page(data: str, live: bool = False, version: str = "") -> str:
     return "".join(out)
 
 
+def _hash(text: str) -> str:
+    """A Content-Security-Policy source that allows the inline script or style ``text``, and no other."""
+    return f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'"
+
+
 def _script_json(text: str) -> str:
     """JSON text safe inside a <script> element: '<' only occurs in JSON strings, where \\u003c means it too."""
     return text.replace("<", "\\u003c")
@@ -130,26 +131,3 @@ def _static_files() -> tuple[str, str, str, str]:
     folder = resources.files("cgraph") / "static"
     return tuple((folder / name).read_text(encoding="utf-8")  # type: ignore[return-value]
                  for name in ("page.html", "page.css", "page.js", "viz-global.js"))
-
-
-def write_file(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all: to a temporary file beside it, then renamed."""
-    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
-        raise CgraphError(f"cannot write {path}: not a regular file, which renaming would replace")
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        handle, temp = tempfile.mkstemp(dir=folder, prefix=".cgraph-", suffix=".html")
-    except OSError as exc:
-        raise CgraphError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(temp, 0o666 & ~mask)
-        os.replace(temp, path)
-    except BaseException as exc:
-        os.unlink(temp)
-        if isinstance(exc, OSError):
-            raise CgraphError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise

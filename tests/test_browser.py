@@ -146,6 +146,11 @@ def test_bias_batch_w_shows_the_broadcast_sum_and_its_gradient(watched: Watched,
     assert "summed over axes (0,)" in panel and "(3, 2) -> (2,)" in panel
     # xw = x * w with x = [[1, 2], [3, 4], [5, 6]] and dout 1: d w = column sums of x = [9, 12].
     assert panel_values(watched, "grad-part") == [9.0, 12.0]
+    page.hover('g.node[data-name="x"]')  # hovering shows another box's panel while the pointer is there
+    assert page.get_attribute("#panel", "data-name") == "x"
+    assert panel_values(watched, "grad-part") == [10.0, 100.0] * 3  # d x = dout * w, row by row
+    page.mouse.move(5, 5)  # off the picture: back to the selected box
+    assert page.get_attribute("#panel", "data-name") == "w"
 
 
 def test_two_layer_net_w1_shows_all_20_gradients_of_backward_json(watched: Watched, tmp_path: Path) -> None:
@@ -160,6 +165,33 @@ def test_two_layer_net_w1_shows_all_20_gradients_of_backward_json(watched: Watch
     assert [float(cell) for cell in cells] == expected
     assert page.locator("#panel .grad-part.section canvas").count() == 2  # the heatmap and its colour scale
     assert "PASS" in page.inner_text("#panel")  # --check's result for the input
+
+
+def test_a_graph_of_2000_boxes_is_drawn_and_can_be_stepped_through(watched: Watched, tmp_path: Path) -> None:
+    # A chain out = -(x * c1 * c2 * ... * c999): 1,000 inputs and 1,000 nodes. Too wide to read when it
+    # all fits, so the page starts zoomed in at the output, and each step brings its node into view.
+    inputs = {"x": 2.0, **{f"c{k}": 1.0 for k in range(1, 1000)}}
+    nodes = {f"m{k}": {"op": "mul", "inputs": [f"m{k - 1}" if k > 1 else "x", f"c{k}"]} for k in range(1, 1000)}
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps({"inputs": inputs, "nodes": {**nodes, "out": {"op": "neg", "inputs": ["m999"]}}}))
+    out = tmp_path / "chain.html"
+    assert CliRunner().invoke(cli, ["html", str(path), "-o", str(out)]).exit_code == 0
+    watched.open(out.as_uri())
+    page = watched.page
+    assert page.locator("g.node").count() == 2000
+    canvas = page.locator("#canvas").bounding_box()
+
+    def inside(name: str) -> bool:
+        box = page.locator(f'g.node[data-name="{name}"]').bounding_box()
+        return canvas["x"] <= box["x"] + box["width"] / 2 <= canvas["x"] + canvas["width"]
+
+    assert inside("out") and not inside("m1")
+    page.keyboard.press("ArrowRight")  # forward 1: m1, at the far left
+    assert inside("m1")
+    page.click('g.node[data-name="m1"]')
+    assert panel_values(watched, "value-part") == [2.0] and panel_values(watched, "grad-part") == [-1.0]
+    page.keyboard.press("End")  # the last backward step
+    assert page.inner_text("#position") == "backward 1000 of 1000: m1" and inside("m1")
 
 
 def test_serve_redraws_on_save_shows_an_error_and_recovers(watched: Watched, tmp_path: Path) -> None:

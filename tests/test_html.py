@@ -76,6 +76,8 @@ def test_same_file_same_bytes_and_offline_policy() -> None:
     assert len(scripts) == 2
     hashes = {f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'" for text in scripts}
     assert set(directives["script-src"].split()) == hashes | {"'wasm-unsafe-eval'"}
+    style = re.search(r"<style>(.*?)</style>", page, re.DOTALL).group(1)
+    assert directives["style-src"] == f"'sha256-{base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()}'"
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
 
 
@@ -111,6 +113,20 @@ def test_errors_are_one_line_and_write_nothing(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1
 
 
+def test_no_page_on_a_terminal(tmp_path: Path) -> None:
+    import pty
+
+    primary, secondary = pty.openpty()
+    try:
+        result = subprocess.run([sys.executable, "-m", "cgraph", "html", APPLE], stdout=secondary,
+                                stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert result.returncode == 2
+    assert result.stderr.startswith("cgraph: error: the page is HTML for a browser: write it to a file with -o OUT.html")
+
+
 def test_standard_input_and_shared_options() -> None:
     text = (GRAPHS / "buy_apple.yaml").read_text()
     data = embedded(run("html", "-", "--set", "tax=2", "--dout", "3", stdin=text).stdout, "cgraph-data")
@@ -120,6 +136,13 @@ def test_standard_input_and_shared_options() -> None:
     assert data["backward"]["nodes"]["tax"]["grad"] == 600.0
     assert data["precision"] == 8
     assert embedded(run("html", APPLE, "--precision", "2").stdout, "cgraph-data")["precision"] == 2
+
+
+def test_a_page_of_formulas_is_titled_with_them() -> None:
+    data = embedded(run("html", "-e", "q = x + y", "-e", "f = q * z", "--set", "x=-2", "--set", "y=5",
+                        "--set", "z=-4").stdout, "cgraph-data")
+    assert data["file"] == "q = x + y; f = q * z"
+    assert data["backward"]["nodes"]["x"]["grad"] == -4.0  # CS231n's circuit: df/dx = z
 
 
 def test_node_keeps_the_named_nodes_and_their_neighbours() -> None:
@@ -215,8 +238,10 @@ def test_serve_answers_its_page_and_updates_only_and_stops_on_ctrl_c(tmp_path: P
 
 
 def test_serve_needs_a_file_and_a_free_port(tmp_path: Path) -> None:
-    result = run("serve", "-")
-    assert result.exit_code == 2 and "cannot read standard input" in result.stderr
+    for args in (["-"], ["-e", "f = x * y", "--set", "x=1", "--set", "y=2"]):
+        result = run("serve", *args)
+        assert result.exit_code == 2
+        assert "serve watches a graph file for changes: give FILE (not standard input or -e)" in result.stderr
     graph = tmp_path / "apple.yaml"
     graph.write_text((GRAPHS / "buy_apple.yaml").read_text())
     process, url = start_server(graph)

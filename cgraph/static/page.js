@@ -8,6 +8,12 @@
   const GRAD_COLOR = "#c0392b"; // the colour `cgraph dot` draws gradients in
   const TABLE_ROWS = 2000; // rows of an array table drawn at once; a button draws the rest
   const WIDE = 72; // characters of an equation on one line; longer ones are written on three
+  // A graph of more than CROWDED boxes that, all in view, would have fewer than MIN_SCALE screen
+  // pixels per unit of the drawing starts zoomed in to START_SCALE at its output.
+  const CROWDED = 100;
+  const MIN_SCALE = 0.4;
+  const START_SCALE = 0.8;
+  const MAX_SCALE = 1.5; // a small graph is not magnified more than this to fit
   const config = JSON.parse(document.getElementById("cgraph-config").textContent);
   const $ = (id) => document.getElementById(id);
 
@@ -184,12 +190,19 @@
     const fresh = { x: box.x, y: box.y, w: box.width, h: box.height };
     const keepView = previous && home && view && Math.abs(home.w - fresh.w) < 1 && Math.abs(home.h - fresh.h) < 1;
     home = fresh;
-    if (!keepView) view = { ...home };
     annotate();
     if (previous) previous.remove();
     showMessage("", false);
     canvas.appendChild(svg);
-    setView();
+    if (keepView) setView();
+    else fit();
+    if (!keepView && model.names.length > CROWDED && unitsPerPixel() > 1 / MIN_SCALE) {
+      // Too small to read when it all fits: start at a readable size, at the output.
+      const rect = canvas.getBoundingClientRect();
+      view.w = rect.width / START_SCALE;
+      view.h = rect.height / START_SCALE;
+      centre(data.backward.output);
+    }
     const slider = $("slider");
     slider.max = String(positions() - 1);
     if (position > positions() - 1) position = positions() - 1;
@@ -228,6 +241,40 @@
     }
   }
 
+  /** The whole graph in view, magnified at most MAX_SCALE times. */
+  function fit() {
+    view = { ...home };
+    const rect = $("canvas").getBoundingClientRect();
+    const scale = Math.min(rect.width / home.w, rect.height / home.h);
+    if (scale > MAX_SCALE) {
+      view.w = rect.width / MAX_SCALE;
+      view.h = rect.height / MAX_SCALE;
+      view.x = home.x + (home.w - view.w) / 2;
+      view.y = home.y + (home.h - view.h) / 2;
+    }
+    setView();
+  }
+
+  /** Move the view (keeping its zoom) so that ``name``'s box is in the middle. */
+  function centre(name) {
+    const group = svg && svg.cgraphNodes[name];
+    if (!group) return;
+    const box = group.getBoundingClientRect();
+    const point = svgPoint(box.left + box.width / 2, box.top + box.height / 2);
+    view.x = point.x - view.w / 2;
+    view.y = point.y - view.h / 2;
+    setView();
+  }
+
+  /** Centre ``name``'s box if it is outside the visible part of the picture. */
+  function reveal(name) {
+    const group = svg && svg.cgraphNodes[name];
+    if (!group) return;
+    const box = group.getBoundingClientRect();
+    const area = $("canvas").getBoundingClientRect();
+    if (box.right < area.left || box.left > area.right || box.bottom < area.top || box.top > area.bottom) centre(name);
+  }
+
   function setView() {
     if (svg) svg.setAttribute("viewBox", `${view.x} ${view.y} ${view.w} ${view.h}`);
   }
@@ -244,7 +291,10 @@
       state.kind === "all" ? `the whole graph (${forward} forward, ${model.steps.length} backward steps)`
         : state.kind === "forward" ? `forward ${state.index + 1} of ${forward}: ${state.current}`
           : `backward ${state.index + 1} of ${model.steps.length}: ${state.step.step === "sum" ? "d " : ""}${state.current}`;
-    if (svg) restyle(state);
+    if (svg) {
+      restyle(state);
+      if (state.current) reveal(state.current);
+    }
     showRule(state);
     showPanel();
   }
@@ -596,7 +646,7 @@
       view.h *= factor;
       setView();
     }, { passive: false });
-    $("fit").addEventListener("click", () => { if (home) { view = { ...home }; setView(); } });
+    $("fit").addEventListener("click", () => { if (home) fit(); });
     $("first").addEventListener("click", () => go(0));
     $("prev").addEventListener("click", () => go(position - 1));
     $("next").addEventListener("click", () => go(position + 1));
