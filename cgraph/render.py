@@ -221,12 +221,13 @@ def format_array(value: Any, precision: int, full: bool, indent: int) -> str:
         return format_scalar(array[()], precision)
     if full and array.size > SUMMARY_THRESHOLD:
         text = format_full(array, precision)
-    elif array.dtype.kind == "f" and scientific(array, precision):  # where numpy would write some as 0
-        text = np.array2string(array, threshold=SUMMARY_THRESHOLD, separator=" ",
-                               formatter={"float_kind": _scientific_cell(array, precision)})
     else:
-        text = format_small(array, precision)
-        if text is None:
+        text = format_small(array, precision)  # the usual small array, in positional notation
+        if text is None and array.dtype.kind == "f" and scientific(array, precision):
+            # where numpy would write some as 0
+            text = np.array2string(array, threshold=SUMMARY_THRESHOLD, separator=" ",
+                                   formatter={"float_kind": _scientific_cell(array, precision)})
+        elif text is None:
             text = np.array2string(array, precision=precision, threshold=SUMMARY_THRESHOLD, separator=" ")
     return text.replace("\n", "\n" + " " * indent)
 
@@ -247,7 +248,7 @@ LINE_WIDTH = 75  # numpy's
 def format_small(array: np.ndarray, precision: int) -> str | None:
     """``np.array2string(array, precision=precision, separator=" ")``, many times faster, for the
     arrays it covers: float64, 1 to SMALL_ELEMENTS elements, all finite, that numpy writes in
-    positional notation with each innermost row on one line. None for any other array.
+    positional notation with no non-zero number written as 0. None for any other array.
 
     As numpy does: each number is its shortest repr, rounded to ``precision`` decimals where
     that is longer; trailing zeros dropped, the point kept; integer parts right-aligned and
@@ -261,8 +262,8 @@ def format_small(array: np.ndarray, precision: int) -> str | None:
     magnitudes = [abs(number) for number in numbers if number]
     if magnitudes:
         largest, smallest = max(magnitudes), min(magnitudes)
-        if largest >= 1e8 or smallest < 1e-4 or largest > 1000 * smallest:
-            return None  # numpy writes these in scientific notation
+        if largest >= 1e8 or smallest < 1e-4 or largest > 1000 * smallest or smallest < 10.0 ** -precision:
+            return None  # numpy writes these in scientific notation, or would write some as 0
     rounded = ("\0".join([f"%.{precision}f" if precision else "%.0f."] * len(numbers)) % tuple(numbers)).split("\0")
     texts = []
     for number, text in zip(numbers, rounded):

@@ -47,6 +47,7 @@ def test_quick_text_is_numpys_text(array: np.ndarray, precision: int) -> None:
     quick = format_small(array, precision)
     if quick is not None:
         assert quick == numpy_text(array, precision)
+        assert not scientific(array, precision)  # the text view uses it first: scientific needs no check
     text = format_array(array, precision, False, 0)
     if scientific(array, precision):  # numpy would write a non-zero element as 0: scientific throughout
         cells = text.replace("[", " ").replace("]", " ").replace("...", " ").split()
