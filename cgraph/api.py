@@ -101,8 +101,12 @@ def from_expressions(
     if missing:
         raise CgraphError(f"no value for {', '.join(missing)}: give {'it' if len(missing) == 1 else 'each'} "
                           "with --set NAME=VALUE")
-    data = {"inputs": {name: parse_value_option(text, f"--set {name}") for name, text in values.items()},
-            "nodes": nodes}
+    inputs = YMap(Position("<expr>"))
+    for key, text in values.items():  # a mistake in a VALUE is placed in it, as --set NAME
+        inputs[key] = parse_value_option(text, f"--set {key}")
+        inputs.key_pos[key] = Position(f"--set {key}")
+        inputs.value_pos[key] = getattr(inputs[key], "pos", None) or inputs.key_pos[key]
+    data = {"inputs": inputs, "nodes": nodes}
     with paused_gc():
         spec = build_spec(data, "<expr>", ".", None, output or name, max_elements)
         return Graph(spec, max_elements)

@@ -357,6 +357,9 @@ def run_json_file(*args: str) -> dict:
     ("r={shape: [3, 2], fil: 1}", "--set r:1:17: error: unknown key 'fil' in an input (did you mean 'fill'?)"),
     ("r=[1, [2]]", "--set r:1:5: error: expected a number, got a nested list"),
     ("r={shape: [2], fill: 1", "--set r:1:21: error: invalid YAML"),
+    # a VALUE that is wrong as a whole is placed at its option, not at the formulas
+    ("r=true", "--set r: error: expected a number or a list of numbers, got boolean true"),
+    ("r=", "--set r: error: expected a number or a list of numbers, got null"),
 ])
 def test_errors_in_a_set_value_say_where_in_the_value(value: str, message: str) -> None:
     result = run("forward", "-e", "f = r * 2", "--set", value)
