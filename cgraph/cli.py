@@ -726,7 +726,7 @@ def sweep(varies: list[tuple[str, str]], zipped: bool, fmt: str, precision: int,
     if fmt == "jsonl":
         _write(runner.json_line(number, indices, output, grads) for number, indices, _, output, grads in results())
     else:
-        _write(sweeping.table(graph, [(point, output, grads) for _, _, point, output, grads in results()], precision))
+        _write(sweeping.table(graph, ((point, output, grads) for _, _, point, output, grads in results()), precision))
     if runner.first_non_finite:
         point, name, message = runner.first_non_finite
         where = graph.spec.position(name) if name else None

@@ -137,14 +137,28 @@ def _all_finite(output: Any, grads: Iterable[Any]) -> bool:
     return all(math.isfinite(value) if type(value) is float else bool(np.isfinite(value).all()) for value in values)
 
 
-def table(graph: Graph, rows: Sequence[tuple[Mapping[str, Any], Any, Mapping[str, Any]]],
-          precision: int) -> list[str]:
-    """The points as a table: the varied values, the output, and the gradients (``d NAME``)."""
-    if not rows:
-        return []
-    first_point, _, first_grads = rows[0]
-    header = [*first_point, graph.output, *(f"d {name}" for name in first_grads)]
-    cells = [[*(format_inline(value, precision) for value in point.values()), format_inline(output, precision),
-              *(format_inline(grad, precision) for grad in grads.values())] for point, output, grads in rows]
-    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(header))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header, *cells]]
+TABLE_BLOCK = 1000  # rows whose widths set the columns before any row is written
+
+
+def table(graph: Graph, rows: Iterable[tuple[Mapping[str, Any], Any, Mapping[str, Any]]],
+          precision: int) -> Iterator[str]:
+    """The points as a table, written as they come: the varied values, the output, and the
+    gradients (``d NAME``). Columns are as wide as their widest cell among the header and the
+    first TABLE_BLOCK rows, and widen where a later cell is wider, so no sweep is held whole."""
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        return
+    point, _, grads = first
+    header = [*point, graph.output, *(f"d {name}" for name in grads)]
+    block = [_cells(row, precision) for row in itertools.chain([first], itertools.islice(rows, TABLE_BLOCK - 1))]
+    widths = [max(len(line[i]) for line in [header, *block]) for i in range(len(header))]
+    for line in itertools.chain([header], block, (_cells(row, precision) for row in rows)):
+        widths = [max(width, len(cell)) for width, cell in zip(widths, line)]
+        yield "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+
+
+def _cells(row: tuple[Mapping[str, Any], Any, Mapping[str, Any]], precision: int) -> list[str]:
+    point, output, grads = row
+    return [*(format_inline(value, precision) for value in point.values()), format_inline(output, precision),
+            *(format_inline(grad, precision) for grad in grads.values())]

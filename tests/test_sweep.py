@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import cgraph
 from cgraph.cli import cli
 
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
@@ -80,6 +81,27 @@ def test_text_format_is_a_table():
         "150    1    300    2        150          300",
         "150    1.1  330    2.2      165          300",
     ]
+
+
+def test_text_table_is_written_as_the_points_come():
+    """A long sweep's table is never held whole: its first rows come out before the last points are run."""
+    from cgraph.sweep import TABLE_BLOCK, table
+
+    graph = cgraph.loads("inputs: {x: 1}\nnodes: {f: x * 2}\n")
+    produced = []
+
+    def rows():
+        for k in range(TABLE_BLOCK * 3):
+            produced.append(k)
+            yield {"x": float(k)}, 2.0 * k, {"x": 2.0}
+
+    lines = table(graph, rows(), 8)
+    assert next(lines).split() == ["x", "f", "d", "x"]
+    first_block = [next(lines) for _ in range(TABLE_BLOCK)]
+    assert len(produced) == TABLE_BLOCK  # the first block sets the widths; no later point was run yet
+    assert first_block[0].split() == ["0", "0", "2"]
+    rest = list(lines)
+    assert len(rest) == TABLE_BLOCK * 2 and rest[-1].split() == [str(TABLE_BLOCK * 3 - 1), str(2 * (TABLE_BLOCK * 3 - 1)), "2"]
 
 
 def test_dout_scales_the_gradients():
