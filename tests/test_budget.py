@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 import cgraph
 from cgraph.budget import estimate, format_bytes
-from cgraph.cli import Amount, cli
+from cgraph.cli import cli
+from cgraph.options import Amount
 from cgraph.layers import AffineLayer, MatmulLayer
 
 ROOT = Path(__file__).resolve().parent.parent

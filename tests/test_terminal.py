@@ -13,7 +13,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cgraph import cli as cli_module
+from cgraph import console
 from cgraph.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,14 +118,14 @@ class _Terminal(io.StringIO):
 def test_a_slow_run_says_it_is_running_and_erases_that(monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    monkeypatch.setattr(cli_module, "SLOW_SECONDS", 0.05)
-    with cli_module._notice_if_slow("forward pass"):
+    monkeypatch.setattr(console, "SLOW_SECONDS", 0.05)
+    with console.notice_if_slow("forward pass"):
         time.sleep(0.3)
     shown = terminal.getvalue()
     assert shown.startswith("\rcgraph: forward pass running, 0 s") and shown.endswith("\r\x1b[K")
     quiet = _Terminal()
     monkeypatch.setattr(sys, "stderr", quiet)
-    monkeypatch.setattr(cli_module, "SLOW_SECONDS", 5)
-    with cli_module._notice_if_slow("forward pass"):
+    monkeypatch.setattr(console, "SLOW_SECONDS", 5)
+    with console.notice_if_slow("forward pass"):
         pass
     assert quiet.getvalue() == ""
