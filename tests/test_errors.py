@@ -132,6 +132,7 @@ CASES = [
     (X23 + "nodes: {s: {op: reshape, inputs: [x], shape: [4, 2]}}\n", ["'x' has 6 elements, which do not match the shape [4, 2]"], 2, 9),
     (X23 + "nodes: {s: {op: reshape, inputs: [x], shape: [4, -1]}}\n", ["'x' has 6 elements, which do not fill the shape [4, -1]"], 2, 9),
     (X23 + "nodes: {s: {op: matmul, inputs: [x, x]}}\n", ["matmul cannot combine shapes x (2, 3) and x (2, 3)", "'x' has 3 columns (its last axis) but 'x' has 2 rows"], 2, 9),
+    ("inputs: {A: [[1, 2]], B: [[1, 2]]}\nnodes: {s: {op: matmul, inputs: [A, B]}}\n", ["'A' has 2 columns (its last axis) but 'B' has 1 row (its second-to-last axis)"], 2, 9),
     ("inputs: {a: 1, b: [1, 2]}\nnodes: {s: {op: matmul, inputs: [a, b]}}\n", ["'a' is 0-d; a matrix product needs at least 1 dimension"], 2, 9),
     (
         "inputs: {a: {fill: 1, shape: [2, 2, 3]}, b: {fill: 1, shape: [3, 3, 4]}}\nnodes: {s: {op: matmul, inputs: [a, b]}}\n",

@@ -354,3 +354,8 @@ class VariadicLayer(BaseLayer):
         self.fit(len(inputs))
         self.__dict__.update(zip(self.args, inputs))
         self.inputs = inputs
+
+
+def counted(number: int, noun: str) -> str:
+    """``number`` and ``noun``, the noun singular for 1 (its plural adds 's'): '1 row', '3 rows'."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

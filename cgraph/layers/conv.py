@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import REQUIRED, Attr, BaseLayer, Shape, _is_int, register, written
+from .base import REQUIRED, Attr, BaseLayer, Shape, _is_int, counted, register, written
 
 Pair = tuple[int, int]
 
@@ -134,7 +134,7 @@ class Conv2dLayer(BaseLayer):
         n, channels, height, width = xs
         filters, w_channels, fh, fw = ws
         if w_channels != channels:
-            raise ValueError(f"{{x}} has {channels} channels (axis 1 of {xs}) but the filters {{W}} take "
+            raise ValueError(f"{{x}} has {counted(channels, 'channel')} (axis 1 of {xs}) but the filters {{W}} take "
                              f"{w_channels} (axis 1 of {ws})")
         if bs != (filters,):
             raise ValueError(f"the bias {{b}} must have shape ({filters},), one per filter (axis 0 of {{W}} {ws}); "

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import BaseLayer, Shape, broadcast_shapes, register, shape_of, sum_to, unbroadcast
+from .base import BaseLayer, Shape, broadcast_shapes, counted, register, shape_of, sum_to, unbroadcast
 
 def matmul_shape(xs: Shape, ys: Shape, names: tuple[str, str] = ("{x}", "{y}")) -> Shape:
     """The shape of x @ y by numpy's rules; ValueError, naming the inputs by ``names``, where they do not fit."""
@@ -18,7 +18,7 @@ def matmul_shape(xs: Shape, ys: Shape, names: tuple[str, str] = ("{x}", "{y}")) 
     rows_y = ys[0] if len(ys) == 1 else ys[-2]
     if xs[-1] != rows_y:
         axis = "its length" if len(ys) == 1 else "its second-to-last axis"
-        raise ValueError(f"{x} has {xs[-1]} columns (its last axis) but {y} has {rows_y} rows ({axis})")
+        raise ValueError(f"{x} has {counted(xs[-1], 'column')} (its last axis) but {y} has {counted(rows_y, 'row')} ({axis})")
     try:
         batch = broadcast_shapes(xs[:-2], ys[:-2])
     except ValueError:
