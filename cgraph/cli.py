@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import click
 
 from . import __version__, signals
+from .cli_grad import grad, hessian
 from .cli_page import html, serve
 from .cli_train import sweep, train
 from .console import colored, paint, progress, say, user_errors, write_lines
@@ -240,7 +241,7 @@ def print_values(graph: Graph, fmt: str, nodes: tuple[str, ...], precision: int,
 
 
 
-for command in (html, serve, train, sweep):
+for command in (html, serve, train, sweep, grad, hessian):
     cli.add_command(command)
 
 
