@@ -570,6 +570,16 @@ OP_CASES: dict[str, tuple] = {
         ((real(2),), {"key": "1:5:2", "shape": [6]}),
         ((real(2, 2),), {"key": "..., 0:2", "shape": [2, 3]}),
     ]),
+    "gemm": (lambda x, y, trans_x=False, trans_y=False: np.swapaxes(x, -1, -2) @ y if trans_x and not trans_y
+             else x @ np.swapaxes(y, -1, -2) if trans_y and not trans_x
+             else np.swapaxes(x, -1, -2) @ np.swapaxes(y, -1, -2) if trans_x else x @ y, [
+        ((real(2, 3), real(3, 4)), {}),
+        ((real(3, 2), real(3, 4)), {"trans_x": True}),
+        ((real(2, 3), real(4, 3)), {"trans_y": True}),
+        ((real(3, 2), real(4, 3)), {"trans_x": True, "trans_y": True}),
+        ((real(2, 2, 3), real(4, 3)), {"trans_y": True}),
+        ((real(3, 2), real(2, 3, 4)), {"trans_x": True}),
+    ]),
     "greater": (lambda x, y: (x > y).astype(np.float64), [(inputs, {}) for inputs in BINARY]),
     "sign": (np.sign, [(inputs, {}) for inputs in UNARY]),
     "zeros_like": (np.zeros_like, [(inputs, {}) for inputs in UNARY]),

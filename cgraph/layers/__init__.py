@@ -61,6 +61,7 @@ from .conv import AvgPool2dLayer, Conv2dLayer, MaxPool2dLayer, Pool2dLayer
 from .normalization import BatchNormLayer, DropoutLayer
 from .gradient_ops import (
     BroadcastToLayer,
+    GemmLayer,
     GreaterLayer,
     IdentityLayer,
     LogSoftmaxLayer,
@@ -82,6 +83,7 @@ __all__ = [
     "AvgPool2dLayer",
     "BaseLayer",
     "BroadcastToLayer",
+    "GemmLayer",
     "GradBuilder",
     "GreaterLayer",
     "IdentityLayer",

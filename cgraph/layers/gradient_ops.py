@@ -1,6 +1,7 @@
 """Ops that gradient graphs are made of, each an ordinary op with its own rules, so a gradient graph
 can be differentiated again: sum_to and broadcast_to (broadcasting and its reverse), scatter (an
-index's reverse), greater and sign (masks at kinks), one_hot, log_softmax, zeros_like, identity."""
+index's reverse), greater and sign (masks at kinks), one_hot, log_softmax, zeros_like, identity,
+and gemm (a matrix product of transposed inputs)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from .base import (
     Shape,
     _is_int,
     broadcast_shapes,
+    read_bool,
     read_shape,
     register,
     shape_of,
     sum_to,
     unbroadcast,
 )
-from .network import _check_classes, _log_softmax, class_indices
+from .network import _check_classes, _log_softmax, class_indices, matmul_grads, matmul_shape, matmul_work
 from .shape import KEY_DOC, IndexLayer, parse_key, read_key
 
 SHAPE_DOC = "the shape, a list of non-negative integers like [3, 1]"
@@ -296,3 +298,58 @@ class LogSoftmaxLayer(BaseLayer):
         total = g.apply("sum", dout, axis=-1, keepdims=True)
         return (g.sub(dout, g.mul(g.apply("exp", out), total)),)
 
+
+
+def _swapped_shape(shape: Shape, swap: bool) -> Shape:
+    return (*shape[:-2], shape[-1], shape[-2]) if swap else shape
+
+
+def _swapped(x: Any, swap: bool) -> Any:
+    return np.swapaxes(x, -1, -2) if swap else x
+
+
+@register
+class GemmLayer(BaseLayer):
+    """A matrix product of inputs of 2 or more dimensions, each transposed (its last two axes swapped)
+    where ``trans_x`` or ``trans_y`` says so, as BLAS's gemm: the products of matmul's gradients
+    (dout @ y.T, x.T @ dout) without transposed copies. Stacked axes broadcast as in matmul."""
+
+    op = "gemm"
+    attrs = {"trans_x": Attr(read_bool, False, "true to use x with its last two axes swapped"),
+             "trans_y": Attr(read_bool, False, "true to use y with its last two axes swapped")}
+    formula = "op({x}) @ op({y}), op swapping the last two axes where trans_x={trans_x}, trans_y={trans_y}"
+    grad_formulas = ("dout @ op({y}).T, transposed where trans_x", "op({x}).T @ dout, transposed where trans_y")
+    trans_x: bool
+    trans_y: bool
+
+    def out_shape(self, *shapes: Shape) -> Shape:
+        for role, shape in zip(self.args, shapes):
+            if len(shape) < 2:
+                raise ValueError(f"{{{role}}} has {len(shape)} dimension{'s' * (len(shape) != 1)}; gemm takes "
+                                 "matrices or stacks of them (use matmul for vectors)")
+        return matmul_shape(_swapped_shape(shapes[0], self.trans_x), _swapped_shape(shapes[1], self.trans_y))
+
+    def work(self, *shapes: Shape) -> int:
+        return matmul_work(_swapped_shape(shapes[0], self.trans_x), _swapped_shape(shapes[1], self.trans_y))
+
+    def applied_rules(self, *shapes: Shape) -> tuple[str, tuple[str, ...]]:
+        x = "{x}.T" if self.trans_x else "{x}"
+        y = "{y}.T" if self.trans_y else "{y}"
+        dx = f"{y} @ dout.T" if self.trans_x else f"dout @ {y}.T"
+        dy = f"dout.T @ {x}" if self.trans_y else f"{x}.T @ dout"
+        return f"{x} @ {y}", (dx.replace(".T.T", ""), dy.replace(".T.T", ""))
+
+    def forward(self, x: Any, y: Any) -> Any:
+        self.x, self.y = x, y
+        return np.matmul(_swapped(x, self.trans_x), _swapped(y, self.trans_y))
+
+    def backward(self, dout: Any) -> tuple[Any, Any]:
+        da, db = matmul_grads(_swapped(self.x, self.trans_x), _swapped(self.y, self.trans_y), dout)
+        return _swapped(da, self.trans_x), _swapped(db, self.trans_y)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        x, y = args
+        tx, ty = self.trans_x, self.trans_y
+        dx = g.apply("gemm", y, dout, trans_x=ty, trans_y=True) if tx else g.apply("gemm", dout, y, trans_y=not ty)
+        dy = g.apply("gemm", dout, x, trans_x=True, trans_y=tx) if ty else g.apply("gemm", x, dout, trans_x=not tx)
+        return g.sum_to(dx, g.shape(x)), g.sum_to(dy, g.shape(y))

@@ -58,15 +58,9 @@ def matmul_grad_graph(g: GradBuilder, x: str, y: str, dout: str) -> tuple[str | 
     if len(xs) == 1:
         d2 = (*d2[:-1], 1, d2[-1])
     d2 = g.reshape(dout, d2)
-    dx = g.sum_to(g.apply("matmul", d2, _swapped(g, y2)), g.shape(x2))
-    dy = g.sum_to(g.apply("matmul", _swapped(g, x2), d2), g.shape(y2))
+    dx = g.sum_to(g.apply("gemm", d2, y2, trans_y=True), g.shape(x2))
+    dy = g.sum_to(g.apply("gemm", x2, d2, trans_x=True), g.shape(y2))
     return g.reshape(dx, xs), g.reshape(dy, ys)
-
-
-def _swapped(g: GradBuilder, x: str) -> str:
-    """x with its last two axes swapped."""
-    ndim = len(g.shape(x))
-    return g.transpose(x, None if ndim == 2 else (*range(ndim - 2), ndim - 1, ndim - 2))
 
 
 def matmul_rules(xs: Shape, ys: Shape, x: str = "{x}", y: str = "{y}") -> tuple[str, str]:
