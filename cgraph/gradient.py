@@ -213,9 +213,13 @@ def gradient_graph(graph: Graph, wrt: list[str] | None = None) -> GradientGraph:
     totals: dict[str, str | None] = {output: dout}
     contributions: dict[str, list[tuple[str, int]]] = {}  # value -> the (node, input index) that gave it a gradient
     rules: dict[str, tuple[str, int]] = {}
+    moved = set(wrt)  # the values that depend on an input of wrt: only their nodes need rules
+    for name, node in spec.nodes.items():
+        if moved.intersection(node.args):
+            moved.add(name)
     for name in reversed(spec.nodes):
         grad = totals.get(name)
-        if grad is None:
+        if grad is None or name not in moved:
             continue
         node = spec.nodes[name]
         layer: BaseLayer = graph.layers[name]
