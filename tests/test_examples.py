@@ -99,6 +99,17 @@ def spiral_net() -> tuple[dict, dict]:
 
 SIGMOID_1 = 1 / (1 + math.exp(-1))
 
+
+def tiny_net() -> tuple[dict, dict]:
+    """tiny_net.yaml's values and gradients by the chain rule in numpy."""
+    x, W, b, v = np.array([0.5, -1.0]), np.array([[0.3, -0.2], [0.8, 0.1]]), np.array([0.1, -0.1]), np.array([1.0, -0.5])
+    h = np.tanh(x @ W + b)
+    y = h @ v
+    dy = y - 0.25
+    da = dy * v * (1 - h * h)
+    return ({"h": h, "y": y, "loss": 0.5 * dy * dy},
+            {"y": dy, "h": dy * v, "W": np.outer(x, da), "b": da, "x": W @ da, "v": dy * h, "target": -dy})
+
 # file -> (dout, expected values, expected gradients), all worked out by hand.
 EXPECTED = {
     # "Deep Learning from Scratch", 5.4.1: price 220; d apple 2.2, d apple_num 110, d tax 200.
@@ -142,6 +153,12 @@ EXPECTED = {
                              "w": [-SIGMOID_1 * (1 - SIGMOID_1), -2 * SIGMOID_1 * (1 - SIGMOID_1),
                                    SIGMOID_1 * (1 - SIGMOID_1)],
                              "x": [2 * SIGMOID_1 * (1 - SIGMOID_1), -3 * SIGMOID_1 * (1 - SIGMOID_1)]}),
+    # buy_apple.yaml's gradient graph: grad_apple = tax * apple_num = 2.2, whose own gradients are the
+    # second derivatives: d apple_num = tax = 1.1, d tax = apple_num = 2, d apple = 0.
+    "buy_apple_grad.yaml": (1.0, {"grad_apple_price": 1.1, "grad_tax": 200.0, "grad_apple": 2.2, "grad_apple_num": 110.0},
+                            {"apple": 0.0, "apple_num": 1.1, "tax": 2.0, "dout": 2.2, "grad_apple_price": 2.0}),
+    # h = tanh(x @ W + b), y = h @ v, loss = (y - 0.25)² / 2, by numpy below.
+    "tiny_net.yaml": (1.0, *tiny_net()),
     # The book's SimpleConvNet, computed with loops above.
     "simple_convnet.yaml": (1.0, *simple_convnet()),
     # CS231n's spiral with a two-layer net and an accuracy node (no path to the loss: gradient 0).

@@ -15,6 +15,7 @@ from .base import (
     REQUIRED,
     Attr,
     BaseLayer,
+    GradBuilder,
     Shape,
     VariadicLayer,
     broadcast_shapes,
@@ -58,6 +59,18 @@ from .network import (
 )
 from .conv import AvgPool2dLayer, Conv2dLayer, MaxPool2dLayer, Pool2dLayer
 from .normalization import BatchNormLayer, DropoutLayer
+from .gradient_ops import (
+    BroadcastToLayer,
+    GemmLayer,
+    GreaterLayer,
+    IdentityLayer,
+    LogSoftmaxLayer,
+    OneHotLayer,
+    ScatterLayer,
+    SignLayer,
+    SumToLayer,
+    ZerosLikeLayer,
+)
 
 __all__ = [
     "REGISTRY",
@@ -69,6 +82,17 @@ __all__ = [
     "Attr",
     "AvgPool2dLayer",
     "BaseLayer",
+    "BroadcastToLayer",
+    "GemmLayer",
+    "GradBuilder",
+    "GreaterLayer",
+    "IdentityLayer",
+    "LogSoftmaxLayer",
+    "OneHotLayer",
+    "ScatterLayer",
+    "SignLayer",
+    "SumToLayer",
+    "ZerosLikeLayer",
     "BatchNormLayer",
     "BroadcastLayer",
     "ClipLayer",

@@ -14,6 +14,7 @@ from .base import (
     REQUIRED,
     Attr,
     BaseLayer,
+    GradBuilder,
     Shape,
     VariadicLayer,
     _dimensions,
@@ -54,6 +55,10 @@ class TransposeLayer(BaseLayer):
         order = self._order(len(shape_of(self.x)))
         return (np.transpose(dout, np.argsort(order)),)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        order = self._order(len(g.shape(args[0])))
+        return (g.transpose(dout, tuple(int(axis) for axis in np.argsort(order))),)
+
 
 @register
 class ReshapeLayer(BaseLayer):
@@ -83,6 +88,9 @@ class ReshapeLayer(BaseLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         return (np.reshape(dout, shape_of(self.x)),)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.reshape(dout, g.shape(args[0])),)
+
 
 @register
 class FlattenLayer(BaseLayer):
@@ -106,6 +114,9 @@ class FlattenLayer(BaseLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (np.reshape(dout, self.x.shape),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.reshape(dout, g.shape(args[0])),)
 
 
 # --- indexing ----------------------------------------------------------------------
@@ -191,6 +202,9 @@ class IndexLayer(BaseLayer):
         grad[parse_key(self.key)] = dout
         return (grad,)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.apply("scatter", dout, key=self.key, shape=list(g.shape(args[0]))),)
+
 
 # --- joining -----------------------------------------------------------------------
 
@@ -240,6 +254,15 @@ class ConcatLayer(VariadicLayer):
         ends = np.cumsum([np.shape(x)[self.axis] for x in self.inputs])[:-1]
         return tuple(np.split(dout, ends, axis=self.axis))
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        ndim = len(g.shape(args[0]))
+        axis, start, parts = self.axis % ndim, 0, []
+        for arg in args:
+            stop = start + g.shape(arg)[axis]
+            parts.append(g.apply("index", dout, key=", ".join([":"] * axis + [f"{start}:{stop}"])))
+            start = stop
+        return tuple(parts)
+
 
 @register
 class StackLayer(VariadicLayer):
@@ -270,3 +293,7 @@ class StackLayer(VariadicLayer):
 
     def backward(self, dout: Any) -> tuple[Any, ...]:
         return tuple(np.moveaxis(dout, self.axis, 0))
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        axis = self.axis % (len(g.shape(args[0])) + 1)
+        return tuple(g.apply("index", dout, key=", ".join([":"] * axis + [str(k)])) for k in range(len(args)))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..arrays import describe, is_number
-from .base import Attr, BaseLayer, Shape, divide, register
+from .base import Attr, BaseLayer, GradBuilder, Shape, divide, register
 
 class UnaryLayer(BaseLayer):
     """An elementwise op of one input x; the output has x's shape."""
@@ -34,6 +34,9 @@ class NegLayer(UnaryLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         return (-dout,)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.neg(dout),)
+
 
 @register
 class AbsLayer(UnaryLayer):
@@ -50,6 +53,9 @@ class AbsLayer(UnaryLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         return (dout * np.sign(self.x),)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(dout, g.apply("sign", args[0])),)
+
 
 @register
 class SquareLayer(UnaryLayer):
@@ -65,6 +71,9 @@ class SquareLayer(UnaryLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (dout * 2.0 * self.x,)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(g.mul(dout, g.number(2)), args[0]),)
 
 
 @register
@@ -83,6 +92,9 @@ class ExpLayer(UnaryLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         return (dout * self.out,)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(dout, out),)
+
 
 @register
 class LogLayer(UnaryLayer):
@@ -98,6 +110,9 @@ class LogLayer(UnaryLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (divide(dout, self.x),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.div(dout, args[0]),)
 
 
 @register
@@ -116,6 +131,9 @@ class SqrtLayer(UnaryLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         return (divide(dout, 2 * self.out),)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.div(dout, g.mul(g.number(2), out)),)
+
 
 @register
 class ReluLayer(UnaryLayer):
@@ -131,6 +149,9 @@ class ReluLayer(UnaryLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (np.where(self.x > 0, dout, 0.0),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(dout, g.apply("greater", args[0], g.number(0))),)
 
 
 @register
@@ -149,6 +170,9 @@ class SigmoidLayer(UnaryLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         return (dout * self.out * (1.0 - self.out),)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(g.mul(dout, out), g.sub(g.number(1), out)),)
+
 
 @register
 class TanhLayer(UnaryLayer):
@@ -165,6 +189,9 @@ class TanhLayer(UnaryLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (dout * (1.0 - self.out * self.out),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(dout, g.sub(g.number(1), g.mul(out, out))),)
 
 
 def read_bound(value: Any) -> float | None:
@@ -201,3 +228,7 @@ class ClipLayer(UnaryLayer):
         if self.max is not None:
             inside &= x <= self.max
         return (np.where(inside, dout, 0.0),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(dout, g.apply("equal", out, args[0])),)
+
