@@ -301,9 +301,23 @@ def parse_value_option(text: str, option: str) -> Any:
 def parse_array_option(text: str, option: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
     """A command-line array from a VALUE (see parse_value_option; files relative to the current folder).
     Errors say where in the VALUE (``--set r:1:12: error: ...``) where they can."""
+    return read_array_option(text, option, max_elements)[0]
+
+
+def read_array_option(text: str, option: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[np.ndarray, str | None]:
+    """As parse_array_option, with the resolved path of the file the array was read from, if any."""
     try:
-        return build_array(parse_value_option(text, option), None, ".", max_elements)
+        form = parse_value_option(text, option)
+        return build_array(form, None, ".", max_elements), source_file(form, ".")
     except CgraphError as error:
         if error.pos is not None and error.pos.line is not None:
             raise
         raise CgraphError(f"{option}: {error.message}") from None
+
+
+def source_file(data: Any, base_dir: str) -> str | None:
+    """The file an input's YAML form reads (``{file: PATH}``, relative to ``base_dir``) as an
+    absolute path with symbolic links resolved, or None for an array written in the graph."""
+    if isinstance(data, dict) and isinstance(data.get("file"), str) and data["file"]:
+        return os.path.realpath(os.path.join(base_dir, os.path.expanduser(data["file"])))
+    return None

@@ -42,9 +42,9 @@ def html(out_path: str | None, with_check: bool, precision: int, nodes: tuple[st
     if out_path is None:
         write_lines([text.rstrip("\n")])
     else:
-        from .save import atomic_write
+        from .save import Guard, atomic_write
 
-        atomic_write(out_path, lambda file: file.write(text.encode()))
+        atomic_write(out_path, lambda file: file.write(text.encode()), Guard(graph.spec), f"-o {out_path}")
 
 
 @click.command()
