@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 import os
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -178,8 +180,25 @@ def build_array(
     return sample.astype(dtype, copy=False)
 
 
+_MAPPED = contextvars.ContextVar("mapped", default=True)
+
+
+@contextmanager
+def files_read_whole() -> Iterator[None]:
+    """Within (in this thread): .npy files are read into memory, not memory-mapped. A mapped file
+    that another program truncates while its pages are read ends the process with SIGBUS, and
+    a file saved anew in place changes the values under a pass; ``serve`` reads files that
+    are being saved."""
+    token = _MAPPED.set(False)
+    try:
+        yield
+    finally:
+        _MAPPED.reset(token)
+
+
 def load_npy(path: Any, pos: Position | None, base_dir: str, dtype: Any, max_elements: int) -> np.ndarray:
-    """A real-valued array from a .npy file, memory-mapped where its dtype already fits.
+    """A real-valued array from a .npy file, memory-mapped where its dtype already fits (but
+    within :func:`files_read_whole`).
 
     The header is read and its dtype and shape checked before any data is touched."""
     if not isinstance(path, str) or not path:
@@ -188,7 +207,11 @@ def load_npy(path: Any, pos: Position | None, base_dir: str, dtype: Any, max_ele
     try:
         with open(full, "rb") as file:
             _check_npy_header(file, path, pos, max_elements)
-        array = np.load(full, mmap_mode="r", allow_pickle=False)
+            if _MAPPED.get():
+                array = np.load(full, mmap_mode="r", allow_pickle=False)
+            else:  # read whole, from the file checked: one cut off while it is read fails here
+                file.seek(0)
+                array = np.load(file, allow_pickle=False)
     except CgraphError:  # the header's own verdict, already with its position
         raise
     except FileNotFoundError:
