@@ -21,8 +21,10 @@ def load(
     overrides: Mapping[str, Any] | None = None,
     output: str | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    override_files: Mapping[str, str | None] | None = None,
 ) -> Graph:
-    """Load a graph file (YAML or JSON); ``file:`` paths are relative to its folder."""
+    """Load a graph file (YAML or JSON); ``file:`` paths are relative to its folder.
+    ``override_files`` names the files ``overrides`` were read from, for the spec's ``files``."""
     path = os.fspath(path)
     try:
         with open(path, "rb") as file:
@@ -36,6 +38,8 @@ def load(
         overrides=overrides,
         output=output,
         max_elements=max_elements,
+        override_files=override_files,
+        graph_file=os.path.realpath(path),
     )
 
 
@@ -47,21 +51,27 @@ def loads(
     overrides: Mapping[str, Any] | None = None,
     output: str | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    override_files: Mapping[str, str | None] | None = None,
+    graph_file: str | None = None,
 ) -> Graph:
-    """Load a graph from YAML or JSON text; ``source`` names it in error messages."""
+    """Load a graph from YAML or JSON text; ``source`` names it in error messages. ``graph_file``
+    is the file the text was read from and ``override_files`` those ``overrides`` were, for the
+    spec's ``files``."""
+    files = {"graph_file": graph_file, "override_files": override_files}
     with paused_gc():
-        return _load_text(text, source, base_dir, overrides, output, max_elements)
+        return _load_text(text, source, base_dir, overrides, output, max_elements, files)
 
 
-def _load_text(text: str, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int) -> Graph:
+def _load_text(text: str, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int,
+               files: dict[str, Any]) -> Graph:
     data = quick_parse(text)
     if data is not None:
         try:
             return _graph(data, source, base_dir, overrides, output, max_elements,
-                          lambda section, name: quick_position(text, source, section, name))
+                          lambda section, name: quick_position(text, source, section, name), **files)
         except CgraphError:
             pass  # the quick reader keeps no positions: read it again to say where
-    return _graph(parse(text, source), source, base_dir, overrides, output, max_elements)
+    return _graph(parse(text, source), source, base_dir, overrides, output, max_elements, **files)
 
 
 def from_dict(
@@ -121,8 +131,9 @@ def decode(raw: bytes, source: str) -> str:
 
 
 def _graph(
-    data: Any, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int, locate: Any = None
+    data: Any, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int, locate: Any = None,
+    graph_file: str | None = None, override_files: Mapping[str, str | None] | None = None,
 ) -> Graph:
     arrays = {name: np.asarray(value, dtype=np.float64) for name, value in (overrides or {}).items()}
-    spec = build_spec(data, source, base_dir, arrays, output, max_elements, locate)
+    spec = build_spec(data, source, base_dir, arrays, output, max_elements, locate, graph_file, override_files)
     return Graph(spec, max_elements)

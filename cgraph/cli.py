@@ -180,8 +180,10 @@ def dot(with_grads: bool, image: str | None, precision: int, full: bool, nodes: 
     if image is None:
         write_lines([text.rstrip("\n")])
     else:
+        from .save import Guard
+
         with signals.stopping_by_exception():  # so that the temporary file is removed and dot stopped
-            drawing.render_image(text, image)
+            drawing.render_image(text, image, Guard(graph.spec))
 
 
 @cli.command()
