@@ -5,6 +5,7 @@ cli_page, training's and sweeping's in cli_train."""
 from __future__ import annotations
 
 import sys
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Iterable
 
 import click
@@ -13,7 +14,7 @@ from . import __version__, signals
 from .cli_grad import grad, hessian
 from .cli_page import html, serve
 from .cli_train import sweep, train
-from .console import colored, paint, progress, say, user_errors, write_lines
+from .console import colored, paint, progress, say, user_errors, write_chunks, write_lines
 from .options import DOT_PRECISION, FiniteFloatRange, graph_options, load_graph
 
 if TYPE_CHECKING:
@@ -268,12 +269,12 @@ def print_values(graph: Graph, fmt: str, nodes: tuple[str, ...], precision: int,
     from . import render
 
     if fmt == "json":
-        write_lines([render.render_json(graph, nodes)])
+        write_chunks(chain(render.render_json(graph, nodes), [b"\n"]))
     elif fmt == "jsonl":
-        write_lines(render.render_jsonl(graph, nodes))
+        write_chunks(render.render_jsonl(graph, nodes))
     else:
         blocks = render.render_text(graph, nodes, precision, full)
-        write_lines(map(paint, blocks) if colored(sys.stdout) else blocks)
+        write_lines(paint(blocks) if colored(sys.stdout) else blocks)
 
 
 

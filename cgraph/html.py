@@ -63,7 +63,7 @@ def page_data(graph: Graph, source: str, precision: int = 8, only: Iterable[str]
     layers = {name: str(graph.layers[name]) for name in names if name in graph.layers}
     # Each array once: the steps' values and gradients of their own nodes are the backward entries',
     # and the page reads what each node sent back from the steps, not from the entries' input_grads.
-    backward = json.loads(render.render_json(graph, names))
+    backward = json.loads(b"".join(render.render_json(graph, names)))
     for entry in backward["nodes"].values():
         entry.pop("input_grads", None)
     steps = json.loads(explain.render_json(graph, explain.explain(graph, precision), names))
