@@ -125,12 +125,12 @@ CASES = [
     (X23 + "nodes: {s: {op: sum, inputs: [x], axis: 0, keepdims: false, axis: 1}}\n", ["duplicate key 'axis'"], 2, 61),
     ("inputs: {x: [1], W: [[1]]}\nnodes: {h: {op: affine, inputs: [x, W]}}\n", ["op 'affine' takes 3 inputs, got 2: affine(x, W, b)"], 2, 33),
     # attributes and shapes that do not fit
-    (X23 + "nodes: {s: {op: sum, inputs: [x], axis: 2}}\n", ["sum cannot take shape x (2, 3)", "axis 2 is out of range for 'x', which has 2 dimensions"], 2, 9),
-    (X23 + "nodes:\n  s:\n    op: mean\n    inputs: [x]\n    axis: [0, 1, 2]\n", ["mean cannot take shape x (2, 3)", "axis 2 is out of range"], 3, 3),
-    (X23 + "nodes: {s: {op: sum, inputs: [x], axis: [0, -2]}}\n", ["axis 0 is given twice"], 2, 9),
-    (X23 + "nodes: {s: {op: transpose, inputs: [x], axes: [0, 0]}}\n", ["axes [0, 0] are not an order of the 2 dimensions of 'x'"], 2, 9),
-    (X23 + "nodes: {s: {op: reshape, inputs: [x], shape: [4, 2]}}\n", ["'x' has 6 elements, which do not match the shape [4, 2]"], 2, 9),
-    (X23 + "nodes: {s: {op: reshape, inputs: [x], shape: [4, -1]}}\n", ["'x' has 6 elements, which do not fill the shape [4, -1]"], 2, 9),
+    (X23 + "nodes: {s: {op: sum, inputs: [x], axis: 2}}\n", ["sum cannot take shape x (2, 3)", "axis 2 is out of range for 'x', which has 2 dimensions"], 2, 41),
+    (X23 + "nodes:\n  s:\n    op: mean\n    inputs: [x]\n    axis: [0, 1, 2]\n", ["mean cannot take shape x (2, 3)", "axis 2 is out of range"], 6, 11),
+    (X23 + "nodes: {s: {op: sum, inputs: [x], axis: [0, -2]}}\n", ["axis 0 is given twice"], 2, 41),
+    (X23 + "nodes: {s: {op: transpose, inputs: [x], axes: [0, 0]}}\n", ["axes [0, 0] are not an order of the 2 dimensions of 'x'"], 2, 47),
+    (X23 + "nodes: {s: {op: reshape, inputs: [x], shape: [4, 2]}}\n", ["'x' has 6 elements, which do not match the shape [4, 2]"], 2, 46),
+    (X23 + "nodes: {s: {op: reshape, inputs: [x], shape: [4, -1]}}\n", ["'x' has 6 elements, which do not fill the shape [4, -1]"], 2, 46),
     (X23 + "nodes: {s: {op: matmul, inputs: [x, x]}}\n", ["matmul cannot combine shapes x (2, 3) and x (2, 3)", "'x' has 3 columns (its last axis) but 'x' has 2 rows"], 2, 9),
     ("inputs: {a: 1, b: [1, 2]}\nnodes: {s: {op: matmul, inputs: [a, b]}}\n", ["'a' is 0-d; a matrix product needs at least 1 dimension"], 2, 9),
     (

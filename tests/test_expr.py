@@ -235,7 +235,7 @@ def test_long_sub_expressions_are_named_by_node_and_number() -> None:
     ("  f: sum(x, axis=0, axis=1)", "g.yaml:6:21: error: node 'f': the attribute 'axis' is given twice"),
     ("  f: x + True", "g.yaml:6:10: error: node 'f': true is not a number"),
     ("  f: x * 1e999", "g.yaml:6:10: error: node 'f': the number 1e999 is too large"),
-    ("  f: x[5]", "g.yaml:6:6: error: node 'f': index cannot take shape x (): [5] indexes 1 axes, but 'x' has 0"),
+    ("  f: x[5]", "g.yaml:6:8: error: node 'f': index cannot take shape x (): [5] indexes 1 axes, but 'x' has 0"),
     ('  f: "x + yy"', "g.yaml:6:11: error: node 'f' uses unknown name 'yy'"),
     ("  f: 'exp(x) + y.T'", "g.yaml:6:16: error: node 'f': attribute access"),
     ("  f: |\n    exp(x)\n      + yy", "g.yaml:8:9: error: node 'f' uses unknown name 'yy'"),
