@@ -11,7 +11,7 @@ import numpy as np
 from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, is_number, source_file, suggest
 from .errors import CgraphError, Position, TextPosition
 from .expr import expand, simple
-from .layers import REGISTRY, REQUIRED
+from .layers import REGISTRY, REQUIRED, AttrError
 from .yamlsafe import key_position_of, position_of
 
 TOP_KEYS = ("inputs", "nodes", "output")
@@ -39,6 +39,7 @@ class NodeSpec:
     args: tuple[str, ...]
     pos: Position | None
     attrs: Mapping[str, Any] = field(default_factory=dict)  # the attributes written in the node, as read
+    attr_pos: Mapping[str, Position] | None = None  # where each of them was written, where known
 
 
 @dataclass
@@ -64,6 +65,12 @@ class GraphSpec:
             return "the graph file"
         name = next((item.name for item in self.inputs.values() if item.file == path), None)
         return f"the file of input '{name}'" if name else "a file"
+
+    def attr_position(self, name: str, keys: tuple[str, ...]) -> Position | None:
+        """Where node ``name`` wrote the first of the attributes ``keys`` it writes, where known."""
+        node = self.nodes.get(name)
+        written = node.attr_pos if node is not None and node.attr_pos else {}
+        return next((written[key] for key in keys if key in written), None)
 
     def position(self, name: str) -> Position | None:
         """Where the input or node ``name`` was defined."""
@@ -274,15 +281,24 @@ def _checked_node(name: str, body: Any, pos: Position, name_pos: Position | None
         names = "x1, x2, ..." if layer.variadic else ", ".join(layer.args)
         raise CgraphError(f"node '{name}': op '{op}' takes {layer.arity()}, got {len(args)}: {op}({names})", args_pos)
     attrs: dict[str, Any] = {}
+    attr_pos: dict[str, Position] = {}
     for key, attr in layer.attrs.items():
         if key in body:
+            key_pos = position_of(body, key) or pos
             try:
                 attrs[key] = attr.read(body[key])
             except ValueError as error:
-                raise CgraphError(f"node '{name}': {op} attribute '{key}' {error}", position_of(body, key) or pos) from None
+                raise CgraphError(f"node '{name}': {op} attribute '{key}' {error}", key_pos) from None
+            attr_pos[key] = key_pos
         elif attr.default is REQUIRED:
             raise CgraphError(f"node '{name}': op '{op}' needs the attribute '{key}': {attr.doc}", pos)
-    return NodeSpec(name, op, tuple(args), name_pos, attrs)
+    if layer.attrs:
+        try:
+            layer.check_attrs({key: attrs.get(key, attr.default) for key, attr in layer.attrs.items()})
+        except AttrError as error:
+            where = next((attr_pos[key] for key in error.keys if key in attr_pos), pos)
+            raise CgraphError(f"node '{name}': {op}: {error}", where) from None
+    return NodeSpec(name, op, tuple(args), name_pos, attrs, attr_pos)
 
 
 def _dependency_order(nodes: dict[str, NodeSpec]) -> list[str]:

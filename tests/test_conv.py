@@ -30,21 +30,23 @@ def one_node(x: list[int], node: str) -> str:
     return f"inputs:\n  x: {{shape: {x}, fill: 1}}\n  g: {{shape: [3], fill: 1}}\nnodes:\n  n: {node}\n"
 
 
-# (graph text, the whole error line) for mistakes of shape and attribute.
+# (graph text, the whole error line) for mistakes of shape and attribute: placed at the attribute
+# at fault where the node writes one (a stride that does not divide, the pad beside a window too
+# large), else at the node.
 ERRORS = [
     (conv_graph([2, 1, 28, 28], [30, 1, 5, 5], stride=2),
-     "<stdin>:6:3: error: node 'c1': conv2d cannot combine shapes x (2, 1, 28, 28), W (30, 1, 5, 5) and b (30,): "
+     "<stdin>:6:47: error: node 'c1': conv2d cannot combine shapes x (2, 1, 28, 28), W (30, 1, 5, 5) and b (30,): "
      "(H + 2·pad − FH) / stride + 1 = (28 + 0 − 5) / 2 + 1 = 12.5 is not a whole number; try stride 1"),
     # 28 + 2·2 − 5 = 27 is a multiple of 3, and of no stride between 1 and 3.
     (conv_graph([2, 1, 28, 28], [30, 1, 5, 5], stride=3),
-     "<stdin>:6:3: error: node 'c1': conv2d cannot combine shapes x (2, 1, 28, 28), W (30, 1, 5, 5) and b (30,): "
+     "<stdin>:6:47: error: node 'c1': conv2d cannot combine shapes x (2, 1, 28, 28), W (30, 1, 5, 5) and b (30,): "
      "(H + 2·pad − FH) / stride + 1 = (28 + 0 − 5) / 3 + 1 = 8.66667 is not a whole number; try pad 2 or stride 1"),
     # rows fit; along the columns 10 − 3 = 7 is odd, and 10 + 2 − 3 = 9 too: no pad helps a stride of 2.
     (conv_graph([1, 1, 9, 10], [1, 1, 3, 3], stride=[2, 2], pad=[0, 1]),
-     "<stdin>:6:3: error: node 'c1': conv2d cannot combine shapes x (1, 1, 9, 10), W (1, 1, 3, 3) and b (1,): "
+     "<stdin>:6:47: error: node 'c1': conv2d cannot combine shapes x (1, 1, 9, 10), W (1, 1, 3, 3) and b (1,): "
      "(W + 2·pad − FW) / stride + 1 = (10 + 2 − 3) / 2 + 1 = 5.5 is not a whole number; try stride 1"),
     (conv_graph([1, 1, 3, 3], [1, 1, 5, 5]),
-     "<stdin>:6:3: error: node 'c1': conv2d cannot combine shapes x (1, 1, 3, 3), W (1, 1, 5, 5) and b (1,): "
+     "<stdin>:6:55: error: node 'c1': conv2d cannot combine shapes x (1, 1, 3, 3), W (1, 1, 5, 5) and b (1,): "
      "(H + 2·pad − FH) / stride + 1 = (3 + 0 − 5) / 1 + 1 = -1: the window of 5 does not fit in 3 (padded) along H"),
     (conv_graph([2, 3, 8, 8], [4, 1, 3, 3]),
      "<stdin>:6:3: error: node 'c1': conv2d cannot combine shapes x (2, 3, 8, 8), W (4, 1, 3, 3) and b (4,): "
@@ -59,14 +61,14 @@ ERRORS = [
      "the bias 'b' must have shape (2,), one per filter (axis 0 of 'W' (2, 1, 3, 3)); it has shape (3,)"),
     # 5 + 2·pad − 2 is odd for every pad: only a stride helps.
     (one_node([1, 1, 5, 5], "{op: max_pool2d, inputs: [x], size: 2}"),
-     "<stdin>:5:3: error: node 'n': max_pool2d cannot take shape x (1, 1, 5, 5): "
+     "<stdin>:5:42: error: node 'n': max_pool2d cannot take shape x (1, 1, 5, 5): "
      "(H + 2·pad − size) / stride + 1 = (5 + 0 − 2) / 2 + 1 = 2.5 is not a whole number; try stride 1"),
     # pad 2 would make 5 + 4 − 3 a multiple of 3, but a pad is at most half the window, 1.
     (one_node([1, 1, 5, 5], "{op: avg_pool2d, inputs: [x], size: 3}"),
-     "<stdin>:5:3: error: node 'n': avg_pool2d cannot take shape x (1, 1, 5, 5): "
+     "<stdin>:5:42: error: node 'n': avg_pool2d cannot take shape x (1, 1, 5, 5): "
      "(H + 2·pad − size) / stride + 1 = (5 + 0 − 3) / 3 + 1 = 1.66667 is not a whole number; try stride 2"),
     (one_node([1, 1, 4, 4], "{op: max_pool2d, inputs: [x], size: 2, pad: 2}"),
-     "<stdin>:5:3: error: node 'n': max_pool2d cannot take shape x (1, 1, 4, 4): "
+     "<stdin>:5:50: error: node 'n': max_pool2d: "
      "pad 2 is more than half the window 2; a window would hold nothing but padding"),
     (one_node([2, 4], "{op: batchnorm, inputs: [x, g, g]}"),
      "<stdin>:5:3: error: node 'n': batchnorm cannot combine shapes x (2, 4), g (3,) and g (3,): "

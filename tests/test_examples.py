@@ -148,8 +148,8 @@ EXPECTED = {
     "cs231n_circuit.yaml": (1.0, {"q": 3.0, "f": -12.0}, {"x": -4.0, "y": -4.0, "z": 3.0, "q": -4.0}),
     # CS231n's sigmoid neuron: dot = 2*-1 + -3*-2 - 3 = 1, f = 1 / (1 + e^-1); ddot = f (1 - f),
     # dw = ddot * [x0, x1, 1], dx = ddot * [w0, w1]; d(-dot) = -ddot.
-    "sigmoid_neuron.yaml": (1.0, {"dot": 1.0, "f": SIGMOID_1, "(-dot)": -1.0, "exp(-dot)": math.exp(-1)},
-                            {"dot": SIGMOID_1 * (1 - SIGMOID_1), "(-dot)": -SIGMOID_1 * (1 - SIGMOID_1),
+    "sigmoid_neuron.yaml": (1.0, {"dot": 1.0, "f": SIGMOID_1, "-dot": -1.0, "exp(-dot)": math.exp(-1)},
+                            {"dot": SIGMOID_1 * (1 - SIGMOID_1), "-dot": -SIGMOID_1 * (1 - SIGMOID_1),
                              "w": [-SIGMOID_1 * (1 - SIGMOID_1), -2 * SIGMOID_1 * (1 - SIGMOID_1),
                                    SIGMOID_1 * (1 - SIGMOID_1)],
                              "x": [2 * SIGMOID_1 * (1 - SIGMOID_1), -3 * SIGMOID_1 * (1 - SIGMOID_1)]}),
@@ -331,4 +331,4 @@ def test_two_layer_net_in_formulas_gives_the_same_json_as_the_mapping_form() -> 
             assert (mapping[name]["op"], formulas[name]["op"]) == ("affine", "add")
             for key in ("shape", "dtype", "value", "grad"):
                 assert formulas[name][key] == mapping[name][key], (name, key)
-    assert formulas["(x @ W1)"]["op"] == "matmul" and formulas["(z1 @ W2)"]["op"] == "matmul"
+    assert formulas["x @ W1"]["op"] == "matmul" and formulas["z1 @ W2"]["op"] == "matmul"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Any, Callable, ClassVar, Protocol
+from typing import Any, Callable, ClassVar, Mapping, Protocol
 
 import numpy as np
 
@@ -91,6 +91,16 @@ def divide(x: Any, y: Any) -> Any:
 
 
 # --- attributes -----------------------------------------------------------------------
+
+
+class AttrError(ValueError):
+    """A ValueError about an op's attributes: ones that contradict each other, or that the inputs'
+    shapes do not fit. ``keys`` are the attributes at fault; an error is placed at the first of them
+    that its node writes."""
+
+    def __init__(self, message: str, *keys: str) -> None:
+        super().__init__(message)
+        self.keys = keys
 
 
 class _Required:
@@ -182,9 +192,9 @@ def _normal_axes(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, ..
     found: list[int] = []
     for item in (axis,) if isinstance(axis, int) else axis:
         if not -ndim <= item < ndim:
-            raise ValueError(f"axis {item} is out of range for {{x}}, which has {_dimensions(ndim)}")
+            raise AttrError(f"axis {item} is out of range for {{x}}, which has {_dimensions(ndim)}", "axis")
         if item % ndim in found:
-            raise ValueError(f"axis {item % ndim} is given twice")
+            raise AttrError(f"axis {item % ndim} is given twice", "axis")
         found.append(item % ndim)
     return tuple(sorted(found))
 
@@ -240,8 +250,17 @@ class BaseLayer:
                 value = attr.default
             setattr(self, key, value)
             shown["{" + key + "}"] = _show(value)
+        try:
+            cls.check_attrs({key: getattr(self, key) for key in cls.attrs})
+        except AttrError as error:
+            raise AttrError(f"{cls.op}: {error}", *error.keys) from None
         self.formula = _fill(cls.formula, shown)
         self.grad_formulas = tuple(_fill(rule, shown) for rule in cls.grad_formulas)
+
+    @classmethod
+    def check_attrs(cls, values: Mapping[str, Any]) -> None:
+        """Raise AttrError where the attributes' ``values`` (read, defaults filled in) contradict one
+        another, whatever the inputs; nothing for most ops."""
 
     @classmethod
     def takes(cls, count: int) -> bool:

@@ -10,12 +10,12 @@ window (at most FH·FW of them), never over pixels or the batch.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import REQUIRED, Attr, BaseLayer, Shape, _is_int, counted, register, written
+from .base import REQUIRED, Attr, AttrError, BaseLayer, Shape, _is_int, _show, counted, register, written
 
 Pair = tuple[int, int]
 
@@ -62,20 +62,23 @@ def out_size(axis: str, size: int, pad: int, window: int, stride: int, window_na
              max_pad: int | None = None) -> int:
     """The output's length along ``axis``: (size + 2·pad − window) / stride + 1.
 
-    ValueError showing the arithmetic where the window does not fit or the result is not a
-    whole number, with the pads (up to ``max_pad``) and strides that would make it one.
+    AttrError showing the arithmetic where the window does not fit or the result is not a
+    whole number, with the pads (up to ``max_pad``) and strides that would make it one; it is
+    about the window's attribute (where ``window_name`` is one) and pad, or stride and pad.
     """
+    window_keys = (window_name,) if window_name == "size" else ()
     span = size + 2 * pad - window
     formula = f"({axis} + 2·pad − {window_name}) / stride + 1 = ({size} + {2 * pad} − {window}) / {stride} + 1"
     if span < 0:
-        raise ValueError(f"{formula} = {span / stride + 1:g}: the window of {window} does not fit in "
-                         f"{size + 2 * pad} (padded) along {axis}")
+        raise AttrError(f"{formula} = {span / stride + 1:g}: the window of {window} does not fit in "
+                        f"{size + 2 * pad} (padded) along {axis}", *window_keys, "pad")
     if span % stride:
         limit = pad + stride if max_pad is None else min(pad + stride, max_pad + 1)
         pads = [p for p in range(pad + 1, limit) if (size + 2 * p - window) % stride == 0]
         strides = [s for s in range(stride - 1, 0, -1) if span % s == 0]
         tries = [f"pad {p}" for p in pads[:1]] + [f"stride {s}" for s in strides[:1]]
-        raise ValueError(f"{formula} = {span / stride + 1:g} is not a whole number; try {' or '.join(tries)}")
+        raise AttrError(f"{formula} = {span / stride + 1:g} is not a whole number; try {' or '.join(tries)}",
+                        "stride", "pad", *window_keys)
     return span // stride + 1
 
 
@@ -207,13 +210,17 @@ class Pool2dLayer(BaseLayer):
             attrs["stride"] = attrs["size"]
         super().__init__(**attrs)
 
+    @classmethod
+    def check_attrs(cls, values: Mapping[str, Any]) -> None:
+        (kh, kw), (ph, pw) = pair(values["size"]), pair(values["pad"])
+        if 2 * ph > kh or 2 * pw > kw:
+            raise AttrError(f"pad {_show(values['pad'])} is more than half the window {_show(values['size'])}; "
+                            "a window would hold nothing but padding", "pad", "size")
+
     def out_shape(self, *shapes: Shape) -> Shape:
         xs = shapes[0]
         _check_images(xs, self.op)
         (kh, kw), (sh, sw), (ph, pw) = pair(self.size), pair(self.stride), pair(self.pad)
-        if 2 * ph > kh or 2 * pw > kw:
-            raise ValueError(f"pad {self.pad} is more than half the window {self.size}; "
-                             "a window would hold nothing but padding")
         return (*xs[:2], out_size("H", xs[2], ph, kh, sh, "size", kh // 2), out_size("W", xs[3], pw, kw, sw, "size", kw // 2))
 
     def work(self, *shapes: Shape) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -13,6 +13,7 @@ from ..arrays import describe
 from .base import (
     REQUIRED,
     Attr,
+    AttrError,
     BaseLayer,
     GradBuilder,
     Shape,
@@ -40,7 +41,7 @@ class TransposeLayer(BaseLayer):
         if self.axes is None:
             return tuple(reversed(range(ndim)))
         if len(self.axes) != ndim or sorted(axis % ndim for axis in self.axes if -ndim <= axis < ndim) != list(range(ndim)):
-            raise ValueError(f"axes {list(self.axes)} are not an order of the {_dimensions(ndim)} of {{x}}")
+            raise AttrError(f"axes {list(self.axes)} are not an order of the {_dimensions(ndim)} of {{x}}", "axes")
         return tuple(axis % ndim for axis in self.axes)
 
     def out_shape(self, *shapes: Shape) -> Shape:
@@ -71,6 +72,13 @@ class ReshapeLayer(BaseLayer):
     grad_formulas = ("reshape(dout, shape of {x})",)
     shape: tuple[int, ...]
 
+    @classmethod
+    def check_attrs(cls, values: Mapping[str, Any]) -> None:
+        shape = values["shape"]
+        if -1 in shape and 0 in shape:
+            raise AttrError(f"shape {list(shape)} has -1 beside a 0: no size of -1 fits it, as any size "
+                            "would for an empty x", "shape")
+
     def out_shape(self, *shapes: Shape) -> Shape:
         size = math.prod(shapes[0])
         known = math.prod(n for n in self.shape if n != -1)
@@ -79,7 +87,7 @@ class ReshapeLayer(BaseLayer):
         if -1 not in self.shape and known == size:
             return self.shape
         verb = "fill" if -1 in self.shape else "match"
-        raise ValueError(f"{{x}} has {size:,} elements, which do not {verb} the shape {list(self.shape)}")
+        raise AttrError(f"{{x}} has {size:,} elements, which do not {verb} the shape {list(self.shape)}", "shape")
 
     def forward(self, x: Any) -> Any:
         self.x = x
@@ -187,11 +195,11 @@ class IndexLayer(BaseLayer):
         key = parse_key(self.key)
         taken = sum(part is not Ellipsis for part in key)
         if taken > len(xs):
-            raise ValueError(f"[{self.key}] indexes {taken} axes, but {{x}} has {_dimensions(len(xs))}")
+            raise AttrError(f"[{self.key}] indexes {taken} axes, but {{x}} has {_dimensions(len(xs))}", "key")
         try:
             return np.broadcast_to(np.empty((), np.int8), xs)[key].shape  # a view: nothing allocated
         except IndexError as error:  # "index 3 is out of bounds for axis 0 with size 3"
-            raise ValueError(f"[{self.key}]: {error} in {{x}}") from None
+            raise AttrError(f"[{self.key}]: {error} in {{x}}", "key") from None
 
     def forward(self, x: Any) -> Any:
         self.x = x
@@ -239,7 +247,7 @@ class ConcatLayer(VariadicLayer):
         if not first:
             raise ValueError("{x1} is 0-d; concat joins arrays along an axis")
         if not -len(first) <= self.axis < len(first):
-            raise ValueError(f"axis {self.axis} is out of range for {{x1}}, which has {_dimensions(len(first))}")
+            raise AttrError(f"axis {self.axis} is out of range for {{x1}}, which has {_dimensions(len(first))}", "axis")
         axis = self.axis % len(first)
         for role, shape in zip(self.args, shapes):
             if len(shape) != len(first) or shape[:axis] + shape[axis + 1:] != first[:axis] + first[axis + 1:]:
@@ -283,7 +291,7 @@ class StackLayer(VariadicLayer):
         if any(shape != first for shape in shapes):
             raise ValueError(f"the shapes must be the same: {_role_shapes(self.args, shapes)}")
         if not -len(first) - 1 <= self.axis <= len(first):
-            raise ValueError(f"axis {self.axis} is out of range for stacking inputs of {_dimensions(len(first))}")
+            raise AttrError(f"axis {self.axis} is out of range for stacking inputs of {_dimensions(len(first))}", "axis")
         axis = self.axis % (len(first) + 1)
         return first[:axis] + (len(shapes),) + first[axis:]
 

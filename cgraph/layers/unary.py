@@ -3,12 +3,14 @@ sigmoid, tanh, clip."""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..arrays import describe, is_number
-from .base import Attr, BaseLayer, GradBuilder, Shape, divide, register
+from .base import Attr, AttrError, BaseLayer, GradBuilder, Shape, divide, register
+
 
 class UnaryLayer(BaseLayer):
     """An elementwise op of one input x; the output has x's shape."""
@@ -195,10 +197,23 @@ class TanhLayer(UnaryLayer):
 
 
 def read_bound(value: Any) -> float | None:
-    """A number, or null for no bound."""
-    if value is None or is_number(value):
-        return None if value is None else float(value)
+    """A number (not NaN), or null for no bound."""
+    if value is None:
+        return None
+    if is_number(value):
+        try:
+            bound = float(value)
+        except OverflowError:  # an integer too large for a float: beyond every float, as infinity is
+            bound = math.copysign(math.inf, value)
+        if not math.isnan(bound):
+            return bound
     raise ValueError(f"must be a number or null, got {describe(value)}")
+
+
+def _bound_text(bound: float) -> str:
+    """A bound as written: 2, not 2.0."""
+    text = repr(bound)
+    return text[:-2] if text.endswith(".0") else text
 
 
 @register
@@ -215,6 +230,12 @@ class ClipLayer(UnaryLayer):
     grad_formulas = ("dout where {min} <= {x} <= {max}, else 0",)
     min: float | None
     max: float | None
+
+    @classmethod
+    def check_attrs(cls, values: Mapping[str, Any]) -> None:
+        low, high = values["min"], values["max"]
+        if low is not None and high is not None and low > high:
+            raise AttrError(f"'min' ({_bound_text(low)}) is greater than 'max' ({_bound_text(high)})", "min", "max")
 
     def forward(self, x: Any) -> Any:
         self.x = x
