@@ -11,6 +11,7 @@ from .arrays import DEFAULT_MAX_ELEMENTS, parse_value_option
 from .errors import CgraphError, Position
 from .expr import expand, split_assignment
 from .graph import Graph, paused_gc
+from .onnx_reader import is_onnx
 from .spec import build_spec
 from .yamlsafe import YMap, parse, quick_parse, quick_position
 
@@ -21,14 +22,19 @@ def load(
     overrides: Mapping[str, Any] | None = None,
     output: str | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    max_memory: int | None = None,
 ) -> Graph:
-    """Load a graph file (YAML or JSON); ``file:`` paths are relative to its folder."""
+    """Load a graph file (YAML or JSON) or an ONNX model, told apart by their content; ``file:``
+    paths and an ONNX model's external data are relative to its folder. ``max_memory`` bounds the
+    bytes an ONNX model's initializers may declare, checked before any is read."""
     path = os.fspath(path)
     try:
         with open(path, "rb") as file:
             raw = file.read()
     except OSError as exc:
         raise CgraphError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if is_onnx(raw, path):
+        return _onnx_graph(raw, path, os.path.dirname(path) or ".", overrides, output, max_elements, max_memory)
     return loads(
         decode(raw, path),
         source=path,
@@ -40,17 +46,33 @@ def load(
 
 
 def loads(
-    text: str,
+    text: str | bytes,
     *,
     source: str = "<string>",
     base_dir: str = ".",
     overrides: Mapping[str, Any] | None = None,
     output: str | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    max_memory: int | None = None,
 ) -> Graph:
-    """Load a graph from YAML or JSON text; ``source`` names it in error messages."""
+    """Load a graph from YAML or JSON text, or from the bytes of a graph file or an ONNX model;
+    ``source`` names it in error messages."""
+    if isinstance(text, bytes):
+        if is_onnx(text):
+            return _onnx_graph(text, source, base_dir, overrides, output, max_elements, max_memory)
+        text = decode(text, source)
     with paused_gc():
         return _load_text(text, source, base_dir, overrides, output, max_elements)
+
+
+def _onnx_graph(raw: bytes, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int,
+                max_memory: int | None) -> Graph:
+    from .onnx_reader import read_model
+
+    arrays = {name: np.asarray(value) for name, value in (overrides or {}).items()}
+    with paused_gc():
+        spec = read_model(raw, source, base_dir, arrays, output, max_elements, max_memory)
+        return Graph(spec, max_elements)
 
 
 def _load_text(text: str, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int) -> Graph:

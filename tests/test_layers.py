@@ -550,6 +550,10 @@ OP_CASES: dict[str, tuple] = {
         ((real(3, 4),), {}),
         ((real(2, 3, 4),), {"ratio": 0.2, "seed": 7}),
     ]),
+    "identity": (lambda x: x, [(inputs, {}) for inputs in UNARY]),
+    # A cast to float64 of float64 inputs: the values unchanged; other dtypes are checked in tests/test_onnx.py.
+    "cast": (lambda x, dtype: x.astype(dtype), [((real(2, 3),), {"dtype": "float64"}), ((real(),), {"dtype": "float64"})]),
+    "log_softmax": (lambda x: np.log(_softmax(x)), [((real(3),), {}), ((real(2, 3),), {}), ((real(2, 2, 3),), {})]),
     "flatten": (lambda x: x.reshape(x.shape[0], -1), [
         ((real(3),), {}),
         ((real(3, 4),), {}),

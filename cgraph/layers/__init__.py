@@ -33,8 +33,10 @@ from .base import (
 from .binary import AddLayer, BroadcastLayer, DivLayer, EqualLayer, MaximumLayer, MinimumLayer, MulLayer, PowLayer, SubLayer
 from .unary import (
     AbsLayer,
+    CastLayer,
     ClipLayer,
     ExpLayer,
+    IdentityLayer,
     LogLayer,
     NegLayer,
     ReluLayer,
@@ -48,6 +50,7 @@ from .reductions import ArgmaxLayer, MeanLayer, ReductionLayer, SumLayer
 from .shape import ConcatLayer, FlattenLayer, IndexLayer, ReshapeLayer, StackLayer, TransposeLayer, parse_key, read_key
 from .network import (
     AffineLayer,
+    LogSoftmaxLayer,
     MatmulLayer,
     SoftmaxLayer,
     SoftmaxWithLossLayer,
@@ -71,6 +74,7 @@ __all__ = [
     "BaseLayer",
     "BatchNormLayer",
     "BroadcastLayer",
+    "CastLayer",
     "ClipLayer",
     "ConcatLayer",
     "Conv2dLayer",
@@ -79,8 +83,10 @@ __all__ = [
     "EqualLayer",
     "ExpLayer",
     "FlattenLayer",
+    "IdentityLayer",
     "IndexLayer",
     "LogLayer",
+    "LogSoftmaxLayer",
     "MatmulLayer",
     "MaxPool2dLayer",
     "MaximumLayer",

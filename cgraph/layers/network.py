@@ -159,6 +159,28 @@ class SoftmaxLayer(BaseLayer):
         return (out * (dout - np.sum(dout * out, axis=-1, keepdims=True)),)
 
 
+@register
+class LogSoftmaxLayer(BaseLayer):
+    """log(softmax(x)) along the last axis: out = x - log(sum(exp(x))), computed without overflow."""
+
+    op = "log_softmax"
+    args = ("x",)
+    formula = "{x} - log(sum(exp({x}) along the last axis))"
+    grad_formulas = ("dout - exp({out}) * sum(dout along the last axis)",)
+
+    def out_shape(self, *shapes: Shape) -> Shape:
+        _check_classes(shapes[0], "log_softmax")
+        return shapes[0]
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        self.out = _log_softmax(x)
+        return self.out
+
+    def backward(self, dout: Any) -> tuple[Any]:
+        return (dout - np.exp(self.out) * np.sum(dout, axis=-1, keepdims=True),)
+
+
 def class_indices(t: Any, classes: int) -> np.ndarray:
     """Labels given as class numbers (floats that are whole numbers in [0, classes)) as integers."""
     t = np.asarray(t)
