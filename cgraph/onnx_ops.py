@@ -96,6 +96,8 @@ class Emitter:
         name = self.node.inputs[index]
         if name in self.statics and name not in self.inputs:
             return self.statics[name]
+        if name in self.inputs and name not in self.parameters:  # a graph input: the value it was given
+            return self.inputs[name].value
         raise self.fail(f"its {what} (input '{name}') must be a constant of the model, not a computed value")
 
     def shape(self, name: str) -> Shape:
@@ -203,7 +205,7 @@ def _ints(value: np.ndarray | None) -> list[int] | None:
 
 # --- elementwise ---------------------------------------------------------------------------
 
-_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "Equal": "equal"}
+_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Equal": "equal"}
 _UNARY = {"Neg": "neg", "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Abs": "abs", "Relu": "relu",
           "Sigmoid": "sigmoid", "Tanh": "tanh", "Identity": "identity"}
 
@@ -211,6 +213,15 @@ _UNARY = {"Neg": "neg", "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Abs": "abs"
 @converts(*_BINARY)
 def _binary(e: Emitter, n: OnnxNode) -> None:
     e.out(_BINARY[n.op], e.data(0), e.data(1))
+
+
+@converts("Pow")
+def _pow(e: Emitter, n: OnnxNode) -> None:
+    """x ** y in x's dtype: an integer exponent is cast to it first."""
+    x, y = e.data(0), e.data(1)
+    if e.dtypes[y].kind != "f" and e.dtypes[x].kind == "f":
+        y = e.emit("cast", y, dtype=_CAST[e.dtypes[x]])
+    e.out("pow", x, y)
 
 
 @converts(*_UNARY)

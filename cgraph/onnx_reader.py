@@ -80,8 +80,11 @@ def read_model(
         else:
             missing.append((name, dtype, dims))
             continue
-        e.inputs[name] = InputSpec(name, array, top)
-        e.shapes[name], e.dtypes[name] = array.shape, array.dtype
+        if array.dtype.kind in FLOAT_KINDS:
+            e.inputs[name] = InputSpec(name, array, top)
+            e.shapes[name], e.dtypes[name] = array.shape, array.dtype
+        else:  # integers (a shape, axes, labels): an attribute where used as one, else an input
+            e.set_static(name, array)
     if missing:
         raise CgraphError(_missing_message(missing), top)
     _check_dims(e, declared, top)
