@@ -66,6 +66,9 @@ def read_model(
     overrides = dict(overrides or {})
     given = frozenset(overrides)
 
+    wanted = output if output is not None else graph.output[0].name if graph.output else None
+    nodes = _feeding(graph, wanted)
+    used = {name for proto in nodes for name in proto.input}
     e = Emitter(source, max_elements=max_elements)
     initializers = {tensor.name: tensor for tensor in graph.initializer}
     declared = {value.name: value for value in graph.input}
@@ -77,9 +80,11 @@ def read_model(
             array = _given(overrides.pop(name), name, dtype, dims)
         elif name in initializers:
             array = tensors.array(initializers[name])
-        else:
+        elif name in used:
             missing.append((name, dtype, dims))
             continue
+        else:
+            continue  # it feeds other outputs only
         if array.dtype.kind in FLOAT_KINDS:
             e.inputs[name] = InputSpec(name, array, top)
             e.shapes[name], e.dtypes[name] = array.shape, array.dtype
@@ -104,13 +109,29 @@ def read_model(
             f"is not an input{suggest(name, [*declared, *initializers])}"
         raise CgraphError(f"--set: '{name}' {kind}")
 
-    for proto in graph.node:
+    for proto in nodes:
         _convert(onnx, e, proto, opset, tensors, top)
 
     chosen = _output(e, graph, output, top)
     parameters = [name for name in e.inputs if name in initializers and name not in declared]
     ordered = {name: e.inputs[name] for name in [*[n for n in e.inputs if n not in parameters], *parameters]}
     return GraphSpec(source, ordered, e.nodes, chosen, given, None, e.constants)
+
+
+def _feeding(graph: Any, output: str | None) -> list[Any]:
+    """The nodes the tensor ``output`` is computed from, in the model's order (all of them where no
+    node makes it): the model's other outputs may need inputs that this one does not."""
+    producers = {name: proto for proto in graph.node for name in proto.output}
+    if output not in producers:
+        return list(graph.node)
+    needed, pending = set(), [output]
+    while pending:
+        proto = producers.get(pending.pop())
+        if proto is None or id(proto) in needed:
+            continue
+        needed.add(id(proto))
+        pending.extend(proto.input)
+    return [proto for proto in graph.node if id(proto) in needed]
 
 
 def _opset(model: Any, top: Position) -> int:
