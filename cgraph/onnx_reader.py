@@ -212,9 +212,10 @@ def _check_dims(e: Emitter, declared: dict[str, Any], top: Position) -> None:
     """The symbolic dims of the inputs (``batch``) have one size across them."""
     sizes: dict[str, tuple[int, str]] = {}
     for name, value in declared.items():
-        if name not in e.inputs or not value.type.tensor_type.HasField("shape"):
+        shape = e.shapes.get(name)
+        if shape is None or not value.type.tensor_type.HasField("shape"):
             continue
-        for dim, size in zip(value.type.tensor_type.shape.dim, e.inputs[name].value.shape):
+        for dim, size in zip(value.type.tensor_type.shape.dim, shape):
             if dim.HasField("dim_param") and dim.dim_param:
                 seen = sizes.setdefault(dim.dim_param, (size, name))
                 if seen[0] != size:
