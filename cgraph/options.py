@@ -191,6 +191,7 @@ def load_graph(
     if (file is None) == (not expressions):
         raise click.UsageError("give FILE or -e/--expr 'NAME = EXPR', not both" if expressions
                                else "missing FILE (or -e/--expr 'NAME = EXPR')")
+    memory = budget.default_max_memory() if max_memory is None else max_memory
     gc.disable()  # a run makes millions of objects and no reference cycles; the process ends soon after
     read = {} if expressions else {name: read_array_option(text, f"--set {name}", max_elements) for name, text in sets}
     overrides = {name: array for name, (array, _) in read.items()}
@@ -202,16 +203,15 @@ def load_graph(
             raise CgraphError("there is no standard input to read the graph from")
         if sys.stdin.isatty():
             say("cgraph: reading the graph from standard input (end it with Ctrl-D)")
-        text = api.decode(sys.stdin.buffer.read(), "<stdin>")
-        graph = api.loads(text, source="<stdin>", base_dir=os.getcwd(), overrides=overrides,
-                          output=output, max_elements=max_elements, override_files=override_files)
+        graph = api.loads(sys.stdin.buffer.read(), source="<stdin>", base_dir=os.getcwd(), overrides=overrides,
+                          output=output, max_elements=max_elements, override_files=override_files, max_memory=memory)
     else:
         graph = api.load(file, overrides=overrides, output=output, max_elements=max_elements,
-                         override_files=override_files)
+                         override_files=override_files, max_memory=memory)
     for name in nodes:
         if name not in graph.shapes:
             raise CgraphError(f"--node: unknown name '{name}'{suggest(name, graph.shapes)}")
-    budget.check_budget(graph, budget.default_max_memory() if max_memory is None else max_memory, max_work,
+    budget.check_budget(graph, memory, max_work,
                         backward=dout is not None or not run,
                         forward_passes=forward_passes(graph) if forward_passes else 1)
     if dout is not None and run:

@@ -589,6 +589,8 @@ OP_CASES: dict[str, tuple] = {
         ((index(2, 3, classes=2),), {"classes": 2}),
         ((index(classes=3),), {"classes": 3}),
     ]),
+    # A cast to float64 of float64 inputs: the values unchanged; other dtypes are checked in tests/test_onnx.py.
+    "cast": (lambda x, dtype: x.astype(dtype), [((real(2, 3),), {"dtype": "float64"}), ((real(),), {"dtype": "float64"})]),
     "log_softmax": (lambda x: np.log(_softmax(x)), [((real(3),), {}), ((real(2, 3),), {}), ((real(2, 2, 3),), {})]),
     "flatten": (lambda x: x.reshape(x.shape[0], -1), [
         ((real(3),), {}),

@@ -1,5 +1,5 @@
 """Elementwise ops of one input, which keep its shape: neg, abs, square, exp, log, sqrt, relu,
-sigmoid, tanh, clip."""
+sigmoid, tanh, clip, identity, cast."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..arrays import describe, is_number
-from .base import Attr, AttrError, BaseLayer, GradBuilder, Shape, divide, register
+from .base import REQUIRED, Attr, AttrError, BaseLayer, GradBuilder, Shape, divide, register
 
 
 class UnaryLayer(BaseLayer):
@@ -253,3 +253,39 @@ class ClipLayer(UnaryLayer):
     def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
         return (g.mul(dout, g.apply("equal", out, args[0])),)
 
+
+CAST_DTYPES = ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+
+def read_dtype(value: Any) -> str:
+    """The name of a dtype cast can make."""
+    if isinstance(value, str) and value in CAST_DTYPES:
+        return value
+    raise ValueError(f"must be one of {', '.join(CAST_DTYPES)}, got {describe(value)}")
+
+
+@register
+class CastLayer(UnaryLayer):
+    """x's values in another dtype: out = x.astype(dtype). To a float type the gradient is dout in
+    x's dtype; to an integer type (whole numbers, truncated toward 0) it is 0, a step function's."""
+
+    op = "cast"
+    attrs = {"dtype": Attr(read_dtype, REQUIRED, f"the dtype of the result, one of {', '.join(CAST_DTYPES)}")}
+    formula = "{x} as {dtype}"
+    grad_formulas = ("dout as the dtype of {x} (0 for an integer dtype)",)
+    dtype: str
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.asarray(x).astype(self.dtype)
+
+    def backward(self, dout: Any) -> tuple[Any]:
+        x_dtype = np.result_type(self.x)
+        if np.dtype(self.dtype).kind != "f":
+            return (np.zeros(np.shape(self.x), x_dtype if x_dtype.kind == "f" else np.result_type(dout)),)
+        grad = np.asarray(dout).astype(x_dtype) if x_dtype.kind == "f" else np.asarray(dout)
+        return (float(grad) if type(self.x) is float else grad,)
+
+    def discrete_args(self, *shapes: Shape) -> tuple[int, ...]:
+        return () if np.dtype(self.dtype).kind == "f" else (0,)
