@@ -159,6 +159,40 @@ def test_max_pool_nan_is_the_maximum_and_takes_the_gradient() -> None:
     np.testing.assert_array_equal(dx[0, 0], [[0, 0], [1, 0]])  # the last NaN, as PyTorch
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("attrs", [{"size": 2}, {"size": [2, 3], "stride": [3, 5], "pad": [1, 0]},
+                                   {"size": 3, "stride": 1, "pad": 1}, {"size": [1, 2]}])
+def test_max_pool_signed_zeros_bit_for_bit(dtype: str, attrs: dict) -> None:
+    # Windows full of ties between 0.0 and -0.0: the value is np.maximum folded over the window in
+    # row-major order (numpy returns the second of two equal values, so the sign of the last zero),
+    # the gradient goes to the first maximum, and dout * 0 (keeping dout's sign) to the rest.
+    rng = np.random.default_rng(2)
+    x = rng.choice(np.array([0.0, -0.0, -1.0]), (2, 2, 6, 8)).astype(dtype)
+    dout_shape = cgraph.layers.REGISTRY["max_pool2d"](**attrs).out_shape(x.shape)
+    dout = rng.choice(np.array([-1.5, 2.0, -0.0]), dout_shape).astype(dtype)
+    layer = MaxPool2dLayer(**attrs)
+    out, (dx,) = layer.forward(x), layer.backward(dout)
+    (kh, kw), (sh, sw), (ph, pw) = (loops.pair(attrs.get(key, default)) for key, default in
+                                    (("size", 0), ("stride", attrs["size"]), ("pad", 0)))
+    padded = loops.padded(x, (ph, pw), -np.inf).astype(dtype)
+    expected_dx = np.zeros(padded.shape, dtype)
+    overlapping = sh < kh or sw < kw
+    for n, c, i, j in np.ndindex(*dout_shape):
+        window = padded[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw]
+        value = window.flat[0]
+        for element in window.flat[1:]:
+            value = np.maximum(value, element)
+        assert out[n, c, i, j].tobytes() == value.tobytes()
+        first = np.argmax(window)
+        for k in range(window.size):
+            gradient = dout[n, c, i, j] * (k == first)
+            target = (n, c, i * sh + k // kw, j * sw + k % kw)
+            expected_dx[target] = expected_dx[target] + gradient if overlapping else gradient
+    expected_dx = expected_dx[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
+    np.testing.assert_array_equal(dx, expected_dx)
+    np.testing.assert_array_equal(np.signbit(dx), np.signbit(expected_dx))
+
+
 def test_avg_pool_counts_padded_zeros() -> None:
     layer = AvgPool2dLayer(size=2, stride=1, pad=1)
     out = layer.forward(np.ones((1, 1, 2, 2)))
@@ -243,7 +277,8 @@ def test_work_and_scratch_of_the_benchmark_convolution() -> None:
     assert padded == 2 * (2 * 4 * 4) * 27 + 2 * (2 * 3 * 6 * 6) + 2 * 4 * 4 * 5
     pool = MaxPool2dLayer(size=2)
     assert pool.work((100, 30, 24, 24)) == 2 * 100 * 30 * 12 * 12 * 4
-    assert pool.scratch_elements((100, 30, 24, 24)) == 100 * 30 * 12 * 12
+    # The maxima of the windows' rows (100, 30, 24, 12) or their gradient, and the positions (out's size).
+    assert pool.scratch_elements((100, 30, 24, 24)) == 100 * 30 * 24 * 12 + 100 * 30 * 12 * 12
 
 
 def test_im2col_counts_in_the_memory_budget_before_anything_runs(monkeypatch: pytest.MonkeyPatch) -> None:
