@@ -4,11 +4,14 @@ the second derivatives, by backward passes of that gradient graph."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .console import progress, write_lines
+
+if TYPE_CHECKING:
+    from .spec import GraphSpec
 
 WRT_OPTION = click.option("--wrt", "wrt", metavar="NAME", multiple=True,
                           help="An input to differentiate with respect to (default: every input with a path to "
@@ -22,8 +25,8 @@ MAX_ELEMENTS_OPTION = click.option("--max-elements", type=click.IntRange(1), def
 
 
 def gradient_file(file: str, output: str | None, wrt: tuple[str, ...], dout_text: str, out_path: str | None,
-                  max_elements: int) -> str:
-    """The text of the graph file of FILE's gradient, as ``cgraph grad`` writes it."""
+                  max_elements: int) -> tuple[str, GraphSpec]:
+    """The text of the graph file of FILE's gradient, as ``cgraph grad`` writes it, and FILE's spec."""
     from . import api
     from .arrays import parse_array_option
     from .errors import CgraphError
@@ -37,7 +40,7 @@ def gradient_file(file: str, output: str | None, wrt: tuple[str, ...], dout_text
     except OSError as error:
         raise CgraphError(f"cannot read {file}: {error.strerror or error}") from None
     graph = api.loads(text, source=file, base_dir=os.path.dirname(file) or ".", output=output,
-                      max_elements=max_elements)
+                      max_elements=max_elements, graph_file=os.path.realpath(file))
     data = quick_parse(text)
     if data is None:
         data = parse(text, file)
@@ -47,7 +50,7 @@ def gradient_file(file: str, output: str | None, wrt: tuple[str, ...], dout_text
     gradient = gradient_graph(graph, list(wrt) if wrt else None)
     if not gradient.wrt:
         raise CgraphError(f"no input has a path to the output '{graph.output}': there is no gradient to write")
-    return render_gradient(gradient, data, file, out_path, dout, subexpression_texts(data, file))
+    return render_gradient(gradient, data, file, out_path, dout, subexpression_texts(data, file)), graph.spec
 
 
 def refuse_overwriting(file: str, out_path: str) -> None:
@@ -83,13 +86,13 @@ def grad(file: str, output: str | None, wrt: tuple[str, ...], dout: str, out_pat
         from .save import check_folder
 
         check_folder(out_path)
-    text = gradient_file(file, output, wrt, dout, out_path, max_elements)
+    text, spec = gradient_file(file, output, wrt, dout, out_path, max_elements)
     if out_path is None:
         write_lines([text.rstrip("\n")])
     else:
-        from .save import atomic_write
+        from .save import Guard, atomic_write
 
-        atomic_write(out_path, lambda handle: handle.write(text.encode("utf-8")))
+        atomic_write(out_path, lambda handle: handle.write(text.encode("utf-8")), Guard(spec), f"-o {out_path}")
 
 
 @click.command()

@@ -134,5 +134,5 @@ def render_image(text: str, path: str, guard: save.Guard) -> None:
         message = errors.decode(errors="replace").strip().splitlines()
         raise CgraphError(f"--render: dot failed: {message[0] if message else f'exit status {process.returncode}'}")
     if not image:
-        raise CgraphError(f"--render: dot wrote nothing; {path} is left as it was")
+        raise CgraphError(f"--render: dot wrote nothing to {path}; the file is left as it was")
     save.atomic_write(path, lambda file: file.write(image), guard, named)

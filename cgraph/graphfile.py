@@ -4,6 +4,8 @@ with a comment naming the node and the rule it came from."""
 
 from __future__ import annotations
 
+import ast
+
 import os
 from typing import Any
 
@@ -93,7 +95,8 @@ class _Writer:
         if name in self.gradient.constants and name not in self.spec.inputs and name not in self.gradient.nodes:
             return name, name.startswith("-"), 0
         if name in self.spec.nodes and not name.isidentifier():  # a sub-expression of the forward file
-            return self.texts.get(name, name), False, 0
+            text = self.texts.get(name, name)
+            return text, _is_operation(text), 0
         return self.name_of(name), False, 0
 
     def formula(self, op: str, args: tuple[str, ...], attrs: dict[str, Any]) -> tuple[str, bool, int]:
@@ -177,3 +180,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(item) for item in value]
     return value
+
+
+def _is_operation(text: str) -> bool:
+    """Whether formula ``text`` is an operator's (``1 + exp(-dot)``), which an operator beside it
+    must parenthesise; a name, number, call or index is not."""
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return True
+    return isinstance(tree, (ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare))

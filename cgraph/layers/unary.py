@@ -287,5 +287,10 @@ class CastLayer(UnaryLayer):
         grad = np.asarray(dout).astype(x_dtype) if x_dtype.kind == "f" else np.asarray(dout)
         return (float(grad) if type(self.x) is float else grad,)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        # To a float type, dout passes through (the graph computes in the inputs' float type); to an
+        # integer type, the gradient of a step function: 0.
+        return (dout if np.dtype(self.dtype).kind == "f" else None,)
+
     def discrete_args(self, *shapes: Shape) -> tuple[int, ...]:
         return () if np.dtype(self.dtype).kind == "f" else (0,)
