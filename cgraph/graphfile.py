@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .gradient import GradientGraph
+from .save import plain_data, yaml_line
 
 BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "matmul": "@"}
 MAX_INLINE = 100  # characters of a sub-expression written inside another node's formula
@@ -34,12 +35,12 @@ def render_gradient(gradient: GradientGraph, data: dict, source: str, out_path: 
     out.append("inputs:")
     base_dir = os.path.dirname(source)
     for name, value in (data.get("inputs") or {}).items():
-        out.append(f"  {_flow({name: _moved(_plain(value), base_dir, out_path)})}")
-    out.append(f"  {_flow({gradient.dout: _array_entry(dout)})}  # the gradient injected at '{spec.output}'")
+        out.append(f"  {yaml_line({name: _moved(plain_data(value), base_dir, out_path)})}")
+    out.append(f"  {yaml_line({gradient.dout: _array_entry(dout)})}  # the gradient injected at '{spec.output}'")
     out.append("nodes:")
-    out += [f"  {_flow({name: _plain(body)})}" for name, body in data["nodes"].items()]
-    out += [f"  {_flow({name: body})}  # {comment}" for name, body, comment in lines]
-    out.append(_flow({"output": next(iter(gradient.wrt.values()))}))
+    out += [f"  {yaml_line({name: plain_data(body)})}" for name, body in data["nodes"].items()]
+    out += [f"  {yaml_line({name: body})}  # {comment}" for name, body, comment in lines]
+    out.append(yaml_line({"output": next(iter(gradient.wrt.values()))}))
     return "\n".join(out) + "\n"
 
 
@@ -159,27 +160,6 @@ def _moved(value: Any, base_dir: str, out_path: str | None) -> Any:
     moved = os.path.join(base_dir, os.path.expanduser(value["file"]))
     folder = os.path.dirname(out_path) if out_path else "."
     return {**value, "file": os.path.relpath(moved, folder or ".")}
-
-
-def _flow(entry: dict[str, Any]) -> str:
-    """One ``key: value`` entry as a line of YAML: a mapping or list in flow style, a number or a
-    string (a formula) plain where YAML allows."""
-    import yaml
-
-    (value,) = entry.values()
-    if isinstance(value, (dict, list)):
-        return yaml.safe_dump(entry, default_flow_style=True, sort_keys=False, allow_unicode=True,
-                              width=2**31 - 1).strip()[1:-1]
-    return yaml.safe_dump(entry, default_flow_style=False, allow_unicode=True, width=2**31 - 1).strip()
-
-
-def _plain(value: Any) -> Any:
-    """Parsed YAML (mappings and lists that remember positions) as plain dicts and lists."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
 
 
 def _is_operation(text: str) -> bool:

@@ -146,21 +146,21 @@ def write_graph(path: str, data: Mapping[str, Any], base_dir: str, arrays: Mappi
             inputs[name] = entry
         elif isinstance(value, dict) and isinstance(value.get("file"), str):
             moved = os.path.join(base_dir, os.path.expanduser(value["file"]))
-            inputs[name] = {**_plain(value), "file": os.path.relpath(moved, os.path.dirname(path) or ".")}
+            inputs[name] = {**plain_data(value), "file": os.path.relpath(moved, os.path.dirname(path) or ".")}
         else:
-            inputs[name] = _plain(value)
+            inputs[name] = plain_data(value)
     lines = [f"# {line}" for line in comment.splitlines()]
-    for key, value in {**_plain(data), "inputs": inputs}.items():
+    for key, value in {**plain_data(data), "inputs": inputs}.items():
         if isinstance(value, dict):  # inputs and nodes: one line per entry, as graph files are usually written
-            lines.append(f"{_flow({key: None})[:-len(': null')]}:")
-            lines += [f"  {_flow({name: item})}" for name, item in value.items()]
+            lines.append(f"{yaml_line({key: None})[:-len(': null')]}:")
+            lines += [f"  {yaml_line({name: item})}" for name, item in value.items()]
         else:
-            lines.append(_flow({key: value}))
+            lines.append(yaml_line({key: value}))
     text = "\n".join(lines) + "\n"
     atomic_write(path, lambda file: file.write(text.encode("utf-8")), guard, named)
 
 
-def _flow(entry: dict[str, Any]) -> str:
+def yaml_line(entry: dict[str, Any]) -> str:
     """One ``key: value`` entry as a line of YAML: a mapping or list in flow style, a number or a
     string (a formula) plain where YAML allows."""
     import yaml
@@ -172,10 +172,10 @@ def _flow(entry: dict[str, Any]) -> str:
     return yaml.safe_dump(entry, default_flow_style=False, allow_unicode=True, width=2**31 - 1).strip()
 
 
-def _plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
     """Parsed YAML (mappings and lists that remember positions) as plain dicts and lists."""
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain_data(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [plain_data(item) for item in value]
     return value
