@@ -9,11 +9,18 @@ import numpy as np
 
 from .arrays import DEFAULT_MAX_ELEMENTS, parse_value_option
 from .errors import CgraphError, Position
-from .expr import expand, split_assignment
 from .graph import Graph, paused_gc
-from .onnx_reader import is_onnx
 from .spec import build_spec
 from .yamlsafe import YMap, parse, quick_parse, quick_position
+
+# The first byte of a serialized ModelProto: field 1 (ir_version, a varint), 2 (producer_name) or
+# 3 (producer_version) — control characters that no graph text starts with.
+MODEL_FIRST_BYTES = (0x08, 0x12, 0x1A)
+
+
+def is_onnx(raw: bytes, path: str = "") -> bool:
+    """Whether ``raw`` (read from ``path``) is an ONNX model rather than graph text."""
+    return path.lower().endswith(".onnx") or (bool(raw) and raw[0] in MODEL_FIRST_BYTES)
 
 
 def load(
@@ -120,6 +127,8 @@ def from_expressions(
     """A graph from formulas as typed on the command line, ``NAME = EXPR`` (a bare EXPR is named
     ``out``); ``values`` gives every other name the formulas use, as ``--set`` VALUE texts. The
     output is ``output``, or the last formula's node. Errors are at ``<expr N>:1:COL``."""
+    from .expr import expand, split_assignment
+
     values = values or {}
     nodes = YMap(Position("<expr 1>"))
     numbers: dict[str, int] = {}

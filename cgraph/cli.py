@@ -4,6 +4,7 @@ cli_page, training's and sweeping's in cli_train."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Iterable
@@ -11,9 +12,6 @@ from typing import TYPE_CHECKING, Any, Iterable
 import click
 
 from . import __version__, signals
-from .cli_grad import grad, hessian
-from .cli_page import html, serve
-from .cli_train import sweep, train
 from .console import colored, paint, progress, say, user_errors, write_chunks, write_lines
 from .options import DOT_PRECISION, FiniteFloatRange, graph_options, load_graph
 
@@ -21,8 +19,23 @@ if TYPE_CHECKING:
     from .graph import Graph
 
 
+# Commands defined in modules of their own, imported only when one of them runs or is listed.
+_ELSEWHERE = {
+    "html": "cli_page", "serve": "cli_page", "train": "cli_train", "sweep": "cli_train",
+    "grad": "cli_grad", "hessian": "cli_grad",
+}
+
+
 class _Commands(click.Group):
     """The command group: a user error anywhere in a command, its output included, is one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *_ELSEWHERE])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _ELSEWHERE:
+            return getattr(importlib.import_module(f".{_ELSEWHERE[cmd_name]}", __package__), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         with user_errors():
@@ -275,11 +288,6 @@ def print_values(graph: Graph, fmt: str, nodes: tuple[str, ...], precision: int,
     else:
         blocks = render.render_text(graph, nodes, precision, full)
         write_lines(paint(blocks) if colored(sys.stdout) else blocks)
-
-
-
-for command in (html, serve, train, sweep, grad, hessian):
-    cli.add_command(command)
 
 
 def main() -> None:

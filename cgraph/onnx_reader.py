@@ -22,15 +22,6 @@ from .spec import GraphSpec, InputSpec
 INSTALL = "reading ONNX models needs the onnx package: pip install 'cgraph-calc[onnx]'"
 MAX_NAME_LENGTH = 1000
 FLOAT_KINDS = "f"
-# The first byte of a serialized ModelProto: field 1 (ir_version, a varint), 2 (producer_name) or
-# 3 (producer_version) — control characters that no graph text starts with.
-MODEL_FIRST_BYTES = (0x08, 0x12, 0x1A)
-
-
-def is_onnx(raw: bytes, path: str = "") -> bool:
-    """Whether ``raw`` (read from ``path``) is an ONNX model rather than graph text."""
-    return path.lower().endswith(".onnx") or (bool(raw) and raw[0] in MODEL_FIRST_BYTES)
-
 
 def _onnx() -> Any:
     try:

@@ -9,7 +9,6 @@ import io
 import os
 import stat
 import sys
-import tempfile
 from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
 import numpy as np
@@ -70,6 +69,8 @@ def atomic_write(path: str, write: Callable[[Any], None], guard: Guard, named: s
     into place: a reader (or an interrupted run) sees the old file or the new one, never a part,
     and a full disk leaves the old file and no temporary one. ``guard`` refuses a file the graph
     read; ``named`` is how its error names ``path`` (``-o page.html``)."""
+    import tempfile  # here, not at the top: the commands that only read do not need it
+
     guard.check(path, named)
     if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
         raise CgraphError(f"cannot write {path}: not a regular file, which renaming would replace")

@@ -10,7 +10,6 @@ import numpy as np
 
 from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, is_number, source_file, suggest
 from .errors import CgraphError, Position, TextPosition
-from .expr import expand, simple
 from .layers import REGISTRY, REQUIRED, AttrError
 from .yamlsafe import key_position_of, position_of
 
@@ -142,6 +141,7 @@ def build_spec(
     bodies: dict[str, Any] = {}  # each node's mapping, or formula and its position, for the positions of its inputs
     constants: dict[str, float] = {}
     texts: dict[str, str] = {}  # sub-expressions made into nodes, by their text
+    formulas = None
     for name, body in nodes_data.items():
         name_pos = key_position_of(nodes_data, name)
         _check_name(name, name_pos or top)
@@ -152,7 +152,9 @@ def build_spec(
             written[name] = _node(name, body, pos, name_pos)
             bodies[name] = body
             continue
-        quick = simple(body)
+        if formulas is None:  # the formula reader, imported for files that have formulas only
+            from . import expr as formulas
+        quick = formulas.simple(body)
         layer = REGISTRY.get(quick[0]) if quick else None
         if layer and not layer.required_attrs and layer.takes(len(quick[1])):
             where = pos.at(1, quick[3]) if type(pos) is TextPosition else pos
@@ -160,7 +162,7 @@ def build_spec(
             constants.update(quick[2])
             bodies[name] = (body, pos)
             continue
-        expansion = expand(name, body, pos, texts)
+        expansion = formulas.expand(name, body, pos, texts)
         constants.update(expansion.constants)
         for part in expansion.parts:
             written[part.name] = _checked_node(part.name, part.body, part.pos, part.pos)
@@ -177,6 +179,8 @@ def build_spec(
             continue
         body = bodies[node.name]
         if type(body) is tuple:  # a formula read on the fast path: read again for the positions of its names
+            from .expr import expand
+
             body = expand(node.name, *body).parts[-1].body
         for index, arg in enumerate(node.args):
             if arg not in known or arg == node.name:
