@@ -13,7 +13,8 @@ import numpy as np
 
 
 class Optimizer:
-    """Updates parameters in place from their gradients, one step per :meth:`update` call."""
+    """Updates parameters in place from their gradients, one step per :meth:`update` call; the
+    intermediate arrays of the rule are buffers made at the first update and reused after."""
 
     name: ClassVar[str] = ""
     rule: ClassVar[str] = ""  # the update, as the README and --help write it
@@ -27,6 +28,14 @@ class Optimizer:
         return {key: value for key, value in vars(self).items() if isinstance(value, float)}
 
 
+def _buffer(buffers: dict[str, np.ndarray], key: str, param: np.ndarray) -> np.ndarray:
+    """The scratch array of ``param``'s shape and dtype kept in ``buffers`` under ``key``."""
+    buffer = buffers.get(key)
+    if buffer is None or buffer.shape != param.shape or buffer.dtype != param.dtype:
+        buffer = buffers[key] = np.empty_like(param)
+    return buffer
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent: W -= lr * dW."""
 
@@ -35,10 +44,12 @@ class SGD(Optimizer):
 
     def __init__(self, lr: float = 0.01) -> None:
         self.lr = lr
+        self._step: dict[str, np.ndarray] = {}
 
     def update(self, params: dict[str, np.ndarray], grads: dict[str, Any]) -> None:
         for key, param in params.items():
-            param -= self.lr * grads[key]
+            step = np.multiply(grads[key], self.lr, out=_buffer(self._step, key, param))
+            param -= step
 
 
 class Momentum(Optimizer):
@@ -50,11 +61,16 @@ class Momentum(Optimizer):
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         self.lr, self.momentum = lr, momentum
         self.v: dict[str, np.ndarray] = {}
+        self._step: dict[str, np.ndarray] = {}
 
     def update(self, params: dict[str, np.ndarray], grads: dict[str, Any]) -> None:
         for key, param in params.items():
-            v = self.v.get(key)
-            v = self.v[key] = self.momentum * v - self.lr * grads[key] if v is not None else -self.lr * grads[key]
+            step = np.multiply(grads[key], self.lr, out=_buffer(self._step, key, param))
+            if key in self.v:
+                v = np.multiply(self.v[key], self.momentum, out=self.v[key])
+                np.subtract(v, step, out=v)
+            else:
+                v = self.v[key] = np.negative(step, out=np.empty_like(param))
             param += v
 
 
@@ -67,13 +83,22 @@ class AdaGrad(Optimizer):
     def __init__(self, lr: float = 0.01, eps: float = 1e-7) -> None:
         self.lr, self.eps = lr, eps
         self.h: dict[str, np.ndarray] = {}
+        self._step: dict[str, np.ndarray] = {}
+        self._root: dict[str, np.ndarray] = {}
 
     def update(self, params: dict[str, np.ndarray], grads: dict[str, Any]) -> None:
         for key, param in params.items():
             grad = grads[key]
-            h = self.h.get(key)
-            h = self.h[key] = grad * grad if h is None else h + grad * grad
-            param -= self.lr * grad / (np.sqrt(h) + self.eps)
+            step = np.multiply(grad, grad, out=_buffer(self._step, key, param))
+            if key in self.h:
+                h = np.add(self.h[key], step, out=self.h[key])
+            else:
+                h = self.h[key] = step.copy()
+            root = np.sqrt(h, out=_buffer(self._root, key, param))
+            root += self.eps
+            np.multiply(grad, self.lr, out=step)
+            step /= root
+            param -= step
 
 
 class Adam(Optimizer):
@@ -87,19 +112,31 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-7) -> None:
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
         self.iter = 0
-        self.m: dict[str, Any] = {}
-        self.v: dict[str, Any] = {}
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+        self._step: dict[str, np.ndarray] = {}
+        self._root: dict[str, np.ndarray] = {}
 
     def update(self, params: dict[str, np.ndarray], grads: dict[str, Any]) -> None:
         self.iter += 1
         lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
         for key, param in params.items():
             grad = grads[key]
-            m = self.m.get(key, 0.0)
-            v = self.v.get(key, 0.0)
-            m = self.m[key] = m + (1 - self.beta1) * (grad - m)
-            v = self.v[key] = v + (1 - self.beta2) * (grad * grad - v)
-            param -= lr_t * m / (np.sqrt(v) + self.eps)
+            if key not in self.m:  # m and v start at 0
+                self.m[key], self.v[key] = np.zeros_like(param), np.zeros_like(param)
+            m, v = self.m[key], self.v[key]
+            step = np.subtract(grad, m, out=_buffer(self._step, key, param))
+            step *= 1 - self.beta1
+            m += step
+            np.multiply(grad, grad, out=step)
+            step -= v
+            step *= 1 - self.beta2
+            v += step
+            root = np.sqrt(v, out=_buffer(self._root, key, param))
+            root += self.eps
+            np.multiply(m, lr_t, out=step)
+            step /= root
+            param -= step
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Momentum, AdaGrad, Adam)}

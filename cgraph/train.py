@@ -78,13 +78,16 @@ class Trainer:
         self.batch_size = batch_size
         self.rows = self._rows()
         self.rng = np.random.default_rng(seed)
-        if self.data:  # a batch of the size the steps will use, so that its shapes are checked now
+        # Each step draws its batch into these arrays, the graph's inputs from here on: checked once, here.
+        self.batches: dict[str, np.ndarray] = {}
+        if self.data:
             for name, array in self.data.items():
                 check_shape((self.batch_size or 0, *array.shape[1:]), graph.max_elements, None,
                             f"--batch-size: a batch of '{name}'")
             first = np.zeros(self.batch_size or 0, dtype=np.intp)
-            graph.set_inputs({name: array[first] for name, array in self.data.items()})
-        graph.set_inputs(self.params)
+            self.batches = {name: np.array(array[first]) for name, array in self.data.items()}  # not a memmap
+        graph.set_inputs({**self.batches, **self.params})
+        self._held = [(graph.spec.inputs[name], array) for name, array in {**self.batches, **self.params}.items()]
         output = graph.output
         if graph.shapes[output] != ():
             raise CgraphError(
@@ -122,9 +125,10 @@ class Trainer:
         number = self.step_count + 1
         if self.data:
             rows = self.rng.integers(0, self.rows, self.batch_size)
-            graph.set_inputs({**self.params, **{name: array.take(rows, axis=0) for name, array in self.data.items()}})
-        else:
-            graph.set_inputs(self.params)
+            for name, array in self.data.items():  # rows are in range: "clip" spares take its buffered copy
+                np.take(array, rows, axis=0, out=self.batches[name], mode="clip")
+        if any(item.value is not array for item, array in self._held):
+            graph.set_inputs({**self.batches, **self.params})  # replaced since (set_input): ours again, checked
         loss = float(graph.forward())
         if not math.isfinite(loss) and not self.keep_going:
             self._stop(number, f"the loss is {loss}")

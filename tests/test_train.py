@@ -381,6 +381,61 @@ def test_batch_inputs_must_have_as_many_rows(tmp_path):
                              "got 'X' 3, 't' 2\n")
 
 
+def book_update(name: str, settings: dict, state: dict, step: int, key: str, param: np.ndarray, grad: np.ndarray
+                ) -> np.ndarray:
+    """``param`` after one update by the book's rule (common/optimizer.py), each a new array."""
+    if name == "sgd":
+        return param - settings["lr"] * grad
+    if name == "momentum":
+        v = state[key] = settings["momentum"] * state[key] - settings["lr"] * grad if key in state else -settings["lr"] * grad
+        return param + v
+    if name == "adagrad":
+        h = state[key] = state[key] + grad * grad if key in state else grad * grad
+        return param - settings["lr"] * grad / (np.sqrt(h) + settings["eps"])
+    lr_t = settings["lr"] * math.sqrt(1.0 - settings["beta2"] ** step) / (1.0 - settings["beta1"] ** step)
+    m, v = state.get((key, "m"), 0.0), state.get((key, "v"), 0.0)
+    m = state[(key, "m")] = m + (1 - settings["beta1"]) * (grad - m)
+    v = state[(key, "v")] = v + (1 - settings["beta2"]) * (grad * grad - v)
+    return param - lr_t * m / (np.sqrt(v) + settings["eps"])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adagrad", "adam"])
+def test_the_in_place_updates_are_the_book_s_rules_bit_for_bit(name, dtype):
+    from cgraph.optim import OPTIMIZERS
+
+    rng = np.random.default_rng(3)
+    start = {"W": rng.standard_normal((5, 3)).astype(dtype), "b": np.asarray(rng.standard_normal(), dtype)}
+    optimizer = OPTIMIZERS[name]()
+    params, expected, state = {key: value.copy() for key, value in start.items()}, dict(start), {}
+    for step in range(1, 7):
+        grads = {key: rng.standard_normal(value.shape).astype(dtype) for key, value in start.items()}
+        held = {key: value for key, value in params.items()}
+        optimizer.update(params, grads)
+        assert all(params[key] is held[key] for key in params)  # updated in place
+        expected = {key: book_update(name, optimizer.settings(), state, step, key, expected[key], grads[key])
+                    for key in expected}
+    for key in start:
+        assert params[key].dtype == dtype
+        np.testing.assert_array_equal(params[key], expected[key])
+
+
+def test_steps_draw_into_the_graph_s_inputs_without_setting_them_again(monkeypatch):
+    from cgraph.optim import SGD
+    from cgraph.train import Trainer
+
+    graph = cgraph.loads(BATCHED)
+    trainer = Trainer(graph, ["w"], SGD(), ["X", "t"], 3, seed=7, metrics=["drawn"])
+    monkeypatch.setattr(graph, "set_inputs", lambda values: pytest.fail("set_inputs called in a step"))
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        rows = rng.integers(0, 8, 3)
+        assert trainer.step().metrics["drawn"] == float(np.arange(8.0)[rows].sum())
+    monkeypatch.undo()
+    graph.set_input("w", 2.0)  # replaced from outside: the next step trains the trainer's w again
+    assert trainer.step().loss == 0.0 and graph.spec.inputs["w"].value is trainer.params["w"]
+
+
 def test_the_trainer_from_python_keeps_the_file_s_arrays_untouched():
     from cgraph.optim import SGD
     from cgraph.train import Trainer
