@@ -168,6 +168,9 @@ class Graph:
             values = [float(value) for value in values]
         values.extend(self.spec.constants.values())  # Python floats: a float32 array times 2 stays float32
         values.extend([None] * len(self._plan))
+        # The last run's values and gradients go now, not at the end: each layer lets go of its
+        # inputs as it runs again, so their memory is free for this run's arrays.
+        self._values, self.values, self.grads, self.input_grads = [], {}, {}, {}
         try:
             with np.errstate(all="ignore"), paused_gc():
                 for out, forward, _, args in self._plan:
@@ -211,6 +214,7 @@ class Graph:
         self.dout = float(dout) if self._floats else np.array(np.broadcast_to(dout, out.shape))
 
         values = self._values
+        self.grads, self.input_grads = {}, {}  # the last run's gradients: their memory is free for this run's
         grads: list[Any] = [None] * len(values)
         grads[self._names.index(self.output)] = self.dout
         plan = self._plan
