@@ -279,10 +279,10 @@ def bench_arrays(elements: int, count: int, repeat: int) -> None:
     )
     for label, shape, param_shape, target, broadcast in cases:
         graph = cgraph.from_dict(array_chain(shape, param_shape, count))
-        run = cgraph_run(graph)
-        run()
-        ours = median_time(run, repeat)
-        floor = median_time(numpy_floor(graph, count, broadcast), repeat)
+        run, by_hand = cgraph_run(graph), numpy_floor(graph, count, broadcast)
+        run(), by_hand()
+        ours, floor = paired_times(run, by_hand, repeat)  # in turn: a busy machine slows both alike
+        del by_hand
         name = f"{count}-node chain over {shape} {'and ' + str(param_shape) if broadcast else ''}".rstrip()
         row(f"{label}: {name}", f"{ours:.3f} s", f"numpy by hand, out= buffers {floor:.3f} s", ours / floor, target)
         if torch is not None:
