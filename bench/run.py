@@ -27,15 +27,19 @@ from typing import Any, Callable
 
 import numpy as np
 
-import cgraph
-from cgraph import render
+ROOT = Path(__file__).resolve().parent.parent
+# This checkout's cgraph, here and in the commands timed, whichever cgraph is installed.
+sys.path.insert(0, str(ROOT))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
+import cgraph  # noqa: E402
+from cgraph import render  # noqa: E402
 
 try:
     import torch
 except ImportError:
     torch = None
 
-ROOT = Path(__file__).resolve().parent.parent
 ROWS: list[tuple[str, str, str, str, str]] = []
 
 
