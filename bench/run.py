@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
-import cgraph  # noqa: E402
-from cgraph import render  # noqa: E402
+import cgraph
+from cgraph import render
 
 try:
     import torch
