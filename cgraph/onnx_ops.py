@@ -282,15 +282,23 @@ def _bound(value: Any) -> float | None:
     return None if abs(number) >= np.finfo(np.float32).max else number
 
 
+def _clip(e: Emitter, low: float | None, high: float | None) -> None:
+    """clip(x, low, high); where low > high ONNX makes every value high (cgraph's own clip refuses
+    that contradiction in a graph file)."""
+    if low is not None and high is not None and low > high:
+        low = high
+    e.out("clip", e.data(0), min=low, max=high)
+
+
 @converts("Clip", until=10)
 def _clip_attrs(e: Emitter, n: OnnxNode) -> None:
-    e.out("clip", e.data(0), min=_bound(n.attr("min")), max=_bound(n.attr("max")))
+    _clip(e, _bound(n.attr("min")), _bound(n.attr("max")))
 
 
 @converts("Clip", since=11)
 def _clip_inputs(e: Emitter, n: OnnxNode) -> None:
     low, high = e.static(1, "lower bound"), e.static(2, "upper bound")
-    e.out("clip", e.data(0), min=None if low is None else float(low), max=None if high is None else float(high))
+    _clip(e, None if low is None else float(low), None if high is None else float(high))
 
 
 @converts("Dropout", until=11)

@@ -33,7 +33,6 @@ MAPPED = {op for op, _, _ in TABLE} | {"Constant"}
 
 # What cgraph refuses, by test name (a regular expression), and why.
 REFUSED = {
-    r"test_clip_min_greater_than_max.*": "Clip with min greater than max, which cgraph refuses as a contradiction",
     r"test_(average|max)pool_(1d|3d)_.*": "1-D and 3-D pooling: cgraph pools 2-D images (N, C, H, W)",
     r"test_(average|max)pool_2d_(same_upper|same_lower)": "asymmetric padding: cgraph pads both sides alike",
     r"test_(average|max)pool_2d_pads(_count_include_pad)?": "padding over half the window, which cgraph refuses",
