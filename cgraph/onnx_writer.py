@@ -224,7 +224,10 @@ def _argmax(w: _Writer, node: NodeSpec, args: list[str], dtype: np.dtype) -> Non
 @exports("transpose")
 def _transpose(w: _Writer, node: NodeSpec, args: list[str], dtype: np.dtype) -> None:
     order = _layer(w, node)._order(len(_shape(w, node.args[0])))
-    w.op("Transpose", args, dtype, node.name, perm=list(order))
+    if order:
+        w.op("Transpose", args, dtype, node.name, perm=list(order))
+    else:  # a 0-d input: nothing to reorder
+        w.op("Identity", args, dtype, node.name)
 
 
 @exports("reshape", "flatten")
@@ -251,7 +254,7 @@ def _index(w: _Writer, node: NodeSpec, args: list[str], dtype: np.dtype) -> None
     """x[key] as one Slice of the axes the key narrows and a Squeeze of those it takes one item of."""
     shape = _shape(w, node.args[0])
     starts, ends, axes, steps, dropped = [], [], [], [], []
-    for axis, (part, size) in enumerate(zip(_basic_key(node.attrs["key"], shape), shape)):
+    for axis, (part, size) in enumerate(zip(_basic_key(_layer(w, node).key, shape), shape)):
         if isinstance(part, int):
             start = part % size
             starts.append(start), ends.append(start + 1), axes.append(axis), steps.append(1)
@@ -276,7 +279,7 @@ def _scatter(w: _Writer, node: NodeSpec, args: list[str], dtype: np.dtype) -> No
     """Zeros of the shape with x at key: x's items scattered into the flattened zeros at the
     positions the key takes (constants of the model), then shaped."""
     target = _shape(w, node.name)
-    positions = np.arange(math.prod(target), dtype=np.int64).reshape(target)[parse_key(node.attrs["key"])]
+    positions = np.arange(math.prod(target), dtype=np.int64).reshape(target)[parse_key(_layer(w, node).key)]
     zeros = w.constant(np.zeros(math.prod(target), dtype), "zeros")
     flat = w.op("Reshape", [args[0], w.ints([-1], "flat")], dtype)
     placed = w.op("ScatterND", [zeros, w.constant(positions.reshape(-1, 1), "positions"), flat], dtype)
@@ -367,7 +370,7 @@ def _batchnorm(w: _Writer, node: NodeSpec, args: list[str], dtype: np.dtype) -> 
     axes = w.ints([0] if len(shape) == 2 else [0, 2, 3], "axes")
     centered = w.op("Sub", [x, w.op("ReduceMean", [x, axes], dtype, keepdims=1)], dtype)
     variance = w.op("ReduceMean", [w.op("Mul", [centered, centered], dtype), axes], dtype, keepdims=1)
-    eps = w.constant(np.array(node.attrs.get("eps", 1e-5), dtype), "eps")
+    eps = w.constant(np.array(_layer(w, node).eps, dtype), "eps")
     normal = w.op("Div", [centered, w.op("Sqrt", [w.op("Add", [variance, eps], dtype)], dtype)], dtype)
     if len(shape) == 4:
         per_channel = w.ints([1, shape[1], 1, 1], "per_channel")
