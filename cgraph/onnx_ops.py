@@ -432,6 +432,60 @@ def _argmax(e: Emitter, n: OnnxNode) -> None:
     e.out("reshape", e.emit("argmax", x, axis=axis), shape=_flexible(kept, 0 if axis else -1))
 
 
+def _extreme(e: Emitter, n: OnnxNode, axes: list[int] | None) -> None:
+    """ReduceMax, ReduceMin as a tree of elementwise maximum (minimum) nodes: along each axis, the
+    first half against the second, an odd last item against every result, until one item is left."""
+    op = "maximum" if n.op == "ReduceMax" else "minimum"
+    x = e.data(0)
+    shape = e.shapes[x]
+    if not axes:
+        if n.attr("noop_with_empty_axes", 0) or not shape:
+            e.out("identity", x)
+            return
+        axes = list(range(len(shape)))
+    chosen = sorted({_axis(a, len(shape), e) for a in axes})
+    for axis in chosen:
+        size = shape[axis]
+        if size == 0:
+            raise e.fail(f"axis {axis} of the input of shape {list(shape)} is empty: it has no {op}")
+        lead = [":"] * axis
+        while size > 1:
+            half = size // 2
+            low = e.emit("index", x, key=_key([*lead, f"0:{half}"]))
+            high = e.emit("index", x, key=_key([*lead, f"{half}:{2 * half}"]))
+            folded = e.emit(op, low, high)
+            if size % 2:
+                folded = e.emit(op, folded, e.emit("index", x, key=_key([*lead, f"{size - 1}:{size}"])))
+            x, size = folded, half
+    if n.attr("keepdims", 1):
+        e.out("identity", x)
+    else:
+        e.out("index", x, key=_key(["0" if i in chosen else ":" for i in range(len(shape))]))
+
+
+@converts("ReduceMax", "ReduceMin", until=17)
+def _extreme_attr(e: Emitter, n: OnnxNode) -> None:
+    _extreme(e, n, n.attr("axes"))
+
+
+@converts("ReduceMax", "ReduceMin", since=18)
+def _extreme_input(e: Emitter, n: OnnxNode) -> None:
+    _extreme(e, n, _ints(e.static(1, "axes")))
+
+
+@converts("Where")
+def _where(e: Emitter, n: OnnxNode) -> None:
+    """X where the condition holds, else Y, as X·c + Y·(1 − c) with c the condition as 0 or 1 (an
+    infinite or NaN value in the branch not taken makes NaN there)."""
+    x, y = e.data(1), e.data(2)
+    dtype = np.result_type(e.dtypes[x], e.dtypes[y])
+    condition = e.data(0)
+    if e.dtypes[condition] != dtype:
+        condition = e.emit("cast", condition, dtype=_CAST[dtype])
+    other = e.emit("sub", e.number(1.0), condition)
+    e.out("add", e.emit("mul", x, condition), e.emit("mul", y, other))
+
+
 # --- shapes --------------------------------------------------------------------------------
 
 
@@ -513,6 +567,21 @@ def _unsqueeze_attr(e: Emitter, n: OnnxNode) -> None:
 @converts("Unsqueeze", since=13)
 def _unsqueeze_input(e: Emitter, n: OnnxNode) -> None:
     _unsqueeze(e, n, _ints(e.static(1, "axes")))
+
+
+@converts("Expand")
+def _expand(e: Emitter, n: OnnxNode) -> None:
+    """x broadcast with the shape given (both ways, as ONNX's Expand: the larger size wins)."""
+    x = e.data(0)
+    shape = _ints(e.static(1, "shape"))
+    try:
+        target = np.broadcast_shapes(e.shapes[x], tuple(shape))
+    except ValueError:
+        raise e.fail(f"the input of shape {list(e.shapes[x])} does not broadcast with the shape {shape}") from None
+    if target == e.shapes[x]:
+        e.out("identity", x)
+    else:
+        e.out("broadcast_to", x, shape=list(target))
 
 
 @converts("Concat")

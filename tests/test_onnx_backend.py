@@ -44,6 +44,7 @@ REFUSED = {
     r"test_causal_conv_with_state_.*": "grouped convolution (group > 1)",
     r"test_gather_2d_indices": "Gather with indices of more than 1 dimension",
     r"test_identity_(sequence|opt)": "sequence and optional inputs: cgraph computes tensors",
+    r"test_reduce_(max|min)_empty_set": "a maximum or minimum over an empty axis (ONNX gives -inf, +inf)",
     r"test_constant": "an output computed from constants alone: there is no node to run",
 }
 
@@ -99,7 +100,7 @@ def test_backend_node_case(case) -> None:
 def test_most_mapped_node_tests_pass() -> None:
     """The count the documentation gives: the tests run here, and those that pass."""
     runnable = [param for param in CASES if not param.marks and _refusal(param.id) is None]
-    assert len(runnable) >= 329
+    assert len(runnable) >= 386
 
 
 @pytest.mark.parametrize("name", ["test_gemm_all_attributes", "test_softmax_axis_0", "test_conv_with_strides_padding"])
