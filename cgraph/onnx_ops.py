@@ -676,20 +676,27 @@ def _window(e: Emitter, n: OnnxNode, x_shape: Shape, kernel: list[int]) -> tuple
     return strides, pads[:2]
 
 
+def _floor(shape: Shape, kernel: list[int], strides: list[int], pads: list[int]) -> dict[str, bool]:
+    """``floor=True`` where the windows do not fit exactly (ONNX leaves out the rest), else nothing."""
+    exact = all((size + 2 * p - k) % s == 0 for size, k, s, p in zip(shape[2:], kernel, strides, pads))
+    return {} if exact else {"floor": True}
+
+
 @converts("Conv")
 def _conv(e: Emitter, n: OnnxNode) -> None:
     x, w = e.data(0), e.data(1)
     if n.attr("group", 1) != 1:
         raise e.fail(f"group {n.attr('group')} is not supported, only 1")
     w_shape = e.shapes[w]
-    strides, pads = _window(e, n, e.shapes[x], list(n.attr("kernel_shape", w_shape[2:])))
+    kernel = list(n.attr("kernel_shape", w_shape[2:]))
+    strides, pads = _window(e, n, e.shapes[x], kernel)
     if e.has(2):
         b = e.data(2)
     else:  # conv2d takes a bias: one of zeros, which changes nothing
         b = f"{n.name}:zero_bias"
         e.set_static(b, np.zeros(w_shape[:1], e.dtypes[w]))
         e.value_name(b)
-    e.out("conv2d", x, w, b, stride=strides, pad=pads)
+    e.out("conv2d", x, w, b, stride=strides, pad=pads, **_floor(e.shapes[x], kernel, strides, pads))
 
 
 def _ceil_mode_fits(e: Emitter, n: OnnxNode, shape: Shape, kernel: list[int], strides: list[int], pads: list[int]) -> None:
@@ -707,7 +714,7 @@ def _max_pool(e: Emitter, n: OnnxNode) -> None:
     _ceil_mode_fits(e, n, e.shapes[x], kernel, strides, pads)
     if n.attr("storage_order", 0):
         raise e.fail("storage_order=1 is not supported")
-    e.out("max_pool2d", x, size=kernel, stride=strides, pad=pads)
+    e.out("max_pool2d", x, size=kernel, stride=strides, pad=pads, **_floor(e.shapes[x], kernel, strides, pads))
 
 
 @converts("AveragePool")
@@ -719,10 +726,11 @@ def _average_pool(e: Emitter, n: OnnxNode) -> None:
     kernel = list(n.attr("kernel_shape"))
     strides, pads = _window(e, n, shape, kernel)
     _ceil_mode_fits(e, n, shape, kernel, strides, pads)
+    floor = _floor(shape, kernel, strides, pads)
     if n.attr("count_include_pad", 0) or not any(pads):
-        e.out("avg_pool2d", x, size=kernel, stride=strides, pad=pads)
+        e.out("avg_pool2d", x, size=kernel, stride=strides, pad=pads, **floor)
         return
-    pooled = e.emit("avg_pool2d", x, size=kernel, stride=strides, pad=pads)
+    pooled = e.emit("avg_pool2d", x, size=kernel, stride=strides, pad=pads, **floor)
     inside = np.zeros((shape[2] + 2 * pads[0], shape[3] + 2 * pads[1]))
     inside[pads[0]:pads[0] + shape[2], pads[1]:pads[1] + shape[3]] = 1
     oh, ow = e.shapes[pooled][2:]
