@@ -24,6 +24,7 @@ OPSET = 18  # Reduce ops take their axes as an input from here on
 INT64_MIN = -(2 ** 63)
 INT64_MAX = 2 ** 63 - 1
 PRODUCER = "cgraph"
+INSTALL = "writing ONNX models needs the onnx package: pip install 'cgraph-calc[onnx]'"
 
 
 class _Writer:
@@ -416,9 +417,10 @@ def model(graph: Graph, params: Collection[str] = (), extra_outputs: Collection[
     """The ONNX ModelProto of ``graph`` after a forward pass: its inputs graph inputs, those in
     ``params`` initializers holding their values; its output the graph output, and the nodes of
     ``extra_outputs`` graph outputs after it."""
-    from .onnx_reader import _onnx
-
-    onnx = _onnx()
+    try:
+        import onnx
+    except ImportError:
+        raise CgraphError(INSTALL) from None
     spec = graph.spec
     for name in params:
         if name not in spec.inputs:
@@ -452,7 +454,11 @@ def model(graph: Graph, params: Collection[str] = (), extra_outputs: Collection[
     proto = onnx.helper.make_model(onnx_graph, opset_imports=[onnx.helper.make_opsetid("", OPSET)],
                                    producer_name=PRODUCER)
     proto.ir_version = min(proto.ir_version, 9)  # what onnxruntime of 2023 on reads
-    onnx.checker.check_model(proto)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CgraphError(f"the model written does not pass onnx.checker: {first}") from None
     return proto
 
 
