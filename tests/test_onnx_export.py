@@ -97,6 +97,22 @@ def test_registered_op_equals_onnxruntime(op, kinds, attrs) -> None:
     _assert_close(actual, expected)
 
 
+@pytest.mark.parametrize("op", sorted(set(REGISTRY) - set(onnx_writer.REFUSED)))
+def test_registered_op_in_float32_equals_onnxruntime(op) -> None:
+    """The first case of each op with float32 inputs: a float32 model, run by onnxruntime itself
+    (it has float32 kernels of every op written, Conv too)."""
+    kinds, attrs = OP_CASES[op][1][0]
+    graph = _op_graph(op, kinds, attrs)
+    for item in graph.spec.inputs.values():
+        item.value = item.value.astype(np.float32)
+    graph = Graph(graph.spec)
+    expected = np.asarray(graph.forward())
+    session = ort.InferenceSession(onnx_writer.model(graph).SerializeToString(), providers=["CPUExecutionProvider"])
+    (actual,) = session.run(None, {name: item.value for name, item in graph.spec.inputs.items()})
+    assert actual.dtype == expected.dtype == (np.float64 if op == "cast" else np.float32)  # cast's case: to float64
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=[path.name for path in EXAMPLES])
 def test_example_graph_equals_onnxruntime(path: Path) -> None:
     graph = api.load(str(path))
