@@ -346,7 +346,7 @@ class BaseLayer:
         """The layer's shape line with the user's names beside its roles:
         ``MulLayer(x=apple_price (), y=tax ()) -> out ()`` for inputs ``names`` of ``in_shapes``."""
         inputs = [f"{role}={name} {shape}" for role, name, shape in zip(self.args, names, in_shapes)]
-        attrs = [f"{key}={_show(getattr(self, key))}" for key in self.attrs]
+        attrs = [f"{key}={_show(value)}" for key, value in self.shown_attrs().items()]
         return f"{type(self).__name__}({', '.join(inputs + attrs)}) -> out {out_shape}"
 
 
