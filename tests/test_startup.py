@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ["backward", "check", "dot", "explain", "forward", "grad", "hessian", "html", "lint", "serve", "sweep",
+COMMANDS = ["backward", "check", "dot", "explain", "forward", "grad", "hessian", "html", "lint", "onnx", "serve", "sweep",
             "train"]
 
 # What `cgraph backward` of a mapping-form YAML file needs, and no more.
