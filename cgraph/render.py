@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import mmap
+import re
 from contextlib import contextmanager
+from itertools import chain, repeat
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -432,56 +434,63 @@ def format_small(array: np.ndarray, precision: int) -> str | None:
         largest, smallest = max(magnitudes), min(magnitudes)
         if largest >= 1e8 or smallest < 1e-4 or largest > 1000 * smallest or smallest < 10.0 ** -precision:
             return None  # numpy writes these in scientific notation, or would write some as 0
-    return _laid_out(_aligned(_shortest(numbers, precision), len(numbers)), array.shape)[0]
+    return _laid_out(*_aligned(_shortest(numbers, precision), len(numbers)), array.shape)[0]
 
 
 def _shortest(numbers: list[float], precision: int) -> list[str]:
     """Each number as numpy writes it in positional notation: its shortest repr, or rounded to
-    ``precision`` decimals where that is longer; trailing zeros dropped, the point kept."""
-    rounded = ("\0".join([f"%.{precision}f" if precision else "%.0f."] * len(numbers)) % tuple(numbers)).split("\0")
-    texts = []
-    for number, text in zip(numbers, rounded):
-        if float(text) == number:  # then its shortest repr (positional, as |number| < 1e8) may be shorter
-            shortest = repr(number)
-            if len(shortest) - shortest.index(".") <= precision + 1:
-                text = shortest
-        texts.append(text.rstrip("0"))
-    return texts
+    ``precision`` decimals where that is longer; trailing zeros dropped, the point kept.
+    All numbers are written by one printf and read back at once."""
+    joined = "\0".join([f"%.{precision}f" if precision else "%.0f."] * len(numbers)) % tuple(numbers)
+    rounded = joined.split("\0")
+    # where the rounded text reads back as the number, its shortest repr (positional, as |number| < 1e8) may be shorter
+    exact = np.flatnonzero(np.fromiter(map(float, rounded), np.float64, len(rounded)) == np.array(numbers))
+    for index in exact.tolist():
+        shortest = repr(numbers[index])
+        if len(shortest) - shortest.index(".") <= precision + 1:
+            rounded[index] = shortest
+    return _TRAILING_ZEROS.sub("", "\0".join(rounded)).split("\0")
 
 
-def _aligned(texts: list[str], size: int) -> list[tuple[list[str], int]]:
-    """``texts``, the numbers of consecutive arrays of ``size`` elements, as each array's cells
-    and their width: integer parts right-aligned and decimals left-aligned to the widest of the array."""
-    points = [text.index(".") for text in texts]
-    tails = [len(text) - point for text, point in zip(texts, points)]
-    arrays = []
-    for start in range(0, len(texts), size):
-        stop = start + size
-        left = max(points[start:stop])
-        width = left + max(tails[start:stop])
-        cells = [(" " * (left - point) + text).ljust(width) for text, point in zip(texts[start:stop], points[start:stop])]
-        arrays.append((cells, width))
-    return arrays
+_TRAILING_ZEROS = re.compile("0+(?=\0|\\Z)")  # at the end of each number of a NUL-joined run
+
+
+def _aligned(texts: list[str], size: int) -> tuple[list[str], np.ndarray]:
+    """``texts``, the numbers of consecutive arrays of ``size`` elements, as cells, and each array's
+    cell width: integer parts right-aligned and decimals left-aligned to the widest of the array."""
+    points = np.fromiter(map(str.index, texts, repeat(".")), np.int64, len(texts)).reshape(-1, size)
+    tails = np.fromiter(map(len, texts), np.int64, len(texts)).reshape(-1, size) - points
+    left = points.max(axis=1)
+    widths = left + tails.max(axis=1)
+    leads = (left[:, None] - points).ravel().tolist()
+    trails = (widths[:, None] - left[:, None] - tails).ravel().tolist()
+    cells = ("\0".join(["%*s%s%*s"] * len(texts)) % tuple(chain.from_iterable(
+        zip(leads, repeat(""), texts, trails, repeat(""))))).split("\0")
+    return cells, widths
 
 
 _TEMPLATES: dict[tuple[int, ...], str] = {}  # by shape: numpy's brackets around one line per row of %s cells
 
 
-def _laid_out(arrays: list[tuple[list[str], int]], shape: tuple[int, ...]) -> list[str]:
-    """Arrays of ``shape``, given as their cells and width, in numpy's layout (see :func:`format_small`)."""
-    ndim, columns = len(shape), shape[-1]
+def _laid_out(cells: list[str], widths: np.ndarray, shape: tuple[int, ...]) -> list[str]:
+    """Arrays of ``shape``, given as all their cells and each one's cell width, in numpy's layout
+    (see :func:`format_small`): those whose rows fit on a line through one template at once."""
+    ndim, columns, size = len(shape), shape[-1], math.prod(shape)
     template = _TEMPLATES.get(shape)
     if template is None:
-        rows = [" ".join(["%s"] * columns)] * (math.prod(shape) // columns)
+        rows = [" ".join(["%s"] * columns)] * (size // columns)
         template = _TEMPLATES[shape] = _nest(rows, shape[:-1], 0) if ndim > 1 else "[" + rows[0] + "]"
+    # numpy wraps a row where a line, indented by the depth, would pass LINE_WIDTH less the depth
+    per_line = np.maximum(1, (LINE_WIDTH - 2 * ndim - widths) // (widths + 1) + 1)
+    if (per_line >= columns).all():
+        return ("\0".join([template] * len(widths)) % tuple(cells)).split("\0")
     texts = []
-    for cells, width in arrays:
-        # numpy wraps a row where a line, indented by the depth, would pass LINE_WIDTH less the depth
-        per_line = max(1, (LINE_WIDTH - 2 * ndim - width) // (width + 1) + 1)
-        if per_line >= columns:
-            texts.append(template % tuple(cells))
+    for number, line in enumerate(per_line.tolist()):
+        own = cells[number * size:(number + 1) * size]
+        if line >= columns:
+            texts.append(template % tuple(own))
             continue
-        rows = [_row(cells[start:start + columns], per_line, ndim) for start in range(0, len(cells), columns)]
+        rows = [_row(own[start:start + columns], line, ndim) for start in range(0, size, columns)]
         texts.append(_nest(rows, shape[:-1], 0) if ndim > 1 else "[" + rows[0] + "]")
     return texts
 
@@ -503,7 +512,7 @@ def format_small_stack(stack: np.ndarray, precision: int) -> list[str | None]:
     texts: list[str | None] = [None] * count
     if covered.size:
         numbers = flat[covered].ravel().tolist()
-        for index, text in zip(covered.tolist(), _laid_out(_aligned(_shortest(numbers, precision), flat.shape[1]), shape)):
+        for index, text in zip(covered.tolist(), _laid_out(*_aligned(_shortest(numbers, precision), flat.shape[1]), shape)):
             texts[index] = text
     return texts
 
