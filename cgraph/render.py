@@ -665,12 +665,27 @@ def render_text(graph: Graph, only: Iterable[str] = (), precision: int = 8, full
     yield f"{'backward' if graph.grads else 'forward'}, output '{graph.output}'"
     if graph.grads:
         yield from _labelled("  dout: ", graph.dout, precision, full, 8)
-    names = entry_names(graph, only)
-    for start in range(0, len(names), TEXT_BATCH):
-        yield from _text_blocks(graph, names[start:start + TEXT_BATCH], precision, full)
+    for batch in _text_batches(graph, entry_names(graph, only)):
+        yield from _text_blocks(graph, batch, precision, full)
 
 
-TEXT_BATCH = 4096  # entries whose blocks are written together (each array of at most SMALL_ELEMENTS is held as text)
+def _text_batches(graph: Graph, names: list[str]) -> Iterator[list[str]]:
+    """``names`` in batches of about BATCH_WEIGHT elements of the arrays their blocks show (an
+    array counting at most SUMMARY_THRESHOLD, as a larger one is summarised or written in pieces,
+    and each entry one more), so that a batch's text stays small."""
+    shapes, spec_nodes, backward = graph.shapes, graph.spec.nodes, bool(graph.grads)
+    shown = {shape: min(math.prod(shape), SUMMARY_THRESHOLD) for shape in set(shapes.values())}
+    sizes = {name: shown[shape] for name, shape in shapes.items()}
+    start, weight = 0, 0
+    for index, name in enumerate(names):
+        weight += 1 + sizes[name] * (1 + backward)
+        if backward and name in spec_nodes:
+            weight += sum(map(sizes.__getitem__, spec_nodes[name].args))
+        if weight >= BATCH_WEIGHT:
+            yield names[start:index + 1]
+            start, weight = index + 1, 0
+    if start < len(names):
+        yield names[start:]
 
 
 def _text_blocks(graph: Graph, names: list[str], precision: int, full: bool) -> Iterator[str]:
