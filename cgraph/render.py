@@ -444,8 +444,11 @@ def _shortest(numbers: list[float], precision: int) -> list[str]:
     joined = "\0".join([f"%.{precision}f" if precision else "%.0f."] * len(numbers)) % tuple(numbers)
     rounded = joined.split("\0")
     # where the rounded text reads back as the number, its shortest repr (positional, as |number| < 1e8) may be shorter
-    exact = np.flatnonzero(np.fromiter(map(float, rounded), np.float64, len(rounded)) == np.array(numbers))
-    for index in exact.tolist():
+    if len(numbers) <= SMALL_ELEMENTS:  # one array: numpy's overhead would cost more than the loop
+        exact = [index for index, (number, text) in enumerate(zip(numbers, rounded)) if float(text) == number]
+    else:
+        exact = np.flatnonzero(np.fromiter(map(float, rounded), np.float64, len(rounded)) == np.array(numbers)).tolist()
+    for index in exact:
         shortest = repr(numbers[index])
         if len(shortest) - shortest.index(".") <= precision + 1:
             rounded[index] = shortest
@@ -455,9 +458,14 @@ def _shortest(numbers: list[float], precision: int) -> list[str]:
 _TRAILING_ZEROS = re.compile("0+(?=\0|\\Z)")  # at the end of each number of a NUL-joined run
 
 
-def _aligned(texts: list[str], size: int) -> tuple[list[str], np.ndarray]:
+def _aligned(texts: list[str], size: int) -> tuple[list[str], list[int]]:
     """``texts``, the numbers of consecutive arrays of ``size`` elements, as cells, and each array's
     cell width: integer parts right-aligned and decimals left-aligned to the widest of the array."""
+    if len(texts) == size:  # one array: without numpy's overhead
+        points = [text.index(".") for text in texts]
+        left = max(points)
+        width = left + max([len(text) - point for text, point in zip(texts, points)])
+        return [(" " * (left - point) + text).ljust(width) for text, point in zip(texts, points)], [width]
     points = np.fromiter(map(str.index, texts, repeat(".")), np.int64, len(texts)).reshape(-1, size)
     tails = np.fromiter(map(len, texts), np.int64, len(texts)).reshape(-1, size) - points
     left = points.max(axis=1)
@@ -466,13 +474,13 @@ def _aligned(texts: list[str], size: int) -> tuple[list[str], np.ndarray]:
     trails = (widths[:, None] - left[:, None] - tails).ravel().tolist()
     cells = ("\0".join(["%*s%s%*s"] * len(texts)) % tuple(chain.from_iterable(
         zip(leads, repeat(""), texts, trails, repeat(""))))).split("\0")
-    return cells, widths
+    return cells, widths.tolist()
 
 
 _TEMPLATES: dict[tuple[int, ...], str] = {}  # by shape: numpy's brackets around one line per row of %s cells
 
 
-def _laid_out(cells: list[str], widths: np.ndarray, shape: tuple[int, ...]) -> list[str]:
+def _laid_out(cells: list[str], widths: list[int], shape: tuple[int, ...]) -> list[str]:
     """Arrays of ``shape``, given as all their cells and each one's cell width, in numpy's layout
     (see :func:`format_small`): those whose rows fit on a line through one template at once."""
     ndim, columns, size = len(shape), shape[-1], math.prod(shape)
@@ -481,11 +489,13 @@ def _laid_out(cells: list[str], widths: np.ndarray, shape: tuple[int, ...]) -> l
         rows = [" ".join(["%s"] * columns)] * (size // columns)
         template = _TEMPLATES[shape] = _nest(rows, shape[:-1], 0) if ndim > 1 else "[" + rows[0] + "]"
     # numpy wraps a row where a line, indented by the depth, would pass LINE_WIDTH less the depth
-    per_line = np.maximum(1, (LINE_WIDTH - 2 * ndim - widths) // (widths + 1) + 1)
-    if (per_line >= columns).all():
+    per_line = [max(1, (LINE_WIDTH - 2 * ndim - width) // (width + 1) + 1) for width in widths]
+    if len(widths) == 1 and per_line[0] >= columns:
+        return [template % tuple(cells)]
+    if min(per_line) >= columns:
         return ("\0".join([template] * len(widths)) % tuple(cells)).split("\0")
     texts = []
-    for number, line in enumerate(per_line.tolist()):
+    for number, line in enumerate(per_line):
         own = cells[number * size:(number + 1) * size]
         if line >= columns:
             texts.append(template % tuple(own))
