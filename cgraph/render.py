@@ -532,13 +532,18 @@ def format_column(values: list[Any], precision: int, full: bool = False) -> list
     written together: Python floats and small float64 arrays of each shape in one pass each."""
     texts: list[Any] = [None] * len(values)
     by_shape: dict[tuple[int, ...], list[int]] = {}
+    rounding, smallest = f"%.{precision}f", _positional_range(precision)
     for index, value in enumerate(values):
         if type(value) is float:
-            text = repr(value)  # format_scalar's first choice, where it has no exponent and few enough decimals
-            if precision and "e" not in text and "n" not in text and len(text) - text.index(".") - 1 <= precision:
-                texts[index] = text
-            else:
-                texts[index] = format_scalar(value, precision)
+            # format_scalar's choices for a number in positional notation, without its checks one by one
+            text = repr(value)  # an exponent where |value| < 1e-4 or >= 1e16; 'n' in nan and inf
+            if not precision or "e" in text or "n" in text or (value and abs(value) < smallest):
+                text = format_scalar(value, precision)
+            elif len(text) - text.index(".") - 1 > precision:
+                text = (rounding % value).rstrip("0")
+                if text.endswith("."):
+                    text += "0"
+            texts[index] = text
         elif type(value) is np.ndarray and value.dtype == np.float64 and value.ndim and 0 < value.size <= SMALL_ELEMENTS:
             by_shape.setdefault(value.shape, []).append(index)
     for indices in by_shape.values():
