@@ -469,6 +469,19 @@ def bench_format(repeat: int) -> None:
         row(f"text of a {array.shape} array, as numpy writes it", f"{mine * 1e3:.1f} us",
             f"np.array2string {theirs * 1e3:.1f} us", mine / theirs, 0.15)
 
+        column = [array.copy() for _ in range(10_000)]  # as the text view writes a run's arrays: together
+
+        def together() -> None:
+            render.format_column(column, 8)
+
+        def numpys_column() -> None:
+            for _ in range(1000):
+                np.array2string(array, precision=8, threshold=render.SUMMARY_THRESHOLD, separator=" ")
+
+        mine, theirs = paired_times(together, numpys_column, max(repeat, 5))
+        row(f"text of 10,000 {array.shape} arrays written together, per array", f"{mine * 1e2:.1f} us",
+            f"np.array2string {theirs * 1e3:.1f} us", mine / 10 / theirs, 0.15)
+
 
 def bench_network(batch: int, sizes: tuple[int, int, int], repeat: int) -> None:
     """The two-layer net through the API against the same layers called by hand."""

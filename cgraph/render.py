@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import mmap
+import re
 from contextlib import contextmanager
+from itertools import chain, repeat
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -432,23 +434,122 @@ def format_small(array: np.ndarray, precision: int) -> str | None:
         largest, smallest = max(magnitudes), min(magnitudes)
         if largest >= 1e8 or smallest < 1e-4 or largest > 1000 * smallest or smallest < 10.0 ** -precision:
             return None  # numpy writes these in scientific notation, or would write some as 0
-    rounded = ("\0".join([f"%.{precision}f" if precision else "%.0f."] * len(numbers)) % tuple(numbers)).split("\0")
-    texts = []
-    for number, text in zip(numbers, rounded):
-        if float(text) == number:  # then its shortest repr (positional, as |number| < 1e8) may be shorter
-            shortest = repr(number)
-            if len(shortest) - shortest.index(".") <= precision + 1:
-                text = shortest
-        texts.append(text.rstrip("0"))
-    points = [text.index(".") for text in texts]
-    left = max(points)
-    width = left + max(len(text) - point for text, point in zip(texts, points))
-    cells = [(" " * (left - point) + text).ljust(width) for text, point in zip(texts, points)]
-    ndim, columns = array.ndim, array.shape[-1]
+    return _laid_out(*_aligned(_shortest(numbers, precision), len(numbers)), array.shape)[0]
+
+
+def _shortest(numbers: list[float], precision: int) -> list[str]:
+    """Each number as numpy writes it in positional notation: its shortest repr, or rounded to
+    ``precision`` decimals where that is longer; trailing zeros dropped, the point kept.
+    All numbers are written by one printf and read back at once."""
+    joined = "\0".join([f"%.{precision}f" if precision else "%.0f."] * len(numbers)) % tuple(numbers)
+    rounded = joined.split("\0")
+    # where the rounded text reads back as the number, its shortest repr (positional, as |number| < 1e8) may be shorter
+    if len(numbers) <= SMALL_ELEMENTS:  # one array: numpy's overhead would cost more than the loop
+        exact = [index for index, (number, text) in enumerate(zip(numbers, rounded)) if float(text) == number]
+    else:
+        exact = np.flatnonzero(np.fromiter(map(float, rounded), np.float64, len(rounded)) == np.array(numbers)).tolist()
+    for index in exact:
+        shortest = repr(numbers[index])
+        if len(shortest) - shortest.index(".") <= precision + 1:
+            rounded[index] = shortest
+    return _TRAILING_ZEROS.sub("", "\0".join(rounded)).split("\0")
+
+
+_TRAILING_ZEROS = re.compile("0+(?=\0|\\Z)")  # at the end of each number of a NUL-joined run
+
+
+def _aligned(texts: list[str], size: int) -> tuple[list[str], list[int]]:
+    """``texts``, the numbers of consecutive arrays of ``size`` elements, as cells, and each array's
+    cell width: integer parts right-aligned and decimals left-aligned to the widest of the array."""
+    if len(texts) == size:  # one array: without numpy's overhead
+        points = [text.index(".") for text in texts]
+        left = max(points)
+        width = left + max([len(text) - point for text, point in zip(texts, points)])
+        return [(" " * (left - point) + text).ljust(width) for text, point in zip(texts, points)], [width]
+    points = np.fromiter(map(str.index, texts, repeat(".")), np.int64, len(texts)).reshape(-1, size)
+    tails = np.fromiter(map(len, texts), np.int64, len(texts)).reshape(-1, size) - points
+    left = points.max(axis=1)
+    widths = left + tails.max(axis=1)
+    leads = (left[:, None] - points).ravel().tolist()
+    trails = (widths[:, None] - left[:, None] - tails).ravel().tolist()
+    cells = ("\0".join(["%*s%s%*s"] * len(texts)) % tuple(chain.from_iterable(
+        zip(leads, repeat(""), texts, trails, repeat(""))))).split("\0")
+    return cells, widths.tolist()
+
+
+_TEMPLATES: dict[tuple[int, ...], str] = {}  # by shape: numpy's brackets around one line per row of %s cells
+
+
+def _laid_out(cells: list[str], widths: list[int], shape: tuple[int, ...]) -> list[str]:
+    """Arrays of ``shape``, given as all their cells and each one's cell width, in numpy's layout
+    (see :func:`format_small`): those whose rows fit on a line through one template at once."""
+    ndim, columns, size = len(shape), shape[-1], math.prod(shape)
+    template = _TEMPLATES.get(shape)
+    if template is None:
+        rows = [" ".join(["%s"] * columns)] * (size // columns)
+        template = _TEMPLATES[shape] = _nest(rows, shape[:-1], 0) if ndim > 1 else "[" + rows[0] + "]"
     # numpy wraps a row where a line, indented by the depth, would pass LINE_WIDTH less the depth
-    per_line = max(1, (LINE_WIDTH - 2 * ndim - width) // (width + 1) + 1)
-    rows = [_row(cells[start:start + columns], per_line, ndim) for start in range(0, len(cells), columns)]
-    return _nest(rows, array.shape[:-1], 0) if ndim > 1 else "[" + rows[0] + "]"
+    per_line = [max(1, (LINE_WIDTH - 2 * ndim - width) // (width + 1) + 1) for width in widths]
+    if len(widths) == 1 and per_line[0] >= columns:
+        return [template % tuple(cells)]
+    if min(per_line) >= columns:
+        return ("\0".join([template] * len(widths)) % tuple(cells)).split("\0")
+    texts = []
+    for number, line in enumerate(per_line):
+        own = cells[number * size:(number + 1) * size]
+        if line >= columns:
+            texts.append(template % tuple(own))
+            continue
+        rows = [_row(own[start:start + columns], line, ndim) for start in range(0, size, columns)]
+        texts.append(_nest(rows, shape[:-1], 0) if ndim > 1 else "[" + rows[0] + "]")
+    return texts
+
+
+def format_small_stack(stack: np.ndarray, precision: int) -> list[str | None]:
+    """:func:`format_small` of each ``stack[i]``, a float64 array of 1 to SMALL_ELEMENTS elements,
+    for many arrays of one shape at once: the checks made on all of them together, the numbers
+    of those it covers written in one pass. None for the others."""
+    count, shape = len(stack), stack.shape[1:]
+    flat = stack.reshape(count, -1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        magnitudes = np.abs(flat)
+        nonzero = magnitudes != 0
+        largest = np.where(nonzero, magnitudes, 0.0).max(axis=1)
+        smallest = np.where(nonzero, magnitudes, np.inf).min(axis=1)
+        refused = ~np.isfinite(flat).all(axis=1) | (nonzero.any(axis=1) & (
+            (largest >= 1e8) | (smallest < 1e-4) | (largest > 1000 * smallest) | (smallest < 10.0 ** -precision)))
+    covered = np.flatnonzero(~refused)
+    texts: list[str | None] = [None] * count
+    if covered.size:
+        numbers = flat[covered].ravel().tolist()
+        for index, text in zip(covered.tolist(), _laid_out(*_aligned(_shortest(numbers, precision), flat.shape[1]), shape)):
+            texts[index] = text
+    return texts
+
+
+def format_column(values: list[Any], precision: int, full: bool = False) -> list[str]:
+    """``format_array(value, precision, full, 0)`` of each value (any sizes, shapes and dtypes),
+    written together: Python floats and small float64 arrays of each shape in one pass each."""
+    texts: list[Any] = [None] * len(values)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    rounding, smallest = f"%.{precision}f", _positional_range(precision)
+    for index, value in enumerate(values):
+        if type(value) is float:
+            # format_scalar's choices for a number in positional notation, without its checks one by one
+            text = repr(value)  # an exponent where |value| < 1e-4 or >= 1e16; 'n' in nan and inf
+            if not precision or "e" in text or "n" in text or (value and abs(value) < smallest):
+                text = format_scalar(value, precision)
+            elif len(text) - text.index(".") - 1 > precision:
+                text = (rounding % value).rstrip("0")
+                if text.endswith("."):
+                    text += "0"
+            texts[index] = text
+        elif type(value) is np.ndarray and value.dtype == np.float64 and value.ndim and 0 < value.size <= SMALL_ELEMENTS:
+            by_shape.setdefault(value.shape, []).append(index)
+    for indices in by_shape.values():
+        for index, text in zip(indices, format_small_stack(np.stack([values[index] for index in indices]), precision)):
+            texts[index] = text
+    return [format_array(value, precision, full, 0) if text is None else text for value, text in zip(values, texts)]
 
 
 def _row(cells: list[str], per_line: int, indent: int) -> str:
@@ -572,36 +673,78 @@ def _trailing(index: tuple[int, ...], edge: tuple[int, ...]) -> int:
 def render_text(graph: Graph, only: Iterable[str] = (), precision: int = 8, full: bool = False) -> Iterator[str]:
     """One block of lines per input and node: what it is, the layer's shapes, value and gradients.
     Items are to be joined by newlines; with ``full``, a large array's lines come in pieces of
-    bounded size (see :func:`format_array_pieces`)."""
+    bounded size (see :func:`format_array_pieces`).
+
+    Written a batch of entries at a time, column by column: the batch's heads, then all its
+    values and gradients formatted together (see :func:`format_column`)."""
     yield f"{'backward' if graph.grads else 'forward'}, output '{graph.output}'"
     if graph.grads:
         yield from _labelled("  dout: ", graph.dout, precision, full, 8)
-    for name in entry_names(graph, only):
-        value = graph.values[name]
-        node = graph.spec.nodes.get(name)
+    for batch in _text_batches(graph, entry_names(graph, only)):
+        yield from _text_blocks(graph, batch, precision, full)
+
+
+def _text_batches(graph: Graph, names: list[str]) -> Iterator[list[str]]:
+    """``names`` in batches of about BATCH_WEIGHT elements of the arrays their blocks show (an
+    array counting at most SUMMARY_THRESHOLD, as a larger one is summarised or written in pieces,
+    and each entry one more), so that a batch's text stays small."""
+    shapes, spec_nodes, backward = graph.shapes, graph.spec.nodes, bool(graph.grads)
+    shown = {shape: min(math.prod(shape), SUMMARY_THRESHOLD) for shape in set(shapes.values())}
+    sizes = {name: shown[shape] for name, shape in shapes.items()}
+    start, weight = 0, 0
+    for index, name in enumerate(names):
+        weight += 1 + sizes[name] * (1 + backward)
+        if backward and name in spec_nodes:
+            weight += sum(map(sizes.__getitem__, spec_nodes[name].args))
+        if weight >= BATCH_WEIGHT:
+            yield names[start:index + 1]
+            start, weight = index + 1, 0
+    if start < len(names):
+        yield names[start:]
+
+
+def _text_blocks(graph: Graph, names: list[str], precision: int, full: bool) -> Iterator[str]:
+    """The blocks of ``names``, each one item, or in pieces where ``full`` prints a large array."""
+    spec_nodes, layers, shapes, backward = graph.spec.nodes, graph.layers, graph.shapes, bool(graph.grads)
+    nodes = [spec_nodes.get(name) for name in names]
+    values = [graph.values[name] for name in names]
+    heads = []
+    for name, node, value in zip(names, nodes, values):
         dtype = dtype_name(value)
         dtype = "" if dtype == "float64" else f", {dtype}"
-        rows = [("value", value)]
         if node:
-            signature = graph.layers[name].signature(node.args, [graph.shapes[arg] for arg in node.args], graph.shapes[name])
-            head = f"\n{name} = {node.op}({', '.join(node.args)})  {signature}{dtype}"
+            signature = layers[name].signature(node.args, [shapes[arg] for arg in node.args], shapes[name])
+            heads.append(f"\n{name} = {node.op}({', '.join(node.args)})  {signature}{dtype}")
         else:
-            head = f"\n{name}: input, shape {graph.shapes[name]}{dtype}"
-        if graph.grads:
-            rows.append(("grad", graph.grads[name]))
+            heads.append(f"\n{name}: input, shape {shapes[name]}{dtype}")
+    # Each entry's rows, as (label, array): value, and after backward grad and each input's gradient.
+    rows: list[list[tuple[str, Any]]] = [[("value", value)] for value in values]
+    if backward:
+        for name, node, entry in zip(names, nodes, rows):
+            entry.append(("grad", graph.grads[name]))
             if node:
-                layer = graph.layers[name]
-                rows += [(f"d{role} -> {arg}", grad) for role, arg, grad in zip(layer.args, node.args, graph.input_grads[name])
-                         if grad is not None]  # None: a constant, which takes no gradient
-        width = max([len(label) for label, _ in rows]) + 1
+                entry += [(f"d{role} -> {arg}", grad) for role, arg, grad in
+                          zip(layers[name].args, node.args, graph.input_grads[name])
+                          if grad is not None]  # None: a constant, which takes no gradient
+    pieced = [full and any(np.size(array) > CHUNK_ELEMENTS for _, array in entry) for entry in rows]
+    arrays = [array for entry, whole in zip(rows, pieced) if not whole for _, array in entry]
+    texts = iter(format_column(arrays, precision, full))
+    for head, entry, whole in zip(heads, rows, pieced):
+        width = max([len(label) for label, _ in entry]) + 1
         indent = 2 + width + 1
-        if full and any(np.size(array) > CHUNK_ELEMENTS for _, array in rows):
+        if whole:
             yield head
-            for label, array in rows:
+            for label, array in entry:
                 yield from _labelled(f"  {label + ':':<{width}} ", array, precision, full, indent)
-        else:
-            yield "\n".join([head, *[f"  {label + ':':<{width}} {format_array(array, precision, full, indent)}"
-                                      for label, array in rows]])
+            continue
+        pad = "\n" + " " * indent
+        lines = [head]
+        for label, _ in entry:
+            text = next(texts)
+            if "\n" in text:
+                text = text.replace("\n", pad)
+            lines.append(f"  {label + ':':<{width}} {text}")
+        yield "\n".join(lines)
 
 
 def _labelled(label: str, value: Any, precision: int, full: bool, indent: int) -> Iterator[str]:

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from cgraph.render import SUMMARY_THRESHOLD, format_array, format_small, scientific
+from cgraph.render import SUMMARY_THRESHOLD, format_array, format_column, format_small, format_small_stack, scientific
 
 
 def numpy_text(array: np.ndarray, precision: int) -> str:
@@ -64,3 +64,33 @@ def test_the_quick_formatter_takes_the_usual_arrays_and_leaves_the_rest_to_numpy
               np.array([1.0, 2.0], np.float32), np.zeros(101), np.zeros((2, 0))]
     for array in others:
         assert format_small(array, 8) is None
+
+
+@st.composite
+def stacks(draw) -> np.ndarray:
+    """Several arrays of one shape, each drawn as :func:`arrays` draws one (its own scale and specials)."""
+    first = draw(arrays())
+    members = [first] + [draw(arrays().filter(lambda array: array.shape == first.shape)) for _ in range(draw(st.integers(0, 4)))]
+    return np.stack(members)
+
+
+@settings(max_examples=300, deadline=None)
+@given(stacks(), st.integers(0, 17))
+def test_many_arrays_written_together_are_each_numpys_text(stack: np.ndarray, precision: int) -> None:
+    if not 0 < stack[0].size <= 100:
+        return
+    texts = format_small_stack(stack, precision)
+    for array, text in zip(stack, texts):
+        # the same arrays covered as one at a time (the others go to numpy), each written as numpy writes it
+        assert (text is None) == (format_small(array, precision) is None)
+        if text is not None:
+            assert text == numpy_text(array, precision)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(arrays(), st.floats(width=64)), max_size=8), st.integers(0, 17), st.booleans())
+def test_a_column_of_values_is_written_as_each_alone(values: list, precision: int, full: bool) -> None:
+    # Python floats, arrays of any shape (shapes shared or not), NaN, infinities: each value's text
+    # is the text view's for that value alone, which the test above holds to numpy's.
+    values = values + [array.copy() for array in values if isinstance(array, np.ndarray)]  # shapes shared
+    assert format_column(values, precision, full) == [format_array(value, precision, full, 0) for value in values]
