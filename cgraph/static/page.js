@@ -47,7 +47,9 @@
   function decode(value) {
     if (value === null || typeof value !== "object") return value;
     if (decoded.has(value)) return decoded.get(value);
-    const bytes = Uint8Array.from(atob(value.data), (c) => c.charCodeAt(0));
+    const text = atob(value.data);
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
     const values = value.bytes === 4 ? new Float32Array(bytes.buffer) : new Float64Array(bytes.buffer);
     const size = value.shape.reduce((a, b) => a * b, 1);
     const array = { shape: value.shape, dtype: value.dtype, values, size };
@@ -220,7 +222,11 @@
   // --- boxes: their lines and heatmaps, measured ---------------------------------------------
 
   function textWidth(text, size, bold) {
-    measurer.font = `${bold ? "bold " : ""}${size}px ${FONT_FAMILY}`;
+    const font = `${bold ? "bold " : ""}${size}px ${FONT_FAMILY}`;
+    if (measurer.cgraphFont !== font) {
+      measurer.font = font;
+      measurer.cgraphFont = font;
+    }
     return measurer.measureText(text).width;
   }
 
@@ -523,11 +529,13 @@
     // positions along: each rank as thick as its thickest box
     const RANK_GAP = 44;
     const start = [];
+    const thickness = [];
     let total = 0;
     ranks.forEach((list, r) => {
       start[r] = total;
-      const thickest = Math.max(0, ...list.filter((v) => vertices[v].name).map((v) => along(contents[vertices[v].name])));
-      total += thickest + RANK_GAP;
+      thickness[r] = 0;
+      for (const v of list) if (vertices[v].name) thickness[r] = Math.max(thickness[r], along(contents[vertices[v].name]));
+      total += thickness[r] + RANK_GAP;
     });
     total -= RANK_GAP;
     const boxes = {};
@@ -536,8 +544,7 @@
       const c = x[v] - low;
       if (vertex.name) {
         const box = contents[vertex.name];
-        const a = start[vertex.rank] + (Math.max(...ranks[vertex.rank].filter((u) => vertices[u].name)
-          .map((u) => along(contents[vertices[u].name]))) - along(box)) / 2;
+        const a = start[vertex.rank] + (thickness[vertex.rank] - along(box)) / 2;
         boxes[vertex.name] = down ? { x: c - box.w / 2, y: a, w: box.w, h: box.h } : { x: a, y: c - box.h / 2, w: box.w, h: box.h };
       }
       centre[v] = c;
@@ -594,8 +601,9 @@
     return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
   }
 
-  /** The SVG markup of the layout: edges under boxes; heatmaps are added as they come into view. */
-  function svgMarkup(layout, contents) {
+  /** The SVG markup of the layout: edges under boxes. The heatmaps are added as they come into
+   *  view, and so are the boxes' texts where ``lazy`` (for graphs of more than GRAPHVIZ_LIMIT boxes). */
+  function svgMarkup(layout, contents, lazy) {
     const parts = [];
     const MARGIN = 12;
     parts.push(`<svg xmlns="${SVG_NS}" viewBox="${-MARGIN} ${-MARGIN} ${layout.width + 2 * MARGIN} ${layout.height + 2 * MARGIN}">`);
@@ -623,26 +631,36 @@
     parts.push('</g><g class="boxes">');
     for (const name of model.names) {
       const box = layout.boxes[name];
-      const content = contents[name];
       const kind = model.entries[name].op === "input" ? "input" : "op";
       const output = name === data.backward.output ? " output" : "";
       parts.push(`<g class="node ${kind}${output}" data-name="${escapeXml(name)}" transform="translate(${box.x.toFixed(1)},${box.y.toFixed(1)})">` +
         `<rect class="box" width="${box.w}" height="${box.h}" rx="6"/>`);
-      for (const line of content.lines) {
-        parts.push(`<text class="${line.cls}" x="${PAD}" y="${line.y.toFixed(1)}" font-size="${line.size}">${escapeXml(line.text)}</text>`);
+      if (lazy) {
+        parts.push("</g>");
+        continue;
       }
-      for (const heat of content.heats) {
-        parts.push(`<text class="caption ${heat.part === "grad" ? "grad-text" : "value-text"}" x="${PAD + heat.x}" ` +
-          `y="${(heat.y - 4).toFixed(1)}" font-size="${SMALL_FONT}">${escapeXml(heat.caption)}</text>` +
-          `<rect class="heat-frame" x="${PAD + heat.x - 0.5}" y="${heat.y - 0.5}" width="${heat.w + 1}" height="${heat.h + 1}"/>`);
-      }
+      parts.push(boxMarkup(contents[name]));
       parts.push("</g>");
     }
     parts.push("</g></svg>");
     return parts.join("");
   }
 
-  /** Draw the heatmaps of the boxes in (or near) view that have none yet. */
+  /** The SVG markup of a box's text and heatmap frames (the heatmaps are added as they come into view). */
+  function boxMarkup(content) {
+    const parts = [];
+    for (const line of content.lines) {
+      parts.push(`<text class="${line.cls}" x="${PAD}" y="${line.y.toFixed(1)}" font-size="${line.size}">${escapeXml(line.text)}</text>`);
+    }
+    for (const heat of content.heats) {
+      parts.push(`<text class="caption ${heat.part === "grad" ? "grad-text" : "value-text"}" x="${PAD + heat.x}" ` +
+        `y="${(heat.y - 4).toFixed(1)}" font-size="${SMALL_FONT}">${escapeXml(heat.caption)}</text>` +
+        `<rect class="heat-frame" x="${PAD + heat.x - 0.5}" y="${heat.y - 0.5}" width="${heat.w + 1}" height="${heat.h + 1}"/>`);
+    }
+    return parts.join("");
+  }
+
+  /** Draw the heatmaps (and, where lazy, the texts) of the boxes in or near view that have none yet. */
   function paintVisible() {
     if (!svg || !drawing) return;
     const marginX = view.w * 0.5;
@@ -654,6 +672,7 @@
       if (box.x > view.x + view.w + marginX || box.x + box.w < view.x - marginX ||
         box.y > view.y + view.h + marginY || box.y + box.h < view.y - marginY) continue;
       group.painted = true;
+      if (drawing.lazy) group.insertAdjacentHTML("beforeend", boxMarkup(drawing.contents[name]));
       for (const heat of drawing.contents[name].heats) {
         const image = document.createElementNS(SVG_NS, "image");
         image.setAttribute("class", `heat ${heat.part === "grad" ? "grad-text" : "value-text"}`);
@@ -701,12 +720,13 @@
     for (const name of model.names) contents[name] = boxContents(name);
     const layout = chooseLayout(contents);
     layout.contents = contents;
+    layout.lazy = model.names.length > GRAPHVIZ_LIMIT;
     const previous = svg;
     const keepView = previous && drawing && view && Math.abs(drawing.width - layout.width) < 1 &&
       Math.abs(drawing.height - layout.height) < 1;
     drawing = layout;
     const holder = document.createElement("div");
-    holder.innerHTML = svgMarkup(layout, contents);
+    holder.innerHTML = svgMarkup(layout, contents, layout.lazy);
     svg = holder.firstChild;
     svg.setAttribute("class", `direction-${layout.direction}`);
     const box = svg.viewBox.baseVal;
