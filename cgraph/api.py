@@ -11,6 +11,7 @@ from .arrays import DEFAULT_MAX_ELEMENTS, parse_value_option
 from .errors import CgraphError, Position
 from .expr import expand, split_assignment
 from .graph import Graph, paused_gc
+from .onnx_reader import is_onnx
 from .spec import build_spec
 from .yamlsafe import YMap, parse, quick_parse, quick_position
 
@@ -21,14 +22,22 @@ def load(
     overrides: Mapping[str, Any] | None = None,
     output: str | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    override_files: Mapping[str, str | None] | None = None,
+    max_memory: int | None = None,
 ) -> Graph:
-    """Load a graph file (YAML or JSON); ``file:`` paths are relative to its folder."""
+    """Load a graph file (YAML or JSON) or an ONNX model, told apart by their content; ``file:``
+    paths and an ONNX model's external data are relative to its folder. ``override_files`` names
+    the files ``overrides`` were read from, for the spec's ``files``; ``max_memory`` bounds the
+    bytes an ONNX model's initializers may declare, checked before any is read."""
     path = os.fspath(path)
     try:
         with open(path, "rb") as file:
             raw = file.read()
     except OSError as exc:
         raise CgraphError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if is_onnx(raw, path):
+        return _onnx_graph(raw, path, os.path.dirname(path) or ".", overrides, output, max_elements, max_memory,
+                           {"graph_file": os.path.realpath(path), "override_files": override_files})
     return loads(
         decode(raw, path),
         source=path,
@@ -36,32 +45,57 @@ def load(
         overrides=overrides,
         output=output,
         max_elements=max_elements,
+        override_files=override_files,
+        graph_file=os.path.realpath(path),
     )
 
 
 def loads(
-    text: str,
+    text: str | bytes,
     *,
     source: str = "<string>",
     base_dir: str = ".",
     overrides: Mapping[str, Any] | None = None,
     output: str | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    override_files: Mapping[str, str | None] | None = None,
+    graph_file: str | None = None,
+    max_memory: int | None = None,
 ) -> Graph:
-    """Load a graph from YAML or JSON text; ``source`` names it in error messages."""
+    """Load a graph from YAML or JSON text, or from the bytes of a graph file or an ONNX model;
+    ``source`` names it in error messages. ``graph_file`` is the file the text was read from and
+    ``override_files`` those ``overrides`` were, for the spec's ``files``."""
+    files = {"graph_file": graph_file, "override_files": override_files}
+    if isinstance(text, bytes):
+        if is_onnx(text):
+            return _onnx_graph(text, source, base_dir, overrides, output, max_elements, max_memory, files)
+        text = decode(text, source)
     with paused_gc():
-        return _load_text(text, source, base_dir, overrides, output, max_elements)
+        return _load_text(text, source, base_dir, overrides, output, max_elements, files)
 
 
-def _load_text(text: str, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int) -> Graph:
+def _onnx_graph(raw: bytes, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int,
+                max_memory: int | None, files: dict[str, Any]) -> Graph:
+    from .onnx_reader import read_model
+
+    arrays = {name: np.asarray(value) for name, value in (overrides or {}).items()}
+    with paused_gc():
+        spec = read_model(raw, source, base_dir, arrays, output, max_elements, max_memory)
+        read = (files["graph_file"], *(files["override_files"] or {}).values())
+        spec.graph_file, spec.files = files["graph_file"], tuple(dict.fromkeys(path for path in read if path))
+        return Graph(spec, max_elements)
+
+
+def _load_text(text: str, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int,
+               files: dict[str, Any]) -> Graph:
     data = quick_parse(text)
     if data is not None:
         try:
             return _graph(data, source, base_dir, overrides, output, max_elements,
-                          lambda section, name: quick_position(text, source, section, name))
+                          lambda section, name: quick_position(text, source, section, name), **files)
         except CgraphError:
             pass  # the quick reader keeps no positions: read it again to say where
-    return _graph(parse(text, source), source, base_dir, overrides, output, max_elements)
+    return _graph(parse(text, source), source, base_dir, overrides, output, max_elements, **files)
 
 
 def from_dict(
@@ -121,8 +155,9 @@ def decode(raw: bytes, source: str) -> str:
 
 
 def _graph(
-    data: Any, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int, locate: Any = None
+    data: Any, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int, locate: Any = None,
+    graph_file: str | None = None, override_files: Mapping[str, str | None] | None = None,
 ) -> Graph:
     arrays = {name: np.asarray(value, dtype=np.float64) for name, value in (overrides or {}).items()}
-    spec = build_spec(data, source, base_dir, arrays, output, max_elements, locate)
+    spec = build_spec(data, source, base_dir, arrays, output, max_elements, locate, graph_file, override_files)
     return Graph(spec, max_elements)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 import os
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -178,8 +180,25 @@ def build_array(
     return sample.astype(dtype, copy=False)
 
 
+_MAPPED = contextvars.ContextVar("mapped", default=True)
+
+
+@contextmanager
+def files_read_whole() -> Iterator[None]:
+    """Within (in this thread): .npy files are read into memory, not memory-mapped. A mapped file
+    that another program truncates while its pages are read ends the process with SIGBUS, and
+    a file saved anew in place changes the values under a pass; ``serve`` reads files that
+    are being saved."""
+    token = _MAPPED.set(False)
+    try:
+        yield
+    finally:
+        _MAPPED.reset(token)
+
+
 def load_npy(path: Any, pos: Position | None, base_dir: str, dtype: Any, max_elements: int) -> np.ndarray:
-    """A real-valued array from a .npy file, memory-mapped where its dtype already fits.
+    """A real-valued array from a .npy file, memory-mapped where its dtype already fits (but
+    within :func:`files_read_whole`).
 
     The header is read and its dtype and shape checked before any data is touched."""
     if not isinstance(path, str) or not path:
@@ -188,7 +207,11 @@ def load_npy(path: Any, pos: Position | None, base_dir: str, dtype: Any, max_ele
     try:
         with open(full, "rb") as file:
             _check_npy_header(file, path, pos, max_elements)
-        array = np.load(full, mmap_mode="r", allow_pickle=False)
+            if _MAPPED.get():
+                array = np.load(full, mmap_mode="r", allow_pickle=False)
+            else:  # read whole, from the file checked: one cut off while it is read fails here
+                file.seek(0)
+                array = np.load(file, allow_pickle=False)
     except CgraphError:  # the header's own verdict, already with its position
         raise
     except FileNotFoundError:
@@ -301,9 +324,23 @@ def parse_value_option(text: str, option: str) -> Any:
 def parse_array_option(text: str, option: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
     """A command-line array from a VALUE (see parse_value_option; files relative to the current folder).
     Errors say where in the VALUE (``--set r:1:12: error: ...``) where they can."""
+    return read_array_option(text, option, max_elements)[0]
+
+
+def read_array_option(text: str, option: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[np.ndarray, str | None]:
+    """As parse_array_option, with the resolved path of the file the array was read from, if any."""
     try:
-        return build_array(parse_value_option(text, option), None, ".", max_elements)
+        form = parse_value_option(text, option)
+        return build_array(form, None, ".", max_elements), source_file(form, ".")
     except CgraphError as error:
         if error.pos is not None and error.pos.line is not None:
             raise
         raise CgraphError(f"{option}: {error.message}") from None
+
+
+def source_file(data: Any, base_dir: str) -> str | None:
+    """The file an input's YAML form reads (``{file: PATH}``, relative to ``base_dir``) as an
+    absolute path with symbolic links resolved, or None for an array written in the graph."""
+    if isinstance(data, dict) and isinstance(data.get("file"), str) and data["file"]:
+        return os.path.realpath(os.path.join(base_dir, os.path.expanduser(data["file"])))
+    return None

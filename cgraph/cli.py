@@ -5,14 +5,16 @@ cli_page, training's and sweeping's in cli_train."""
 from __future__ import annotations
 
 import sys
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Iterable
 
 import click
 
 from . import __version__, signals
+from .cli_grad import grad, hessian
 from .cli_page import html, serve
 from .cli_train import sweep, train
-from .console import colored, paint, progress, say, user_errors, write_lines
+from .console import colored, paint, progress, say, user_errors, write_chunks, write_lines
 from .options import DOT_PRECISION, FiniteFloatRange, graph_options, load_graph
 
 if TYPE_CHECKING:
@@ -179,8 +181,10 @@ def dot(with_grads: bool, image: str | None, precision: int, full: bool, nodes: 
     if image is None:
         write_lines([text.rstrip("\n")])
     else:
+        from .save import Guard
+
         with signals.stopping_by_exception():  # so that the temporary file is removed and dot stopped
-            drawing.render_image(text, image)
+            drawing.render_image(text, image, Guard(graph.spec))
 
 
 @cli.command()
@@ -192,8 +196,12 @@ def dot(with_grads: bool, image: str | None, precision: int, full: bool, nodes: 
 @click.option("--samples", type=click.IntRange(0), default=20, show_default=True,
               help="Check at most this many elements of each input, drawn at random; 0 checks all.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for drawing the samples.")
+@click.option("--order", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="2: check the Hessian, from backward passes of the gradient graph (as 'cgraph grad' writes it), "
+                   "against central differences of the gradients, for the inputs of --node (default: all with a "
+                   "path to the output).")
 def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float, samples: int, seed: int,
-          **loading: Any) -> None:
+          order: int, **loading: Any) -> None:
     """Check every input's backward gradient against central finite differences in float64.
 
     An element passes where |analytic - numeric| <= atol + rtol * |numeric|. Each element
@@ -211,6 +219,10 @@ def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float
     """
     from . import check as checking
 
+    if order == 2:
+        check_second_order(fmt, nodes, eps, rtol, atol, loading)
+        return
+
     def elements(graph: Graph) -> int:  # to be checked, at most
         sizes = [graph.spec.inputs[name].value.size for name in nodes or graph.spec.inputs if name in graph.spec.inputs]
         return sum(min(size, samples) if samples else size for size in sizes)
@@ -226,21 +238,47 @@ def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float
         sys.exit(1)
 
 
+def check_second_order(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float,
+                       loading: dict[str, Any]) -> None:
+    """check --order 2: exit 1 where a block of the Hessian fails."""
+    from . import hessian as hessians
+    from .arrays import parse_array_option
+    from .cli_grad import progress_bar
+    from .gradient import dout_array, reachable_inputs
+
+    file = loading["file"]
+    if file is None or file == "-":
+        raise click.UsageError("--order 2 needs FILE, a graph file: the gradient graph is written from it")
+    dout = loading.pop("dout")
+    graph = load_graph(nodes=nodes, **loading)
+    wrt = [name for name in nodes if name in graph.spec.inputs] or reachable_inputs(graph, graph.output)
+    hessians.check_size(graph, wrt, loading["max_elements"])
+    _, data = hessians.read_file(file)
+    dout_value = dout_array(graph, parse_array_option(dout, "--dout", loading["max_elements"]))
+    checks = hessians.check_second_order(graph, data, file, wrt, dout_value, eps, rtol, atol, progress_bar)
+    if fmt == "json":
+        write_lines([hessians.render_check_json(graph, checks)])
+    else:
+        write_lines(hessians.render_check_text(graph, checks))
+    if not all(check.passed for check in checks):
+        sys.exit(1)
+
+
 def print_values(graph: Graph, fmt: str, nodes: tuple[str, ...], precision: int, full: bool) -> None:
     """The values (and gradients, after backward) in the format asked for."""
     from . import render
 
     if fmt == "json":
-        write_lines([render.render_json(graph, nodes)])
+        write_chunks(chain(render.render_json(graph, nodes), [b"\n"]))
     elif fmt == "jsonl":
-        write_lines(render.render_jsonl(graph, nodes))
+        write_chunks(render.render_jsonl(graph, nodes))
     else:
         blocks = render.render_text(graph, nodes, precision, full)
-        write_lines(map(paint, blocks) if colored(sys.stdout) else blocks)
+        write_lines(paint(blocks) if colored(sys.stdout) else blocks)
 
 
 
-for command in (html, serve, train, sweep):
+for command in (html, serve, train, sweep, grad, hessian):
     cli.add_command(command)
 
 

@@ -47,9 +47,9 @@ def html(out_path: str | None, with_check: bool, full: bool, precision: int, nod
     if out_path is None:
         write_lines([text.rstrip("\n")])
     else:
-        from .save import atomic_write
+        from .save import Guard, atomic_write
 
-        atomic_write(out_path, lambda file: file.write(text.encode()))
+        atomic_write(out_path, lambda file: file.write(text.encode()), Guard(graph.spec), f"-o {out_path}")
 
 
 @click.command()
@@ -60,7 +60,8 @@ def html(out_path: str | None, with_check: bool, full: bool, precision: int, nod
 def serve(port: int, with_check: bool, precision: int, nodes: tuple[str, ...], file: str, strict: bool,
           **loading: Any) -> None:
     """Serve FILE's page (as cgraph html writes it) on 127.0.0.1 and redraw it in the browser
-    whenever FILE is saved; a mistake in the file shows in the page until it is fixed.
+    whenever FILE, or a file it reads (a .npy input, --set @file.npy), is saved; a mistake in
+    them, or one of them missing, shows in the page until it is fixed.
     Prints the page's URL. Ctrl-C stops it.
 
     \b
@@ -74,15 +75,18 @@ def serve(port: int, with_check: bool, precision: int, nodes: tuple[str, ...], f
     if file is None or file == "-":
         raise click.UsageError("serve watches a graph file for changes: give FILE (not standard input or -e)")
 
-    def build() -> str:
+    def build() -> tuple[str, tuple[str, ...]]:
+        from .arrays import files_read_whole
+
         try:
-            graph = load_graph(file=file, nodes=nodes, strict=False, **loading)  # warnings go to stderr too
+            with files_read_whole():  # the files may be saved while they are read
+                graph = load_graph(file=file, nodes=nodes, strict=False, **loading)  # warnings go to stderr too
         finally:
             gc.enable()  # load_graph pauses the collector for a short run; a server runs on
         problems = find_problems(graph, strict)
         if problems and strict:
-            return pages.error_data(file, problems[0])
-        return page_data(graph, file, precision, nodes, with_check, problems)
+            return pages.error_data(file, problems[0]), graph.spec.files
+        return page_data(graph, file, precision, nodes, with_check, problems), graph.spec.files
 
     def announce(url: str) -> None:
         click.echo(url)

@@ -16,6 +16,7 @@ from .options import (BUDGET_OPTIONS, EXPR_OPTION, FILE_ARGUMENT, SET_OPTION, Fi
 
 if TYPE_CHECKING:
     from .graph import Graph
+    from .save import Guard
 
 
 def optimizer_options(command: Callable) -> Callable:
@@ -111,6 +112,12 @@ def train(file: str | None, params: tuple[str, ...], optimizer: str, lr: float |
         return -(-steps * min(batch_size, rows) // rows)  # rounded up
 
     graph = load_graph(nodes=(), strict=False, run=False, file=file, forward_passes=passes, **loading)
+    copied = [*graph.spec.overridden, *(name for name in params if name not in graph.spec.overridden)]
+    save_guard, graph_guard = save.Guard(graph.spec), copy_guard(graph, graph_path, copied)
+    if save_path is not None:
+        save_guard.check(save_path, f"--save {save_path}")
+    if graph_path is not None:
+        save.check_graph_copy(graph_path, copied, graph_guard, f"--write-graph {graph_path}")
     for path in (save_path, graph_path):
         if path is not None:
             save.check_folder(path)
@@ -119,7 +126,7 @@ def train(file: str | None, params: tuple[str, ...], optimizer: str, lr: float |
 
     def write_files(step: int) -> None:
         if save_path is not None:
-            save.write_npz(save_path, trainer.params)
+            save.write_npz(save_path, trainer.params, save_guard, f"--save {save_path}")
         if graph_path is not None:
             from . import api
             from .yamlsafe import parse
@@ -132,7 +139,7 @@ def train(file: str | None, params: tuple[str, ...], optimizer: str, lr: float |
                        f"({optimizer}: {settings_text});\nthe trained inputs ({', '.join(params)}) are in the .npy "
                        "files beside this one.")
             save.write_graph(graph_path, data, os.path.dirname(file) or ".", {**overridden, **trainer.params},
-                             comment)
+                             comment, graph_guard, f"--write-graph {graph_path}")
 
     every = every or (1 if fmt == "jsonl" else None)
     history = History()
@@ -169,6 +176,20 @@ def train(file: str | None, params: tuple[str, ...], optimizer: str, lr: float |
         saved = f"; {' and '.join(held)} hold{'s' * (len(held) == 1)} the inputs after it" if held else ""
         say(f"cgraph: interrupted after step {trainer.step_count} of {steps}{saved}")
         sys.exit(130)
+
+
+def copy_guard(graph: Graph, path: str | None, copied: list[str]) -> Guard:
+    """The guard of ``train --write-graph PATH``: PATH may be the graph file itself, whose copy
+    then replaces it, with the files of the inputs ``copied`` into .npy files; not a file any
+    other input reads."""
+    from .save import Guard, same_file
+
+    spec = graph.spec
+    if path is None or spec.graph_file is None or not same_file(path, spec.graph_file):
+        return Guard(spec)
+    kept = {item.file for name, item in spec.inputs.items() if name not in copied}
+    replaced = {spec.graph_file, *(spec.inputs[name].file for name in copied if name in spec.inputs)}
+    return Guard(spec, {path for path in replaced - kept if path})
 
 
 @click.command()

@@ -3,6 +3,7 @@ pipe, one-line diagnostics on stderr, colour, progress bars, and user errors as 
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import re
@@ -41,23 +42,25 @@ def colored(stream: Any) -> bool:
 _LABEL = re.compile(r"  (\S[^:]*:)( +)(.*)\Z", re.DOTALL)
 
 
-def paint(block: str) -> str:
-    """A block of the text output in colour: headings bold, values blue, gradients red."""
-    painted = []
+def paint(chunks: Iterable[str]) -> Iterator[str]:
+    """The text output in colour, chunk by chunk (each of whole lines): headings bold, values
+    blue, gradients red."""
     color = None
-    for line in block.split("\n"):
-        label = _LABEL.match(line)
-        if line[:1] not in ("", " "):
-            painted.append(click.style(line, bold=True))
-        elif label:
-            color = "blue" if label.group(1) == "value:" else "red"
-            painted.append(f"  {click.style(label.group(1), fg=color, bold=True)}{label.group(2)}"
-                           f"{click.style(label.group(3), fg=color)}")
-        elif line and color:
-            painted.append(click.style(line, fg=color))
-        else:
-            painted.append(line)
-    return "\n".join(painted)
+    for chunk in chunks:
+        painted = []
+        for line in chunk.split("\n"):
+            label = _LABEL.match(line)
+            if line[:1] not in ("", " "):
+                painted.append(click.style(line, bold=True))
+            elif label:
+                color = "blue" if label.group(1) == "value:" else "red"
+                painted.append(f"  {click.style(label.group(1), fg=color, bold=True)}{label.group(2)}"
+                               f"{click.style(label.group(3), fg=color)}")
+            elif line and color:
+                painted.append(click.style(line, fg=color))
+            else:
+                painted.append(line)
+        yield "\n".join(painted)
 
 
 _KINDS = {": error: ": "red", ": warning: ": "yellow"}
@@ -150,22 +153,41 @@ def progress(length: int, label: str, every: int | None, show: Callable[[Any], s
                              show_pos=True, update_min_steps=every or max(1, length // 200), item_show_func=show)
 
 
+WRITE_BUFFER = 1 << 20  # bytes gathered before each write to standard output
+
+
 def write_lines(lines: Iterable[str]) -> None:
-    """Write lines to stdout in large chunks; a reader that went away ends the command quietly
+    """Write lines to stdout, each followed by a newline, as :func:`write_chunks` writes."""
+    write_chunks(_joined(lines))
+
+
+def _joined(lines: Iterable[str]) -> Iterator[str]:
+    """Lines with their newlines, up to 4096 or WRITE_BUFFER characters together."""
+    batch: list[str] = []
+    size = 0
+    for line in lines:
+        batch.append(line)
+        size += len(line)
+        if len(batch) >= 4096 or size >= WRITE_BUFFER:
+            yield "\n".join(batch) + "\n"
+            batch.clear()
+            size = 0
+    if batch:
+        yield "\n".join(batch) + "\n"
+
+
+def write_chunks(chunks: Iterable[str | bytes | memoryview]) -> None:
+    """Write text or UTF-8 bytes to stdout as they come, through one buffer of WRITE_BUFFER
+    bytes (larger chunks go straight through); a reader that went away ends the command quietly
     with status 141, as a program killed by SIGPIPE does."""
     out = sys.stdout
     if out is None:
         raise no_output("standard output is closed")
-    chunk: list[str] = []
     try:
-        for line in lines:
-            chunk.append(line)
-            if len(chunk) >= 4096:
-                write_text(out, "\n".join(chunk) + "\n")
-                chunk.clear()
-        if chunk:
-            write_text(out, "\n".join(chunk) + "\n")
-        out.flush()
+        writer = _Writer(out)
+        for chunk in chunks:
+            writer.write(chunk)
+        writer.flush()
     except OSError as error:
         # Keep Python from failing again when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
@@ -174,19 +196,67 @@ def write_lines(lines: Iterable[str]) -> None:
         raise no_output(error.strerror or str(error)) from None
 
 
-def write_text(out: Any, text: str) -> None:
-    """Write all of ``text``: straight to the file descriptor where there is one, since a
+class _Writer:
+    """The one buffer between the renderers and standard output: chunks gathered up to
+    WRITE_BUFFER, then written straight to the file descriptor where there is one, since a
     buffered stream may drop the rest of a large write to a pipe that closed without a word.
     Characters the stream's encoding cannot hold are written as escapes (``\\u82f9``)."""
-    try:
-        descriptor = out.fileno()
-    except (AttributeError, ValueError, io.UnsupportedOperation):
-        out.write(text)
-        return
-    out.flush()
-    data = memoryview(text.encode(out.encoding or "utf-8", "backslashreplace"))
-    while data:
-        data = data[os.write(descriptor, data):]
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        try:
+            self.descriptor: int | None = out.fileno()
+        except (AttributeError, ValueError, io.UnsupportedOperation):
+            self.descriptor = None
+        self.encoding = out.encoding or "utf-8"
+        self.utf8 = codecs.lookup(self.encoding).name == "utf-8"
+        self.texts: list[str] = []
+        self.data: list[bytes | memoryview] = []
+        self.size = 0
+        if self.descriptor is not None:
+            out.flush()
+
+    def write(self, chunk: str | bytes | memoryview) -> None:
+        if isinstance(chunk, str):
+            if self.data:
+                self.flush()
+            self.texts.append(chunk)
+        else:
+            if self.texts:
+                self.flush()
+            if len(chunk) >= WRITE_BUFFER:
+                self.flush()
+                self._send(chunk)
+                return
+            self.data.append(chunk)
+        self.size += len(chunk)
+        if self.size >= WRITE_BUFFER:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.texts:
+            text = "".join(self.texts)
+            self.texts.clear()
+            if self.descriptor is None:
+                self.out.write(text)
+            else:
+                self._send(text.encode(self.encoding, "backslashreplace"))
+        elif self.data:
+            data = b"".join(self.data)
+            self.data.clear()
+            self._send(data)
+        self.size = 0
+
+    def _send(self, data: bytes | memoryview) -> None:
+        if self.descriptor is None or not self.utf8:
+            text = bytes(data).decode("utf-8")
+            if self.descriptor is None:
+                self.out.write(text)
+                return
+            data = text.encode(self.encoding, "backslashreplace")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.descriptor, view):]
 
 
 def no_output(reason: str) -> Exception:

@@ -6,12 +6,11 @@ import html
 import os
 import shutil
 import subprocess
-import tempfile
 from typing import Any, Iterable
 
 import numpy as np
 
-from . import signals
+from . import save, signals
 from .errors import CgraphError
 from .graph import Graph
 from .render import INLINE_ELEMENTS, entry_names, format_array, format_inline
@@ -104,11 +103,12 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def render_image(text: str, path: str) -> None:
-    """Run Graphviz's dot on DOT ``text``, writing ``path`` (.svg, .png or .pdf) whole or not at all.
+def render_image(text: str, path: str, guard: save.Guard) -> None:
+    """Run Graphviz's dot on DOT ``text``, writing ``path`` (.svg, .png or .pdf) whole or not at
+    all (see :func:`cgraph.save.atomic_write`, whose ``guard`` refuses a file the graph read).
 
     An exception or SystemExit meanwhile (as signals raise within
-    :func:`cgraph.signals.stopping_by_exception`) stops ``dot`` and removes the temporary file."""
+    :func:`cgraph.signals.stopping_by_exception`) stops ``dot``."""
     kind = os.path.splitext(path)[1].lower().lstrip(".")
     if kind not in IMAGE_FORMATS:
         raise CgraphError(f"--render: '{path}' does not end in {', '.join('.' + k for k in IMAGE_FORMATS)}")
@@ -116,36 +116,23 @@ def render_image(text: str, path: str) -> None:
     if program is None:
         raise CgraphError(f"--render needs the Graphviz program 'dot', which is not installed: {INSTALL_HINT}; "
                           "without --render, cgraph writes DOT text")
-    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
-        raise CgraphError(f"--render: cannot write {path}: not a regular file, which renaming would replace")
-    folder = os.path.dirname(os.path.abspath(path))
-    temp = process = None
+    named = f"--render {path}"
+    guard.check(path, named)  # before running dot, which may take long
+    save.check_folder(path)
+    process = None
     try:
-        with signals.held():  # a signal here would leave the temporary file or the child behind
-            handle, temp = tempfile.mkstemp(dir=folder, prefix=".cgraph-", suffix="." + kind)
-            os.close(handle)
-            process = subprocess.Popen([program, f"-T{kind}", "-o", temp], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=signals.release)
-        _, errors = process.communicate(text.encode())
-        if process.returncode != 0:
-            message = errors.decode(errors="replace").strip().splitlines()
-            raise CgraphError(f"--render: dot failed: {message[0] if message else f'exit status {process.returncode}'}")
-        if os.path.getsize(temp) == 0:
-            raise CgraphError(f"--render: dot wrote nothing to {path}; the file is left as it was")
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, path)
-    except BaseException as exc:
+        with signals.held():  # a signal here would leave the child behind
+            process = subprocess.Popen([program, f"-T{kind}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, preexec_fn=signals.release)
+        image, errors = process.communicate(text.encode())
+    except BaseException:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait()
-        if temp is not None and os.path.exists(temp):
-            os.unlink(temp)
-        if isinstance(exc, OSError):
-            raise CgraphError(f"--render: cannot write {path}: {exc.strerror or exc}") from None
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    if process.returncode != 0:
+        message = errors.decode(errors="replace").strip().splitlines()
+        raise CgraphError(f"--render: dot failed: {message[0] if message else f'exit status {process.returncode}'}")
+    if not image:
+        raise CgraphError(f"--render: dot wrote nothing to {path}; the file is left as it was")
+    save.atomic_write(path, lambda file: file.write(image), guard, named)

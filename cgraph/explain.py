@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from .expr import is_operation
 from .graph import Graph
 from .layers import Shape, broadcast_shapes, sum_axes
 from .lint import LintWarning, lint, reached_names
@@ -137,7 +138,7 @@ def _node_step(graph: Graph, name: str, precision: int) -> NodeStep:
         if grad is None:
             continue  # a constant: no gradient
         template = _with_dout(grad_formula)
-        rule = template.format(**names)
+        rule = with_names(template, names)
         shape = graph.shapes[arg]
         if role not in layer.broadcast_args or not _broadcast_to(shape, out_shape):
             grads.append(GradStep(arg, role, rule, substitute(template, numbers), grad, ()))
@@ -145,12 +146,36 @@ def _node_step(graph: Graph, name: str, precision: int) -> NodeStep:
             axes = sum_axes(out_shape, shape)
             grads.append(GradStep(arg, role, f"sum over axes {axes} of {rule}", f"{out_shape} -> {shape}", grad, axes))
     template = _with_dout(formula)
-    return NodeStep(name, node.op, node.args, template.format(**names), substitute(template, numbers), value, dout, grads)
+    return NodeStep(name, node.op, node.args, with_names(template, names), substitute(template, numbers), value, dout, grads)
 
 
 _OPERATOR_BEFORE = re.compile(r"(?:[-+*/@<>=]|\*\*)\s*\Z")
 _OPERAND_BEFORE = re.compile(r"[\w.)\]]\s*\Z")  # what makes a following '-' binary
 _PLAIN_NUMBER = re.compile(r"(?:\d+(?:\.\d+)?|nan|inf)\Z")
+
+
+def with_names(template: str, names: dict[str, str]) -> str:
+    """``template`` with each ``{field}`` replaced by its name from ``names``; a formula's part named
+    by an operator's text (``x - 1``) in parentheses, unless it stands alone between brackets or commas
+    (``(x - 1) ** 2``, ``mean(x - 1)``)."""
+    parsed = list(string.Formatter().parse(template))
+    pieces: list[str] = []
+    for index, (literal, field, _, _) in enumerate(parsed):
+        pieces.append(literal)
+        if field is None:
+            continue
+        name = names[field]
+        before = "".join(pieces).rstrip()
+        after = parsed[index + 1][0].lstrip() if index + 1 < len(parsed) else ""
+        alone = before.endswith(("(", "[", ",")) or not before
+        alone = alone and (after.startswith((")", "]", ",")) or not after)
+        pieces.append(name if alone else operand(name))
+    return "".join(pieces)
+
+
+def operand(name: str) -> str:
+    """A name as it reads beside an operator: in parentheses where it is an operator's text."""
+    return f"({name})" if is_operation(name) else name
 
 
 def substitute(template: str, numbers: dict[str, str]) -> str:
@@ -229,9 +254,9 @@ def render_text(graph: Graph, steps: list[Step], only: Iterable[str] = (), preci
 def _node_lines(step: NodeStep, precision: int) -> list[str]:
     """The node's equation and its inputs' gradients, with the '=' columns aligned."""
     repeated = {arg for arg in step.args if step.args.count(arg) > 1}
-    labels = [f"d {grad.arg}" + (f" (as {grad.role})" if grad.arg in repeated else "") for grad in step.grads]
+    labels = [f"d {operand(grad.arg)}" + (f" (as {grad.role})" if grad.arg in repeated else "") for grad in step.grads]
     width = max(map(len, labels), default=0)
-    rows = [(f"{step.name} = {step.rule}", "=", step.numbers, step.value)]
+    rows = [(f"{operand(step.name)} = {step.rule}", "=", step.numbers, step.value)]
     rows += [(f"  {label:<{width}} = {grad.rule}", ":" if grad.summed_axes else "=", grad.numbers, grad.grad)
              for label, grad in zip(labels, step.grads)]
     left = max(len(row[0]) for row in rows)
@@ -245,7 +270,7 @@ def _sum_line(step: SumStep, precision: int) -> str:
         f"{{{index}}} (from {user}{f', as {role}' if role else ''})" for index, (user, role, _) in enumerate(step.parts)
     )
     parts = substitute(template, {str(index): format_inline(grad, precision) for index, (_, _, grad) in enumerate(step.parts)})
-    return f"d {step.name} = {parts} = {format_inline(step.grad, precision)}"
+    return f"d {operand(step.name)} = {parts} = {format_inline(step.grad, precision)}"
 
 
 # --- JSON -----------------------------------------------------------------

@@ -5,24 +5,32 @@ module in eval mode (never evaluated) and walked with a whitelist: names, number
 operators ``+ - * / ** @`` and unary minus, calls of ops by name with literal keyword
 attributes, and indexing with literal keys. Anything else is an error at its token.
 
+A ``#`` starts a comment, which ends at its line. Numbers are written in decimal
+(NUMBER below); Python's other spellings (``0x10``, ``1_000``, ``1j``) are errors.
+
 Each sub-expression that is not a bare name or number becomes a node of its own (a
-``Part``), named by its text: ``(x @ W1)`` for an operator (in parentheses, so that it
-reads right inside other formulas), ``exp(-z)`` for a call, ``w[0]`` for indexing; where
-that text is longer than NAME_LIMIT characters, by the node's name and a number
-(``f#2``). Numbers become constants named by their text (``2``, ``0.5``, ``-1``). None of
-these names is an identifier, so they never collide with the names of a file's inputs
-and nodes; the same text anywhere in a graph is the same node.
+``Part``), named by its text as ``ast.unparse`` writes it: ``x @ W1`` for an operator,
+``exp(-z)`` for a call, ``w[0]`` for indexing; where that text is longer than NAME_LIMIT
+characters, by the node's name and a number (``f#2``). Numbers become constants named by
+their text (``2``, ``0.5``, ``-1``), and so does a sub-expression of numbers alone, computed
+as the graph would compute it (``2 * 1`` is the constant ``2``). None of these names is an
+identifier, so they never collide with the names of a file's inputs and nodes; the same
+text anywhere in a graph is the same node. The root of a formula (unary ``+`` aside) is
+the node itself, named by the node's name.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import keyword
 import math
 import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from .arrays import suggest
 from .errors import CgraphError, Position, TextPosition
@@ -63,13 +71,16 @@ REFUSED: dict[type, str] = {
 ALLOWED = "names, numbers, + - * / ** @, calls of ops like exp(x) or sum(x, axis=0), and indexing like x[0]"
 
 _NAME = r"[A-Za-z_]\w*"
-_NUMBER = r"(?:0|[1-9][0-9]*)(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?"
+_NUMBER = r"(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+NUMBER = re.compile(_NUMBER + r"\Z", re.ASCII)  # the numbers a formula may hold: 0, 16, 2.5, .5, 5., 1e-3, 2E+10
+NUMBER_RULE = "digits with an optional fraction and exponent, such as 16, 0.5, .5, 1e-3"
 _ATOM = f"(?:{_NAME}|{_NUMBER})"
 _SIMPLE_BINARY = re.compile(rf" *({_ATOM}) *(\*\*|[-+*/@]) *({_ATOM}) *\Z", re.ASCII)
 _SIMPLE_CALL = re.compile(rf" *({_NAME})\( *({_NAME}) *(?:, *({_NAME}) *)?\) *\Z", re.ASCII)
 _SYMBOLS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow", "@": "matmul"}
 _OPERATOR_CHARS = re.compile(r"[-+*/@%&|^~<>=!]")
 _LONG_NUMBER = re.compile(rf"[0-9]{{{MAX_DIGITS + 1},}}")
+_COMMENT = re.compile(r"#[^\n\r]*")
 
 
 @dataclass
@@ -108,7 +119,7 @@ def simple(text: str) -> tuple[str, tuple[str, ...], dict[str, float], int] | No
         left, symbol, right = match.groups()
         args, constants = [], {}
         for atom in (left, right):
-            if atom[0].isdigit():
+            if not atom[0].isalpha() and atom[0] != "_":
                 value = float(atom)
                 if len(atom) > MAX_DIGITS or not math.isfinite(value):
                     return None  # for the error the full reading gives
@@ -149,13 +160,13 @@ class _Reader:
 
     def __init__(self, name: str, text: str, pos: Position, texts: dict[str, str]) -> None:
         self.name = name
-        self.text = text
+        self.text = _COMMENT.sub(lambda match: " " * len(match.group()), text)  # offsets kept for positions
         self.pos = pos
         self.texts = texts
         self.expansion = Expansion([])
         self.count = 0  # parts named NAME#N so far
         self.root: ast.AST | None = None
-        flat = text.replace("\n", " ").replace("\r", " ").replace("\t", " ")
+        flat = self.text.replace("\n", " ").replace("\r", " ").replace("\t", " ")
         self.source = flat.lstrip(" ")
         self.lead = len(flat) - len(self.source)
         self.encoded = None if self.source.isascii() else self.source.encode()
@@ -201,8 +212,12 @@ class _Reader:
             raise self.fail(f"invalid expression: {error.msg}", self.at(self.lead + column)) from None
         except (ValueError, MemoryError, RecursionError):
             raise self.fail("invalid expression: too complex", self.pos) from None
-        root = self.root = tree.body
+        root = tree.body
+        while isinstance(root, ast.UnaryOp) and isinstance(root.op, ast.UAdd):
+            root = root.operand  # +f is f: the node is what it applies to
+        self.root = root
         self._bound_depth(root)
+        self._check_numbers(root)
         if isinstance(root, ast.Name):
             name = self.source_of(root)
             raise self.fail(f"the expression is only the name '{name}': a node applies an op "
@@ -210,7 +225,10 @@ class _Reader:
         if isinstance(root, ast.Constant) and _is_number(root.value):
             raise self.fail("the expression is only a number: make it an input", root)
         self.visit(root)
-        return self.expansion
+        expansion = self.expansion
+        used = {arg for part in expansion.parts for arg in part.body["inputs"]}
+        expansion.constants = {name: value for name, value in expansion.constants.items() if name in used}  # not those folded away
+        return expansion
 
     def _bound(self) -> None:
         """Refuse, before parsing, text too long, with too many operators or nested too deep."""
@@ -242,6 +260,14 @@ class _Reader:
             if depth > MAX_DEPTH:
                 raise self.fail(f"the expression nests more than {MAX_DEPTH} operations inside one another", node)
             stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node) if hasattr(child, "col_offset"))
+
+    def _check_numbers(self, root: ast.AST) -> None:
+        """Refuse a number not written as NUMBER (``0x10``, ``1_000``, ``1j``, ``007``), at its column."""
+        for node in ast.walk(root):
+            if isinstance(node, ast.Constant) and type(node.value) in (int, float, complex):
+                text = self.source_of(node)
+                if not NUMBER.match(text):
+                    raise self.fail(f"'{text[:40]}' is not a number as formulas write them: {NUMBER_RULE}", node)
 
     def visit(self, node: ast.AST) -> str:
         """The name of the value ``node`` computes: an input's or node's, a constant's, or a new Part's."""
@@ -374,7 +400,15 @@ class _Reader:
 
     def part(self, node: ast.AST, op: str, op_pos: Position, args: list[tuple[str, ast.AST]],
              attrs: dict[str, tuple[Any, ast.AST]]) -> str:
-        """A new Part for ``node``: the node itself where it is the whole expression, else named by its text."""
+        """A new Part for ``node``: the node itself where it is the whole expression, else named by its
+        text; or, for a sub-expression of numbers alone, the constant it computes."""
+        constants = self.expansion.constants
+        if node is not self.root and all(arg in constants for arg, _ in args):
+            value = fold(op, [constants[arg] for arg, _ in args], {key: value for key, (value, _) in attrs.items()})
+            if value is not None:
+                name = number_name(value)
+                constants[name] = value
+                return name
         pos = self.where(node)
         body = YMap(pos)
         body["op"] = op
@@ -399,6 +433,28 @@ class _Reader:
 
 
 _NOT_LITERAL = object()
+
+
+def fold(op: str, values: list[float], attrs: dict[str, Any]) -> float | None:
+    """The value op ``op`` computes from the constants ``values``, as the graph's forward pass would
+    compute it (Python floats through the layer); None where the op does not take them, or the
+    value is not a finite number (the graph then says what is wrong, where it is)."""
+    try:
+        layer = REGISTRY[op](**attrs)
+        if layer.out_shape(*[()] * len(values)) != ():
+            return None
+        with np.errstate(all="ignore"):
+            number = float(layer.forward(*values))
+    except (ValueError, TypeError, ArithmeticError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def number_name(value: float) -> str:
+    """A computed constant's name: its shortest text, as an integer where it is one (``2``, ``0.5``, ``-0.0``)."""
+    if value.is_integer() and abs(value) < 2 ** 53 and not (value == 0 and math.copysign(1.0, value) < 0):
+        return repr(int(value))
+    return repr(value)
 
 
 def _sequence(items: list[str], positions: list[Position], pos: Position) -> list[str]:
@@ -432,6 +488,18 @@ def _shown(value: Any) -> str:
 
 
 def _text(node: ast.AST) -> str:
-    """A sub-expression's name: its text, written canonically, in parentheses for an operator."""
-    text = ast.unparse(node)
-    return f"({text})" if isinstance(node, (ast.BinOp, ast.UnaryOp)) else text
+    """A sub-expression's name: its text, written canonically."""
+    return ast.unparse(node)
+
+
+@functools.lru_cache(maxsize=4096)
+def is_operation(name: str) -> bool:
+    """Whether a node's name is the text of an operator's sub-expression (``x @ W1``, ``-dot``), which
+    needs parentheses beside another operator; not a name, number, call or index."""
+    if name.isidentifier():
+        return False
+    try:
+        body = ast.parse(name, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return isinstance(body, (ast.BinOp, ast.UnaryOp)) and not _is_number(_literal(body))

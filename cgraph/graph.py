@@ -150,7 +150,7 @@ class Graph:
                 what = "take shape" if len(described) == 1 else "combine shapes"
                 raise CgraphError(
                     f"node '{name}': {node.op} cannot {what} {listed}: {_named(str(error), layer, node.args)}",
-                    self.spec.position(name),
+                    self.spec.attr_position(name, getattr(error, "keys", ())) or self.spec.position(name),
                 ) from None
             if shape and shape not in within_limits:
                 try:

@@ -184,15 +184,18 @@ def load_graph(
     warn about NaN and infinity (fail with ``strict``). ``forward_passes`` gives how many runs the
     command makes (1 by default)."""
     from . import api, budget
-    from .arrays import parse_array_option, suggest
+    from .arrays import read_array_option, suggest
     from .errors import CgraphError
+    from .save import refuse_stdout_over_inputs
 
     if (file is None) == (not expressions):
         raise click.UsageError("give FILE or -e/--expr 'NAME = EXPR', not both" if expressions
                                else "missing FILE (or -e/--expr 'NAME = EXPR')")
+    memory = budget.default_max_memory() if max_memory is None else max_memory
     gc.disable()  # a run makes millions of objects and no reference cycles; the process ends soon after
-    overrides = {} if expressions else {
-        name: parse_array_option(text, f"--set {name}", max_elements) for name, text in sets}
+    read = {} if expressions else {name: read_array_option(text, f"--set {name}", max_elements) for name, text in sets}
+    overrides = {name: array for name, (array, _) in read.items()}
+    override_files = {name: path for name, (_, path) in read.items()}
     if expressions:
         graph = api.from_expressions(expressions, dict(sets), output=output, max_elements=max_elements)
     elif file == "-":
@@ -200,23 +203,28 @@ def load_graph(
             raise CgraphError("there is no standard input to read the graph from")
         if sys.stdin.isatty():
             say("cgraph: reading the graph from standard input (end it with Ctrl-D)")
-        text = api.decode(sys.stdin.buffer.read(), "<stdin>")
-        graph = api.loads(text, source="<stdin>", base_dir=os.getcwd(), overrides=overrides,
-                          output=output, max_elements=max_elements)
+        graph = api.loads(sys.stdin.buffer.read(), source="<stdin>", base_dir=os.getcwd(), overrides=overrides,
+                          output=output, max_elements=max_elements, override_files=override_files, max_memory=memory)
     else:
-        graph = api.load(file, overrides=overrides, output=output, max_elements=max_elements)
+        graph = api.load(file, overrides=overrides, output=output, max_elements=max_elements,
+                         override_files=override_files, max_memory=memory)
     for name in nodes:
         if name not in graph.shapes:
             raise CgraphError(f"--node: unknown name '{name}'{suggest(name, graph.shapes)}")
-    budget.check_budget(graph, budget.default_max_memory() if max_memory is None else max_memory, max_work,
+    budget.check_budget(graph, memory, max_work,
                         backward=dout is not None or not run,
                         forward_passes=forward_passes(graph) if forward_passes else 1)
+    if dout is not None and run:
+        gradient, dout_file = read_array_option(dout, "--dout", max_elements)
+        if dout_file:
+            graph.spec.files = (*graph.spec.files, dout_file)
+    refuse_stdout_over_inputs(graph.spec)
     if not run:
         return graph
     with notice_if_slow("forward and backward passes" if dout is not None else "forward pass"):
         graph.forward()
         if dout is not None:
-            graph.backward(parse_array_option(dout, "--dout", max_elements))
+            graph.backward(gradient)
     problems = find_problems(graph, strict)
     for line in problems:
         say(line)

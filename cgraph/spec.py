@@ -8,10 +8,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, is_number, suggest
+from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, is_number, source_file, suggest
 from .errors import CgraphError, Position, TextPosition
 from .expr import expand, simple
-from .layers import REGISTRY, REQUIRED
+from .layers import REGISTRY, REQUIRED, AttrError
 from .yamlsafe import key_position_of, position_of
 
 TOP_KEYS = ("inputs", "nodes", "output")
@@ -22,11 +22,12 @@ NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
 
 @dataclass
 class InputSpec:
-    """A named input array and where it was defined."""
+    """A named input array, where it was defined, and the file it was read from (resolved), if any."""
 
     name: str
     value: np.ndarray
     pos: Position | None
+    file: str | None = None
 
 
 @dataclass(slots=True)
@@ -38,6 +39,7 @@ class NodeSpec:
     args: tuple[str, ...]
     pos: Position | None
     attrs: Mapping[str, Any] = field(default_factory=dict)  # the attributes written in the node, as read
+    attr_pos: Mapping[str, Position] | None = None  # where each of them was written, where known
 
 
 @dataclass
@@ -52,6 +54,23 @@ class GraphSpec:
     # Where a name stands in the source, (section, name) -> position, if it was read without positions.
     locate: Callable[[str, str], Position | None] | None = None
     constants: dict[str, float] = field(default_factory=dict)  # the numbers in expressions, by their text
+    graph_file: str | None = None  # the file the graph was read from, resolved (absolute, links followed)
+    # Every file read to make and run the graph, resolved: the graph file, the inputs' files, ...
+    files: tuple[str, ...] = ()
+
+    def file_role(self, path: str) -> str:
+        """What the file at resolved ``path``, one of ``files``, is to the graph: "the graph file",
+        "the file of input 'x'", or "a file"."""
+        if path == self.graph_file:
+            return "the graph file"
+        name = next((item.name for item in self.inputs.values() if item.file == path), None)
+        return f"the file of input '{name}'" if name else "a file"
+
+    def attr_position(self, name: str, keys: tuple[str, ...]) -> Position | None:
+        """Where node ``name`` wrote the first of the attributes ``keys`` it writes, where known."""
+        node = self.nodes.get(name)
+        written = node.attr_pos if node is not None and node.attr_pos else {}
+        return next((written[key] for key in keys if key in written), None)
 
     def position(self, name: str) -> Position | None:
         """Where the input or node ``name`` was defined."""
@@ -73,10 +92,14 @@ def build_spec(
     output: str | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
     locate: Callable[[str, str], Position | None] | None = None,
+    graph_file: str | None = None,
+    override_files: Mapping[str, str | None] | None = None,
 ) -> GraphSpec:
     """Validate parsed YAML ``data`` into a GraphSpec; ``overrides`` replace inputs' values.
 
     ``locate`` finds where a name of a section stands in the source, where ``data`` has no positions.
+    ``graph_file`` is the file ``data`` was read from and ``override_files`` the files ``overrides``
+    were, by name (resolved paths): with the inputs' own files, they make the spec's ``files``.
     """
     top = Position(source)
     if data is None:
@@ -109,9 +132,11 @@ def build_spec(
         value_pos = position_of(inputs_data, name) or name_pos
         if name in overrides:  # replaced: the file's array is not built, only its dtype kept
             array = cast(overrides[name], declared_dtype(value, value_pos))
+            file = (override_files or {}).get(name)
         else:
             array = build_array(value, value_pos, base_dir, max_elements)
-        inputs[name] = InputSpec(name, array, name_pos)
+            file = source_file(value, base_dir)
+        inputs[name] = InputSpec(name, array, name_pos, file)
 
     written: dict[str, NodeSpec] = {}
     bodies: dict[str, Any] = {}  # each node's mapping, or formula and its position, for the positions of its inputs
@@ -162,7 +187,8 @@ def build_spec(
 
     nodes = {name: written[name] for name in _dependency_order(written)}
     chosen = _output(data, nodes, inputs, output, top)
-    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), locate, constants)
+    files = tuple(dict.fromkeys(path for path in (graph_file, *(item.file for item in inputs.values())) if path))
+    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), locate, constants, graph_file, files)
 
 
 def _refuse_misplaced_sections(data: dict, top: Position) -> None:
@@ -255,15 +281,24 @@ def _checked_node(name: str, body: Any, pos: Position, name_pos: Position | None
         names = "x1, x2, ..." if layer.variadic else ", ".join(layer.args)
         raise CgraphError(f"node '{name}': op '{op}' takes {layer.arity()}, got {len(args)}: {op}({names})", args_pos)
     attrs: dict[str, Any] = {}
+    attr_pos: dict[str, Position] = {}
     for key, attr in layer.attrs.items():
         if key in body:
+            key_pos = position_of(body, key) or pos
             try:
                 attrs[key] = attr.read(body[key])
             except ValueError as error:
-                raise CgraphError(f"node '{name}': {op} attribute '{key}' {error}", position_of(body, key) or pos) from None
+                raise CgraphError(f"node '{name}': {op} attribute '{key}' {error}", key_pos) from None
+            attr_pos[key] = key_pos
         elif attr.default is REQUIRED:
             raise CgraphError(f"node '{name}': op '{op}' needs the attribute '{key}': {attr.doc}", pos)
-    return NodeSpec(name, op, tuple(args), name_pos, attrs)
+    if layer.attrs:
+        try:
+            layer.check_attrs({key: attrs.get(key, attr.default) for key, attr in layer.attrs.items()})
+        except AttrError as error:
+            where = next((attr_pos[key] for key in error.keys if key in attr_pos), pos)
+            raise CgraphError(f"node '{name}': {op}: {error}", where) from None
+    return NodeSpec(name, op, tuple(args), name_pos, attrs, attr_pos)
 
 
 def _dependency_order(nodes: dict[str, NodeSpec]) -> list[str]:

@@ -141,7 +141,9 @@ def parse(text: str, filename: str) -> Any:
                     add(event.value, pos)
                 else:
                     value = _resolve(event, pos)
-                    add(value, _text_position(event, text, pos) if type(value) is str else pos)
+                    if type(value) is str and event.style == ">" and "#" in value:
+                        value = _unfolded(event, text)
+                    add(value, _text_position(event, value, text, pos) if type(value) is str else pos)
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
                 pos = here(event.start_mark)
                 _refuse_anchor(event, pos)
@@ -181,17 +183,26 @@ def parse(text: str, filename: str) -> Any:
     return root
 
 
-def _text_position(event: Any, text: str, pos: Position) -> Position:
+def _unfolded(event: Any, text: str) -> str:
+    """A folded block scalar (``>``) with its line breaks kept, as a literal block (``|``) keeps them:
+    for a formula with ``#`` comments, each of which ends at its line."""
+    lines = text[event.start_mark.index:event.end_mark.index].split("\n")[1:]
+    indent = min((len(line) - len(line.lstrip(" ")) for line in lines if line.strip()), default=0)
+    body = "\n".join(line[indent:] for line in lines).rstrip("\n")
+    return body + "\n" if event.value.endswith("\n") else body
+
+
+def _text_position(event: Any, value: str, text: str, pos: Position) -> Position:
     """A string scalar's position, with where each of its lines starts in the source where that is
-    exact: a plain or quoted scalar on one line without escapes, or a literal block (``|``)."""
+    exact: a plain or quoted scalar on one line without escapes, or a literal block (``|``), or a
+    folded one read as literal (see _unfolded)."""
     raw = text[event.start_mark.index:event.end_mark.index]
-    value = event.value
     line, col = pos.line or 1, pos.col or 1
     if event.style in ("", "'", '"'):
         quote = 1 if event.style else 0
         if "\n" not in raw and raw[quote:len(raw) - quote] == value:
             return TextPosition(pos.file, line, col, ((line, col + quote),))
-    elif event.style == "|":
+    elif event.style == "|" or event.style == ">" and value is not event.value:
         source_lines = raw.split("\n")[1:]  # the lines after the header line ('|', '|-', ...)
         starts = []
         for index, (value_line, source_line) in enumerate(zip(value.split("\n"), source_lines)):

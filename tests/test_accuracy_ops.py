@@ -62,7 +62,7 @@ def test_argmax_shape(shape, axis, expected):
 
 @pytest.mark.parametrize(("text", "message"), [
     ("inputs: {y: [[1, 2]]}\nnodes:\n  a: {op: argmax, inputs: [y], axis: 2}\n",
-     "<string>:3:3: error: node 'a': argmax cannot take shape y (1, 2): axis 2 is out of range for 'y', which has 2 dimensions"),
+     "<string>:3:38: error: node 'a': argmax cannot take shape y (1, 2): axis 2 is out of range for 'y', which has 2 dimensions"),
     ("inputs: {y: {shape: [0, 2], fill: 0}}\nnodes:\n  a: {op: argmax, inputs: [y], axis: 1}\n",
      "<string>:3:3: error: node 'a': argmax cannot take shape y (0, 2): 'y' is empty: it has no largest value"),
     ("inputs: {y: [[1, 2]]}\nnodes:\n  a: {op: argmax, inputs: [y], axis: [1]}\n",

@@ -225,6 +225,30 @@ def test_serve_redraws_on_save_shows_an_error_and_recovers(watched: Watched, tmp
     assert code == 130
 
 
+def test_serve_redraws_when_an_input_file_is_saved_and_shows_it_missing(watched: Watched, tmp_path: Path) -> None:
+    graph = tmp_path / "g.yaml"
+    graph.write_text("inputs:\n  x: {file: x.npy}\n  w: 3\nnodes:\n  y: {op: mul, inputs: [x, w]}\n"
+                     "  s: {op: sum, inputs: [y]}\n")
+    np.save(tmp_path / "x.npy", np.full(4, 2.0))
+    process, url = start_server(graph)
+    try:
+        watched.allowed.append(url)
+        watched.open(url)
+        page = watched.page
+        page.locator('g.node[data-name="s"] text', has_text="value 24").wait_for(state="attached", timeout=2000)
+        np.save(tmp_path / "x.npy", np.full(4, 5.0))  # 4 * 5 * 3 = 60, shown within 2 s
+        page.locator('g.node[data-name="s"] text', has_text="value 60").wait_for(state="attached", timeout=2000)
+        (tmp_path / "x.npy").unlink()
+        watched.wait_for_state("error", 2000)
+        assert page.inner_text("#message") == f"{graph}:2:13: error: file not found: x.npy"
+        np.save(tmp_path / "x.npy", np.full(4, 1.0))
+        watched.wait_for_state("ready", 2000)
+        page.locator('g.node[data-name="s"] text', has_text="value 12").wait_for(state="attached", timeout=2000)
+    finally:
+        code, _ = stop(process)
+    assert code == 130
+
+
 def test_simple_convnet_page_shows_the_shapes_and_the_filters_gradients(watched: Watched, tmp_path: Path) -> None:
     open_graph(watched, tmp_path, "simple_convnet")
     page = watched.page

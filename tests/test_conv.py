@@ -30,21 +30,23 @@ def one_node(x: list[int], node: str) -> str:
     return f"inputs:\n  x: {{shape: {x}, fill: 1}}\n  g: {{shape: [3], fill: 1}}\nnodes:\n  n: {node}\n"
 
 
-# (graph text, the whole error line) for mistakes of shape and attribute.
+# (graph text, the whole error line) for mistakes of shape and attribute: placed at the attribute
+# at fault where the node writes one (a stride that does not divide, the pad beside a window too
+# large), else at the node.
 ERRORS = [
     (conv_graph([2, 1, 28, 28], [30, 1, 5, 5], stride=2),
-     "<stdin>:6:3: error: node 'c1': conv2d cannot combine shapes x (2, 1, 28, 28), W (30, 1, 5, 5) and b (30,): "
+     "<stdin>:6:47: error: node 'c1': conv2d cannot combine shapes x (2, 1, 28, 28), W (30, 1, 5, 5) and b (30,): "
      "(H + 2·pad − FH) / stride + 1 = (28 + 0 − 5) / 2 + 1 = 12.5 is not a whole number; try stride 1"),
     # 28 + 2·2 − 5 = 27 is a multiple of 3, and of no stride between 1 and 3.
     (conv_graph([2, 1, 28, 28], [30, 1, 5, 5], stride=3),
-     "<stdin>:6:3: error: node 'c1': conv2d cannot combine shapes x (2, 1, 28, 28), W (30, 1, 5, 5) and b (30,): "
+     "<stdin>:6:47: error: node 'c1': conv2d cannot combine shapes x (2, 1, 28, 28), W (30, 1, 5, 5) and b (30,): "
      "(H + 2·pad − FH) / stride + 1 = (28 + 0 − 5) / 3 + 1 = 8.66667 is not a whole number; try pad 2 or stride 1"),
     # rows fit; along the columns 10 − 3 = 7 is odd, and 10 + 2 − 3 = 9 too: no pad helps a stride of 2.
     (conv_graph([1, 1, 9, 10], [1, 1, 3, 3], stride=[2, 2], pad=[0, 1]),
-     "<stdin>:6:3: error: node 'c1': conv2d cannot combine shapes x (1, 1, 9, 10), W (1, 1, 3, 3) and b (1,): "
+     "<stdin>:6:47: error: node 'c1': conv2d cannot combine shapes x (1, 1, 9, 10), W (1, 1, 3, 3) and b (1,): "
      "(W + 2·pad − FW) / stride + 1 = (10 + 2 − 3) / 2 + 1 = 5.5 is not a whole number; try stride 1"),
     (conv_graph([1, 1, 3, 3], [1, 1, 5, 5]),
-     "<stdin>:6:3: error: node 'c1': conv2d cannot combine shapes x (1, 1, 3, 3), W (1, 1, 5, 5) and b (1,): "
+     "<stdin>:6:55: error: node 'c1': conv2d cannot combine shapes x (1, 1, 3, 3), W (1, 1, 5, 5) and b (1,): "
      "(H + 2·pad − FH) / stride + 1 = (3 + 0 − 5) / 1 + 1 = -1: the window of 5 does not fit in 3 (padded) along H"),
     (conv_graph([2, 3, 8, 8], [4, 1, 3, 3]),
      "<stdin>:6:3: error: node 'c1': conv2d cannot combine shapes x (2, 3, 8, 8), W (4, 1, 3, 3) and b (4,): "
@@ -59,14 +61,14 @@ ERRORS = [
      "the bias 'b' must have shape (2,), one per filter (axis 0 of 'W' (2, 1, 3, 3)); it has shape (3,)"),
     # 5 + 2·pad − 2 is odd for every pad: only a stride helps.
     (one_node([1, 1, 5, 5], "{op: max_pool2d, inputs: [x], size: 2}"),
-     "<stdin>:5:3: error: node 'n': max_pool2d cannot take shape x (1, 1, 5, 5): "
+     "<stdin>:5:42: error: node 'n': max_pool2d cannot take shape x (1, 1, 5, 5): "
      "(H + 2·pad − size) / stride + 1 = (5 + 0 − 2) / 2 + 1 = 2.5 is not a whole number; try stride 1"),
     # pad 2 would make 5 + 4 − 3 a multiple of 3, but a pad is at most half the window, 1.
     (one_node([1, 1, 5, 5], "{op: avg_pool2d, inputs: [x], size: 3}"),
-     "<stdin>:5:3: error: node 'n': avg_pool2d cannot take shape x (1, 1, 5, 5): "
+     "<stdin>:5:42: error: node 'n': avg_pool2d cannot take shape x (1, 1, 5, 5): "
      "(H + 2·pad − size) / stride + 1 = (5 + 0 − 3) / 3 + 1 = 1.66667 is not a whole number; try stride 2"),
     (one_node([1, 1, 4, 4], "{op: max_pool2d, inputs: [x], size: 2, pad: 2}"),
-     "<stdin>:5:3: error: node 'n': max_pool2d cannot take shape x (1, 1, 4, 4): "
+     "<stdin>:5:50: error: node 'n': max_pool2d: "
      "pad 2 is more than half the window 2; a window would hold nothing but padding"),
     (one_node([2, 4], "{op: batchnorm, inputs: [x, g, g]}"),
      "<stdin>:5:3: error: node 'n': batchnorm cannot combine shapes x (2, 4), g (3,) and g (3,): "
@@ -157,6 +159,40 @@ def test_max_pool_nan_is_the_maximum_and_takes_the_gradient() -> None:
     np.testing.assert_array_equal(dx[0, 0], [[0, 0], [1, 0]])  # the last NaN, as PyTorch
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("attrs", [{"size": 2}, {"size": [2, 3], "stride": [3, 5], "pad": [1, 0]},
+                                   {"size": 3, "stride": 1, "pad": 1}, {"size": [1, 2]}])
+def test_max_pool_signed_zeros_bit_for_bit(dtype: str, attrs: dict) -> None:
+    # Windows full of ties between 0.0 and -0.0: the value is np.maximum folded over the window in
+    # row-major order (numpy returns the second of two equal values, so the sign of the last zero),
+    # the gradient goes to the first maximum, and dout * 0 (keeping dout's sign) to the rest.
+    rng = np.random.default_rng(2)
+    x = rng.choice(np.array([0.0, -0.0, -1.0]), (2, 2, 6, 8)).astype(dtype)
+    dout_shape = cgraph.layers.REGISTRY["max_pool2d"](**attrs).out_shape(x.shape)
+    dout = rng.choice(np.array([-1.5, 2.0, -0.0]), dout_shape).astype(dtype)
+    layer = MaxPool2dLayer(**attrs)
+    out, (dx,) = layer.forward(x), layer.backward(dout)
+    (kh, kw), (sh, sw), (ph, pw) = (loops.pair(attrs.get(key, default)) for key, default in
+                                    (("size", 0), ("stride", attrs["size"]), ("pad", 0)))
+    padded = loops.padded(x, (ph, pw), -np.inf).astype(dtype)
+    expected_dx = np.zeros(padded.shape, dtype)
+    overlapping = sh < kh or sw < kw
+    for n, c, i, j in np.ndindex(*dout_shape):
+        window = padded[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw]
+        value = window.flat[0]
+        for element in window.flat[1:]:
+            value = np.maximum(value, element)
+        assert out[n, c, i, j].tobytes() == value.tobytes()
+        first = np.argmax(window)
+        for k in range(window.size):
+            gradient = dout[n, c, i, j] * (k == first)
+            target = (n, c, i * sh + k // kw, j * sw + k % kw)
+            expected_dx[target] = expected_dx[target] + gradient if overlapping else gradient
+    expected_dx = expected_dx[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
+    np.testing.assert_array_equal(dx, expected_dx)
+    np.testing.assert_array_equal(np.signbit(dx), np.signbit(expected_dx))
+
+
 def test_avg_pool_counts_padded_zeros() -> None:
     layer = AvgPool2dLayer(size=2, stride=1, pad=1)
     out = layer.forward(np.ones((1, 1, 2, 2)))
@@ -241,7 +277,8 @@ def test_work_and_scratch_of_the_benchmark_convolution() -> None:
     assert padded == 2 * (2 * 4 * 4) * 27 + 2 * (2 * 3 * 6 * 6) + 2 * 4 * 4 * 5
     pool = MaxPool2dLayer(size=2)
     assert pool.work((100, 30, 24, 24)) == 2 * 100 * 30 * 12 * 12 * 4
-    assert pool.scratch_elements((100, 30, 24, 24)) == 100 * 30 * 12 * 12
+    # The maxima of the windows' rows (100, 30, 24, 12) or their gradient, and the positions (out's size).
+    assert pool.scratch_elements((100, 30, 24, 24)) == 100 * 30 * 24 * 12 + 100 * 30 * 12 * 12
 
 
 def test_im2col_counts_in_the_memory_budget_before_anything_runs(monkeypatch: pytest.MonkeyPatch) -> None:

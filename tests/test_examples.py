@@ -99,6 +99,17 @@ def spiral_net() -> tuple[dict, dict]:
 
 SIGMOID_1 = 1 / (1 + math.exp(-1))
 
+
+def tiny_net() -> tuple[dict, dict]:
+    """tiny_net.yaml's values and gradients by the chain rule in numpy."""
+    x, W, b, v = np.array([0.5, -1.0]), np.array([[0.3, -0.2], [0.8, 0.1]]), np.array([0.1, -0.1]), np.array([1.0, -0.5])
+    h = np.tanh(x @ W + b)
+    y = h @ v
+    dy = y - 0.25
+    da = dy * v * (1 - h * h)
+    return ({"h": h, "y": y, "loss": 0.5 * dy * dy},
+            {"y": dy, "h": dy * v, "W": np.outer(x, da), "b": da, "x": W @ da, "v": dy * h, "target": -dy})
+
 # file -> (dout, expected values, expected gradients), all worked out by hand.
 EXPECTED = {
     # "Deep Learning from Scratch", 5.4.1: price 220; d apple 2.2, d apple_num 110, d tax 200.
@@ -137,11 +148,17 @@ EXPECTED = {
     "cs231n_circuit.yaml": (1.0, {"q": 3.0, "f": -12.0}, {"x": -4.0, "y": -4.0, "z": 3.0, "q": -4.0}),
     # CS231n's sigmoid neuron: dot = 2*-1 + -3*-2 - 3 = 1, f = 1 / (1 + e^-1); ddot = f (1 - f),
     # dw = ddot * [x0, x1, 1], dx = ddot * [w0, w1]; d(-dot) = -ddot.
-    "sigmoid_neuron.yaml": (1.0, {"dot": 1.0, "f": SIGMOID_1, "(-dot)": -1.0, "exp(-dot)": math.exp(-1)},
-                            {"dot": SIGMOID_1 * (1 - SIGMOID_1), "(-dot)": -SIGMOID_1 * (1 - SIGMOID_1),
+    "sigmoid_neuron.yaml": (1.0, {"dot": 1.0, "f": SIGMOID_1, "-dot": -1.0, "exp(-dot)": math.exp(-1)},
+                            {"dot": SIGMOID_1 * (1 - SIGMOID_1), "-dot": -SIGMOID_1 * (1 - SIGMOID_1),
                              "w": [-SIGMOID_1 * (1 - SIGMOID_1), -2 * SIGMOID_1 * (1 - SIGMOID_1),
                                    SIGMOID_1 * (1 - SIGMOID_1)],
                              "x": [2 * SIGMOID_1 * (1 - SIGMOID_1), -3 * SIGMOID_1 * (1 - SIGMOID_1)]}),
+    # buy_apple.yaml's gradient graph: grad_apple = tax * apple_num = 2.2, whose own gradients are the
+    # second derivatives: d apple_num = tax = 1.1, d tax = apple_num = 2, d apple = 0.
+    "buy_apple_grad.yaml": (1.0, {"grad_apple_price": 1.1, "grad_tax": 200.0, "grad_apple": 2.2, "grad_apple_num": 110.0},
+                            {"apple": 0.0, "apple_num": 1.1, "tax": 2.0, "dout": 2.2, "grad_apple_price": 2.0}),
+    # h = tanh(x @ W + b), y = h @ v, loss = (y - 0.25)² / 2, by numpy below.
+    "tiny_net.yaml": (1.0, *tiny_net()),
     # The book's SimpleConvNet, computed with loops above.
     "simple_convnet.yaml": (1.0, *simple_convnet()),
     # CS231n's spiral with a two-layer net and an accuracy node (no path to the loss: gradient 0).
@@ -314,4 +331,4 @@ def test_two_layer_net_in_formulas_gives_the_same_json_as_the_mapping_form() -> 
             assert (mapping[name]["op"], formulas[name]["op"]) == ("affine", "add")
             for key in ("shape", "dtype", "value", "grad"):
                 assert formulas[name][key] == mapping[name][key], (name, key)
-    assert formulas["(x @ W1)"]["op"] == "matmul" and formulas["(z1 @ W2)"]["op"] == "matmul"
+    assert formulas["x @ W1"]["op"] == "matmul" and formulas["z1 @ W2"]["op"] == "matmul"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import re
@@ -102,10 +103,16 @@ def test_explain_runs_on_every_example_and_shows_every_node(path: Path) -> None:
     for name, node in graph.spec.nodes.items():
         if unreached and name in unreached.group(1).split(", "):
             continue  # a node the output does not depend on, such as an accuracy
-        assert re.search(rf"^{re.escape(name)} = ", result.stdout, re.MULTILINE)
+        assert re.search(rf"^{re.escape(shown(name))} = ", result.stdout, re.MULTILINE)
         for arg in node.args:
             if arg not in graph.spec.constants:  # constants take no gradient
-                assert re.search(rf"^  d {re.escape(arg)}(?= )", result.stdout, re.MULTILINE)
+                assert re.search(rf"^  d {re.escape(shown(arg))}(?= )", result.stdout, re.MULTILINE)
+
+
+def shown(name: str) -> str:
+    """A name as the equations show it: an operator's part of a formula (``-dot``, ``w[0] * x[0]``) in parentheses."""
+    tree = ast.parse(name, mode="eval").body if not name.isidentifier() else None
+    return f"({name})" if isinstance(tree, (ast.BinOp, ast.UnaryOp)) else name
 
 
 def test_every_rule_in_the_text_holds_for_the_book_example() -> None:

@@ -3,11 +3,7 @@ line: random documents and command lines through the command, in-process and in 
 
 from __future__ import annotations
 
-import json
-import os
 import string
-import subprocess
-import sys
 
 import pytest
 
@@ -17,6 +13,7 @@ from hypothesis import strategies as st
 
 from cgraph.cli import cli
 from cgraph.layers import REGISTRY
+from forking import ForkingServer
 
 NAMES = ["a", "b", "c", "x", "y", "n1", "on", "null", "苹果", "2x", ""]
 KEYS = ["inputs", "nodes", "output", "op", "inputs", "value", "shape", "fill", "random", "seed", "file", "dtype",
@@ -102,71 +99,16 @@ def test_no_traceback_for_any_input(command: str, document: str, chosen: list[tu
 
 # --- real processes -------------------------------------------------------------------------
 #
-# Each example runs the command in a process of its own, with files on disk, its standard
-# streams on real file descriptors (closed, broken or ASCII-only where drawn), and Python
-# warnings turned into errors. Starting Python and importing numpy for each example would take
-# a second on a busy machine, so a small server, started once and never running the passes
-# itself, forks a child per example.
-
-SERVER = r"""
-import io, json, os, sys, traceback, warnings
-import numpy, yaml, click  # imported once, before forking
-import cgraph.__main__
-
-for request in sys.stdin:
-    job = json.loads(request)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.chdir(job["cwd"])
-            stdin = os.open(job["stdin"], os.O_RDONLY)
-            os.dup2(stdin, 0)
-            err = os.open(job["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            os.dup2(err, 2)
-            out = os.open(job["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            if job["stdout"] == "closed":
-                os.close(1)
-            elif job["stdout"] == "broken":
-                read_end, write_end = os.pipe()
-                os.close(read_end)
-                os.dup2(write_end, 1)
-            else:
-                os.dup2(out, 1)
-            for fd in (stdin, err, out):
-                os.close(fd)
-            sys.stdin = open(0, "r", closefd=False)
-            sys.stderr = open(2, "w", errors="backslashreplace", closefd=False)
-            encoding = "ascii" if job["stdout"] == "ascii" else "utf-8"
-            sys.stdout = None if job["stdout"] == "closed" else open(1, "w", encoding=encoding, closefd=False)
-            warnings.simplefilter("error")
-            sys.argv = ["cgraph", *job["args"]]
-            code = 0
-            try:
-                cgraph.__main__.main()
-            except SystemExit as stop:
-                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    if stream is not None:
-                        stream.flush()
-                except BaseException:
-                    pass
-        except BaseException:
-            traceback.print_exc()
-            code = 99
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    print(os.waitstatus_to_exitcode(status), flush=True)
-"""
+# Each example runs the command in a process of its own (forked by the server of forking.py),
+# with files on disk, its standard streams on real file descriptors (closed, broken or
+# ASCII-only where drawn), and Python warnings turned into errors.
 
 
 @pytest.fixture(scope="module")
 def forking_server():
-    process = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
-    yield process
-    process.stdin.close()
-    process.wait(timeout=30)
+    server = ForkingServer()
+    yield server
+    server.close()
 
 
 NPY_HEADER = "{{'descr': '<f8', 'fortran_order': False, 'shape': {}, }}"
@@ -224,9 +166,7 @@ def test_no_traceback_warning_or_long_error_in_a_real_process(forking_server, tm
     args = [command, "g.yaml" if from_file else "-", *chosen]
     job = {"cwd": str(folder), "stdin": str(folder / "stdin"), "out": str(folder / "out"), "err": str(folder / "err"),
            "stdout": stdout, "args": args}
-    forking_server.stdin.write(json.dumps(job) + "\n")
-    forking_server.stdin.flush()
-    code = int(forking_server.stdout.readline())
+    code = forking_server.run(job)
     out = (folder / "out").read_text(encoding="utf-8", errors="replace")
     err = (folder / "err").read_text(encoding="utf-8", errors="replace")
     context = (args, document, stdout, out[-500:], err[-2000:])

@@ -174,3 +174,143 @@ def test_terminal_on_stdin_gets_a_hint() -> None:
     os.close(primary)
     assert "reading the graph from standard input" in stderr
     assert "value: 4.0" in stdout
+
+
+# --- ONNX models ----------------------------------------------------------------------------
+
+PEAK_CODE = (
+    "import sys\n"
+    "from cgraph.cli import main\n"
+    "try:\n    main()\n"
+    "finally:\n"
+    "    peak = [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')][0]\n"
+    "    print('peak', peak, file=sys.stderr)\n"
+)
+
+
+def _onnx_model(initializer=None, nodes=None, inputs=(("x", [2, 3]),), opset: int = 17) -> bytes:
+    """A small model: y = x + w, where ``initializer`` gives w (a TensorProto)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    if initializer is None:
+        initializer = helper.make_tensor("w", TensorProto.FLOAT, [3], [1.0, 2.0, 3.0])
+    nodes = nodes or [helper.make_node("Add", ["x", "w"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "hostile", [helper.make_tensor_value_info(name, TensorProto.FLOAT, dims) for name, dims in inputs],
+        [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)], [initializer])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return model.SerializeToString()
+
+
+def _huge_tensor(name: str = "w", dims=(1_000_000, 1_000_000)):
+    from onnx import TensorProto
+
+    tensor = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=list(dims))
+    return tensor
+
+
+def _external_tensor(location: str, length: int = 12):
+    from onnx import TensorProto
+
+    tensor = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[3], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", location), ("offset", "0"), ("length", str(length))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
+
+
+def _refused(tmp_path: Path, raw: bytes, *options: str) -> tuple[str, float]:
+    """Run ``cgraph backward`` on a model of bytes ``raw``; its one error line and the time it took."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(raw)
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", PEAK_CODE, "backward", str(path), "--set", "x=[[1, 2, 3], [4, 5, 6]]",
+                             *options], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    elapsed = time.perf_counter() - started
+    error, peak = result.stderr.splitlines()
+    assert result.returncode == 1 and result.stdout == ""
+    assert int(peak.split()[1]) < 300 * 1024, f"peak memory {peak} KiB"
+    return error, elapsed
+
+
+ONNX_HOSTILE = {
+    "truncated": (lambda: _onnx_model()[:-7], "not an ONNX model: the protobuf is truncated or corrupt"),
+    "corrupt": (lambda: b"\x08\x07" + bytes(range(256)) * 4, "not an ONNX model"),
+    "huge initializer": (lambda: _onnx_model(_huge_tensor()),
+                         "initializer 'w' declares 1,000,000,000,000 elements (shape [1000000, 1000000]), over the limit"),
+    "huge dimension of no elements": (lambda: _onnx_model(_huge_tensor(dims=(0, 10**15))), "declares 0 elements"),
+    "huge constant": (lambda: _onnx_model(nodes=[
+        __import__("onnx").helper.make_node("Constant", [], ["w"], value=_huge_tensor("c")),
+        __import__("onnx").helper.make_node("Add", ["x", "w"], ["y"])]), "declares 1,000,000,000,000 elements"),
+    "data shorter than declared": (lambda: _onnx_model(_short_tensor()), "declares shape [3] (12 bytes) but holds 8 bytes"),
+    "absolute external data": (lambda: _onnx_model(_external_tensor("/etc/passwd")),
+                               "external data '/etc/passwd' must be a file inside the model's folder"),
+    "external data above the folder": (lambda: _onnx_model(_external_tensor("../secret.bin")),
+                                       "external data '../secret.bin' must be a file inside the model's folder"),
+    "link out of the folder": (lambda: _onnx_model(_external_tensor("link.bin")),
+                               "external data 'link.bin' leads out of the model's folder"),
+    "external data shorter than declared": (lambda: _onnx_model(_external_tensor("short.bin")),
+                                            "external data 'short.bin' has 4 bytes, too few for 12"),
+}
+
+
+def _short_tensor():
+    from onnx import TensorProto
+
+    return TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[3], raw_data=b"\0" * 8)
+
+
+@pytest.mark.parametrize("name", sorted(ONNX_HOSTILE))
+def test_hostile_onnx_model_is_refused_in_one_line(tmp_path: Path, name: str) -> None:
+    pytest.importorskip("onnx", reason="the onnx package is not installed")
+    make, message = ONNX_HOSTILE[name]
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.bin").write_bytes(b"\0" * 12)
+    (tmp_path / "short.bin").write_bytes(b"\0" * 4)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "link.bin").symlink_to(tmp_path / "outside" / "secret.bin")
+    raw = make()
+    if name == "huge initializer":
+        assert len(raw) < 200
+    error, elapsed = _refused(model_dir if "link" in name else tmp_path, raw)
+    assert message in error, error
+    assert error.startswith(str(model_dir if "link" in name else tmp_path)) or error.startswith("cgraph:")
+    assert elapsed < 10, "hang guard, not a benchmark"
+
+
+def test_huge_onnx_initializer_is_refused_in_milliseconds(tmp_path: Path) -> None:
+    pytest.importorskip("onnx", reason="the onnx package is not installed")
+    path = tmp_path / "model.onnx"
+    path.write_bytes(_onnx_model(_huge_tensor()))
+    for attempt in range(2):  # the first imports what reading needs; the second is the refusal alone
+        started = time.perf_counter()
+        with pytest.raises(CgraphError, match="1,000,000,000,000 elements"):
+            cgraph.load(path, overrides={"x": np.ones((2, 3))})
+    assert time.perf_counter() - started < 0.05
+
+
+def test_onnx_initializers_count_against_the_memory_budget(tmp_path: Path) -> None:
+    pytest.importorskip("onnx", reason="the onnx package is not installed")
+    error, _ = _refused(tmp_path, _onnx_model(_huge_tensor(dims=(1000, 1000))), "--max-memory", "1M")
+    assert "the model's initializers declare 3.8 MiB, over the limit of 1.0 MiB (raise it with --max-memory)" in error
+
+
+def test_external_data_inside_the_folder_is_read(tmp_path: Path) -> None:
+    pytest.importorskip("onnx", reason="the onnx package is not installed")
+    (tmp_path / "weights").mkdir()
+    np.array([1, 2, 3], "<f4").tofile(tmp_path / "weights" / "w.bin")
+    path = tmp_path / "model.onnx"
+    path.write_bytes(_onnx_model(_external_tensor("weights/w.bin")))
+    graph = cgraph.load(path, overrides={"x": np.zeros((2, 3))})
+    np.testing.assert_array_equal(graph.forward(), [[1, 2, 3], [1, 2, 3]])
+
+
+def test_without_the_onnx_package_one_line_says_how_to_install_it(tmp_path: Path) -> None:
+    path = tmp_path / "model.bin"  # told by its content, not its name
+    path.write_bytes(b"\x08\x08\x12\x07pytorch")
+    code = "import sys; sys.modules['onnx'] = None\nfrom cgraph.cli import main\nmain()\n"
+    result = subprocess.run([sys.executable, "-c", code, "forward", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == "cgraph: error: reading ONNX models needs the onnx package: pip install 'cgraph-calc[onnx]'\n"

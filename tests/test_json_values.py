@@ -34,7 +34,7 @@ def expected(value) -> object:
 
 
 def check_document(graph: cgraph.Graph) -> None:
-    document = json.loads(render.render_json(graph))
+    document = json.loads(b"".join(render.render_json(graph)))
     assert document["output"] == graph.output
     if graph.grads:
         assert document["dout"] == expected(graph.dout)
@@ -50,7 +50,7 @@ def check_document(graph: cgraph.Graph) -> None:
             assert entry["input_shapes"] == [list(graph.shapes[arg]) for arg in graph.spec.nodes[name].args]
             if graph.grads:
                 assert entry["input_grads"] == [expected(grad) for grad in graph.input_grads[name]], name
-    lines = list(render.render_jsonl(graph))
+    lines = b"".join(render.render_jsonl(graph)).splitlines()
     assert [json.loads(line) for line in lines] == [{"name": name, **entry} for name, entry in document["nodes"].items()]
 
 

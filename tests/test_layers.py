@@ -550,12 +550,60 @@ OP_CASES: dict[str, tuple] = {
         ((real(3, 4),), {}),
         ((real(2, 3, 4),), {"ratio": 0.2, "seed": 7}),
     ]),
+    # The ops of gradient graphs, by numpy's own functions.
+    "sum_to": (lambda x, shape: np.sum(x, axis=tuple(i for i in range(x.ndim) if i < x.ndim - len(shape)
+                                                    or shape[i - x.ndim + len(shape)] == 1), keepdims=True).reshape(shape), [
+        ((real(2, 3),), {"shape": [3]}),
+        ((real(2, 3),), {"shape": [2, 1]}),
+        ((real(2, 3),), {"shape": []}),
+        ((real(4, 2, 3),), {"shape": [1, 3]}),
+        ((real(2, 3),), {"shape": [2, 3]}),
+    ]),
+    "broadcast_to": (lambda x, shape: np.broadcast_to(x, shape), [
+        ((real(3),), {"shape": [2, 3]}),
+        ((real(2, 1),), {"shape": [2, 4]}),
+        ((real(),), {"shape": [3]}),
+        ((real(1, 3),), {"shape": [2, 2, 3]}),
+    ]),
+    "scatter": (lambda x, key, shape: _scattered(x, key, shape), [
+        ((real(3),), {"key": "1", "shape": [4, 3]}),
+        ((real(2),), {"key": "1:5:2", "shape": [6]}),
+        ((real(2, 2),), {"key": "..., 0:2", "shape": [2, 3]}),
+    ]),
+    "gemm": (lambda x, y, trans_x=False, trans_y=False: np.swapaxes(x, -1, -2) @ y if trans_x and not trans_y
+             else x @ np.swapaxes(y, -1, -2) if trans_y and not trans_x
+             else np.swapaxes(x, -1, -2) @ np.swapaxes(y, -1, -2) if trans_x else x @ y, [
+        ((real(2, 3), real(3, 4)), {}),
+        ((real(3, 2), real(3, 4)), {"trans_x": True}),
+        ((real(2, 3), real(4, 3)), {"trans_y": True}),
+        ((real(3, 2), real(4, 3)), {"trans_x": True, "trans_y": True}),
+        ((real(2, 2, 3), real(4, 3)), {"trans_y": True}),
+        ((real(3, 2), real(2, 3, 4)), {"trans_x": True}),
+    ]),
+    "greater": (lambda x, y: (x > y).astype(np.float64), [(inputs, {}) for inputs in BINARY]),
+    "sign": (np.sign, [(inputs, {}) for inputs in UNARY]),
+    "zeros_like": (np.zeros_like, [(inputs, {}) for inputs in UNARY]),
+    "identity": (lambda x: x, [(inputs, {}) for inputs in UNARY]),
+    "one_hot": (lambda t, classes: np.eye(classes)[t.astype(int)], [
+        ((index(3, classes=4),), {"classes": 4}),
+        ((index(2, 3, classes=2),), {"classes": 2}),
+        ((index(classes=3),), {"classes": 3}),
+    ]),
+    # A cast to float64 of float64 inputs: the values unchanged; other dtypes are checked in tests/test_onnx.py.
+    "cast": (lambda x, dtype: x.astype(dtype), [((real(2, 3),), {"dtype": "float64"}), ((real(),), {"dtype": "float64"})]),
+    "log_softmax": (lambda x: np.log(_softmax(x)), [((real(3),), {}), ((real(2, 3),), {}), ((real(2, 2, 3),), {})]),
     "flatten": (lambda x: x.reshape(x.shape[0], -1), [
         ((real(3),), {}),
         ((real(3, 4),), {}),
         ((real(2, 3, 2, 2),), {}),
     ]),
 }
+
+
+def _scattered(x: np.ndarray, key: str, shape: list[int]) -> np.ndarray:
+    out = np.zeros(shape)
+    exec(f"out[{key}] = x", {"out": out, "x": x})  # Python's own indexing of the key's text
+    return out
 
 
 def _sample(rng: np.random.Generator, kind: tuple) -> np.ndarray:

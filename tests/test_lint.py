@@ -136,4 +136,4 @@ def test_constants_of_formulas_take_the_dtype_beside_them() -> None:
     # x * 2 + 1 stays float32 (the constants are Python floats); adding the float64 w mixes dtypes.
     assert warnings_of("inputs:\n  x: {value: [1, 2], dtype: float32}\nnodes:\n  y: x * 2 + 1\n") == []
     assert warnings_of("inputs:\n  x: {value: [1, 2], dtype: float32}\n  w: [1, 2]\nnodes:\n  y: x * 2 + w\n") == [
-        "node 'y': add mixes float32 ((x * 2)) and float64 (w); numpy promotes the result to float64"]
+        "node 'y': add mixes float32 (x * 2) and float64 (w); numpy promotes the result to float64"]

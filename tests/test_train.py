@@ -279,10 +279,11 @@ def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path):
         file.write(b"new, part")
         raise KeyboardInterrupt
 
+    guard = save.Guard(cgraph.loads("inputs: {x: 1}\nnodes: {y: {op: neg, inputs: [x]}}\n").spec)
     with pytest.raises(KeyboardInterrupt):
-        save.atomic_write(str(path), half_then_interrupted)
+        save.atomic_write(str(path), half_then_interrupted, guard, "--save out.npz")
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.npz"]
-    save.atomic_write(str(path), lambda file: file.write(b"new"))
+    save.atomic_write(str(path), lambda file: file.write(b"new"), guard, "--save out.npz")
     assert path.read_bytes() == b"new" and os.listdir(tmp_path) == ["out.npz"]
 
 

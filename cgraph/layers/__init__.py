@@ -14,7 +14,9 @@ from .base import (
     REGISTRY,
     REQUIRED,
     Attr,
+    AttrError,
     BaseLayer,
+    GradBuilder,
     Shape,
     VariadicLayer,
     broadcast_shapes,
@@ -33,6 +35,7 @@ from .base import (
 from .binary import AddLayer, BroadcastLayer, DivLayer, EqualLayer, MaximumLayer, MinimumLayer, MulLayer, PowLayer, SubLayer
 from .unary import (
     AbsLayer,
+    CastLayer,
     ClipLayer,
     ExpLayer,
     LogLayer,
@@ -58,6 +61,18 @@ from .network import (
 )
 from .conv import AvgPool2dLayer, Conv2dLayer, MaxPool2dLayer, Pool2dLayer
 from .normalization import BatchNormLayer, DropoutLayer
+from .gradient_ops import (
+    BroadcastToLayer,
+    GemmLayer,
+    GreaterLayer,
+    IdentityLayer,
+    LogSoftmaxLayer,
+    OneHotLayer,
+    ScatterLayer,
+    SignLayer,
+    SumToLayer,
+    ZerosLikeLayer,
+)
 
 __all__ = [
     "REGISTRY",
@@ -67,10 +82,21 @@ __all__ = [
     "AffineLayer",
     "ArgmaxLayer",
     "Attr",
+    "AttrError",
     "AvgPool2dLayer",
     "BaseLayer",
+    "BroadcastToLayer",
+    "GemmLayer",
+    "GradBuilder",
+    "GreaterLayer",
+    "OneHotLayer",
+    "ScatterLayer",
+    "SignLayer",
+    "SumToLayer",
+    "ZerosLikeLayer",
     "BatchNormLayer",
     "BroadcastLayer",
+    "CastLayer",
     "ClipLayer",
     "ConcatLayer",
     "Conv2dLayer",
@@ -79,8 +105,10 @@ __all__ = [
     "EqualLayer",
     "ExpLayer",
     "FlattenLayer",
+    "IdentityLayer",
     "IndexLayer",
     "LogLayer",
+    "LogSoftmaxLayer",
     "MatmulLayer",
     "MaxPool2dLayer",
     "MaximumLayer",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Mapping, Protocol
 
 import numpy as np
 
@@ -91,6 +91,16 @@ def divide(x: Any, y: Any) -> Any:
 
 
 # --- attributes -----------------------------------------------------------------------
+
+
+class AttrError(ValueError):
+    """A ValueError about an op's attributes: ones that contradict each other, or that the inputs'
+    shapes do not fit. ``keys`` are the attributes at fault; an error is placed at the first of them
+    that its node writes."""
+
+    def __init__(self, message: str, *keys: str) -> None:
+        super().__init__(message)
+        self.keys = keys
 
 
 class _Required:
@@ -182,9 +192,9 @@ def _normal_axes(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, ..
     found: list[int] = []
     for item in (axis,) if isinstance(axis, int) else axis:
         if not -ndim <= item < ndim:
-            raise ValueError(f"axis {item} is out of range for {{x}}, which has {_dimensions(ndim)}")
+            raise AttrError(f"axis {item} is out of range for {{x}}, which has {_dimensions(ndim)}", "axis")
         if item % ndim in found:
-            raise ValueError(f"axis {item % ndim} is given twice")
+            raise AttrError(f"axis {item % ndim} is given twice", "axis")
         found.append(item % ndim)
     return tuple(sorted(found))
 
@@ -240,8 +250,17 @@ class BaseLayer:
                 value = attr.default
             setattr(self, key, value)
             shown["{" + key + "}"] = _show(value)
+        try:
+            cls.check_attrs({key: getattr(self, key) for key in cls.attrs})
+        except AttrError as error:
+            raise AttrError(f"{cls.op}: {error}", *error.keys) from None
         self.formula = _fill(cls.formula, shown)
         self.grad_formulas = tuple(_fill(rule, shown) for rule in cls.grad_formulas)
+
+    @classmethod
+    def check_attrs(cls, values: Mapping[str, Any]) -> None:
+        """Raise AttrError where the attributes' ``values`` (read, defaults filled in) contradict one
+        another, whatever the inputs; nothing for most ops."""
 
     @classmethod
     def takes(cls, count: int) -> bool:
@@ -300,6 +319,13 @@ class BaseLayer:
         (im2col's matrix for a convolution); 0 for most ops. Counted in the memory budget."""
         return 0
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        """The rules of ``backward`` as nodes: each input's gradient built with ``g``'s ops from the
+        names of the inputs (``args``), of the value (``out``) and of its gradient (``dout``);
+        None for a gradient that is 0. The nodes are ordinary ops, so they can be differentiated
+        again. Ops without such rules raise NotImplementedError."""
+        raise NotImplementedError
+
     def __str__(self) -> str:
         name = type(self).__name__
         attrs = [f"{key}={_show(getattr(self, key))}" for key in self.attrs]
@@ -354,3 +380,52 @@ class VariadicLayer(BaseLayer):
         self.fit(len(inputs))
         self.__dict__.update(zip(self.args, inputs))
         self.inputs = inputs
+
+
+def counted(number: int, noun: str) -> str:
+    """``number`` and ``noun``, the noun singular for 1 (its plural adds 's'): '1 row', '3 rows'."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+class GradBuilder(Protocol):
+    """What a layer's :meth:`BaseLayer.grad_graph` builds its gradient's nodes with. Each method
+    adds a node (or finds one that computes the same) and returns its name; None stands for 0."""
+
+    def shape(self, name: str) -> Shape:
+        """The shape of the value ``name``."""
+
+    def number(self, value: float) -> str:
+        """The name of a constant."""
+
+    def constant(self, name: str) -> float | None:
+        """The value of the constant ``name``; None where it is not a constant."""
+
+    def apply(self, op: str, *args: str, **attrs: Any) -> str:
+        """A node of ``op`` on ``args`` with ``attrs``."""
+
+    def mul(self, x: str | None, y: str | None) -> str | None:
+        """x * y."""
+
+    def add(self, x: str | None, y: str | None) -> str | None:
+        """x + y."""
+
+    def sub(self, x: str | None, y: str | None) -> str | None:
+        """x - y."""
+
+    def div(self, x: str | None, y: str) -> str | None:
+        """x / y."""
+
+    def neg(self, x: str | None) -> str | None:
+        """-x."""
+
+    def sum_to(self, x: str | None, shape: Shape) -> str | None:
+        """x summed to ``shape``, to which it was broadcast."""
+
+    def broadcast_to(self, x: str | None, shape: Shape) -> str | None:
+        """x broadcast to ``shape``."""
+
+    def reshape(self, x: str | None, shape: Shape) -> str | None:
+        """x in ``shape``."""
+
+    def transpose(self, x: str, axes: tuple[int, ...] | None = None) -> str:
+        """x with its axes in the order ``axes`` (reversed where None)."""

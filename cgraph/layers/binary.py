@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import BaseLayer, Shape, divide, register, summing_to, unbroadcast
+from .base import BaseLayer, GradBuilder, Shape, divide, register, summing_to, unbroadcast
 
 
 class BroadcastLayer(BaseLayer):
@@ -38,6 +38,14 @@ class BroadcastLayer(BaseLayer):
             return lambda dout: _summed_x(grads(dout), sum_x)
         return lambda dout: _summed_both(grads(dout), sum_x, sum_y)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        dx, dy = self.full_grad_graph(g, *args, out, dout)
+        return g.sum_to(dx, g.shape(args[0])), g.sum_to(dy, g.shape(args[1]))
+
+    def full_grad_graph(self, g: GradBuilder, x: str, y: str, out: str, dout: str) -> tuple[str | None, str | None]:
+        """dx and dy as nodes, before summing over broadcast axes (see ``grads``)."""
+        raise NotImplementedError
+
 
 def _summed_x(grads: tuple[Any, Any], sum_x: Any) -> tuple[Any, Any]:
     return sum_x(grads[0]), grads[1]
@@ -66,6 +74,9 @@ class MulLayer(BroadcastLayer):
     def grads(self, dout: Any) -> tuple[Any, Any]:
         return dout * self.y, dout * self.x
 
+    def full_grad_graph(self, g: GradBuilder, x: str, y: str, out: str, dout: str) -> tuple[str | None, str | None]:
+        return g.mul(dout, y), g.mul(dout, x)
+
 
 @register
 class AddLayer(BroadcastLayer):
@@ -81,6 +92,9 @@ class AddLayer(BroadcastLayer):
         return x + y
 
     def grads(self, dout: Any) -> tuple[Any, Any]:
+        return dout, dout
+
+    def full_grad_graph(self, g: GradBuilder, x: str, y: str, out: str, dout: str) -> tuple[str | None, str | None]:
         return dout, dout
 
 
@@ -99,6 +113,9 @@ class SubLayer(BroadcastLayer):
     def grads(self, dout: Any) -> tuple[Any, Any]:
         return dout, -dout
 
+    def full_grad_graph(self, g: GradBuilder, x: str, y: str, out: str, dout: str) -> tuple[str | None, str | None]:
+        return dout, g.neg(dout)
+
 
 @register
 class DivLayer(BroadcastLayer):
@@ -116,6 +133,10 @@ class DivLayer(BroadcastLayer):
     def grads(self, dout: Any) -> tuple[Any, Any]:
         dx = divide(dout, self.y)  # and -dout * x / y**2 = -(dout / y) * (x / y)
         return dx, -dx * self.out
+
+    def full_grad_graph(self, g: GradBuilder, x: str, y: str, out: str, dout: str) -> tuple[str | None, str | None]:
+        dx = g.div(dout, y)
+        return dx, g.mul(g.neg(dx), out)
 
 
 @register
@@ -141,6 +162,10 @@ class PowLayer(BroadcastLayer):
         dy = np.where((x == 0) & (y >= 0), 0.0, dout * self.out * np.log(x))
         return dx, dy
 
+    def full_grad_graph(self, g: GradBuilder, x: str, y: str, out: str, dout: str) -> tuple[str | None, str | None]:
+        dx = None if g.constant(y) == 0 else g.mul(g.mul(dout, y), g.apply("pow", x, g.sub(y, g.number(1))))
+        return dx, g.mul(g.mul(dout, out), g.apply("log", x))
+
 
 @register
 class MaximumLayer(BroadcastLayer):
@@ -159,6 +184,11 @@ class MaximumLayer(BroadcastLayer):
         x, y = self.x, self.y
         tie = np.where(x == y, 0.5 * dout, 0.0)
         return np.where(x > y, dout, tie), np.where(y > x, dout, tie)
+
+    def full_grad_graph(self, g: GradBuilder, x: str, y: str, out: str, dout: str) -> tuple[str | None, str | None]:
+        half = g.mul(g.apply("equal", x, y), g.number(0.5))
+        return (g.mul(dout, g.add(g.apply("greater", x, y), half)),
+                g.mul(dout, g.add(g.apply("greater", y, x), half)))
 
 
 @register
@@ -179,6 +209,11 @@ class MinimumLayer(BroadcastLayer):
         tie = np.where(x == y, 0.5 * dout, 0.0)
         return np.where(x < y, dout, tie), np.where(y < x, dout, tie)
 
+    def full_grad_graph(self, g: GradBuilder, x: str, y: str, out: str, dout: str) -> tuple[str | None, str | None]:
+        half = g.mul(g.apply("equal", x, y), g.number(0.5))
+        return (g.mul(dout, g.add(g.apply("greater", y, x), half)),
+                g.mul(dout, g.add(g.apply("greater", x, y), half)))
+
 
 @register
 class EqualLayer(BaseLayer):
@@ -197,6 +232,9 @@ class EqualLayer(BaseLayer):
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
         return _zeros(self.x), _zeros(self.y)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return None, None
 
 
 def _zeros(value: Any) -> Any:

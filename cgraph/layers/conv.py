@@ -10,12 +10,12 @@ window (at most FH·FW of them), never over pixels or the batch.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from .base import REQUIRED, Attr, BaseLayer, Shape, _is_int, register, written
+from .base import REQUIRED, Attr, AttrError, BaseLayer, Shape, _is_int, _show, counted, register, written
 
 Pair = tuple[int, int]
 
@@ -62,20 +62,23 @@ def out_size(axis: str, size: int, pad: int, window: int, stride: int, window_na
              max_pad: int | None = None) -> int:
     """The output's length along ``axis``: (size + 2·pad − window) / stride + 1.
 
-    ValueError showing the arithmetic where the window does not fit or the result is not a
-    whole number, with the pads (up to ``max_pad``) and strides that would make it one.
+    AttrError showing the arithmetic where the window does not fit or the result is not a
+    whole number, with the pads (up to ``max_pad``) and strides that would make it one; it is
+    about the window's attribute (where ``window_name`` is one) and pad, or stride and pad.
     """
+    window_keys = (window_name,) if window_name == "size" else ()
     span = size + 2 * pad - window
     formula = f"({axis} + 2·pad − {window_name}) / stride + 1 = ({size} + {2 * pad} − {window}) / {stride} + 1"
     if span < 0:
-        raise ValueError(f"{formula} = {span / stride + 1:g}: the window of {window} does not fit in "
-                         f"{size + 2 * pad} (padded) along {axis}")
+        raise AttrError(f"{formula} = {span / stride + 1:g}: the window of {window} does not fit in "
+                        f"{size + 2 * pad} (padded) along {axis}", *window_keys, "pad")
     if span % stride:
         limit = pad + stride if max_pad is None else min(pad + stride, max_pad + 1)
         pads = [p for p in range(pad + 1, limit) if (size + 2 * p - window) % stride == 0]
         strides = [s for s in range(stride - 1, 0, -1) if span % s == 0]
         tries = [f"pad {p}" for p in pads[:1]] + [f"stride {s}" for s in strides[:1]]
-        raise ValueError(f"{formula} = {span / stride + 1:g} is not a whole number; try {' or '.join(tries)}")
+        raise AttrError(f"{formula} = {span / stride + 1:g} is not a whole number; try {' or '.join(tries)}",
+                        "stride", "pad", *window_keys)
     return span // stride + 1
 
 
@@ -134,7 +137,7 @@ class Conv2dLayer(BaseLayer):
         n, channels, height, width = xs
         filters, w_channels, fh, fw = ws
         if w_channels != channels:
-            raise ValueError(f"{{x}} has {channels} channels (axis 1 of {xs}) but the filters {{W}} take "
+            raise ValueError(f"{{x}} has {counted(channels, 'channel')} (axis 1 of {xs}) but the filters {{W}} take "
                              f"{w_channels} (axis 1 of {ws})")
         if bs != (filters,):
             raise ValueError(f"the bias {{b}} must have shape ({filters},), one per filter (axis 0 of {{W}} {ws}); "
@@ -207,13 +210,17 @@ class Pool2dLayer(BaseLayer):
             attrs["stride"] = attrs["size"]
         super().__init__(**attrs)
 
+    @classmethod
+    def check_attrs(cls, values: Mapping[str, Any]) -> None:
+        (kh, kw), (ph, pw) = pair(values["size"]), pair(values["pad"])
+        if 2 * ph > kh or 2 * pw > kw:
+            raise AttrError(f"pad {_show(values['pad'])} is more than half the window {_show(values['size'])}; "
+                            "a window would hold nothing but padding", "pad", "size")
+
     def out_shape(self, *shapes: Shape) -> Shape:
         xs = shapes[0]
         _check_images(xs, self.op)
         (kh, kw), (sh, sw), (ph, pw) = pair(self.size), pair(self.stride), pair(self.pad)
-        if 2 * ph > kh or 2 * pw > kw:
-            raise ValueError(f"pad {self.pad} is more than half the window {self.size}; "
-                             "a window would hold nothing but padding")
         return (*xs[:2], out_size("H", xs[2], ph, kh, sh, "size", kh // 2), out_size("W", xs[3], pw, kw, sw, "size", kw // 2))
 
     def work(self, *shapes: Shape) -> int:
@@ -231,11 +238,79 @@ class Pool2dLayer(BaseLayer):
         """Views of ``array`` (padded) at each position inside the window; see _offsets."""
         return _offsets(array, pair(self.size), pair(self.stride), self.out_shape(self.x.shape)[2:])
 
-    def _padded_zeros(self, dout: np.ndarray) -> np.ndarray:
-        """Zeros of x's padded shape, for the gradient, in dout's dtype."""
+    def _padded_shape(self) -> Shape:
+        """x's shape with the padding."""
         ph, pw = pair(self.pad)
         n, channels, height, width = self.x.shape
-        return np.zeros((n, channels, height + 2 * ph, width + 2 * pw), np.result_type(dout, self.x))
+        return (n, channels, height + 2 * ph, width + 2 * pw)
+
+    def _dtype(self, dout: np.ndarray) -> np.dtype:
+        """The gradient's dtype: dout's and x's together."""
+        return np.result_type(dout, self.x)
+
+    def _padded_zeros(self, dout: np.ndarray) -> np.ndarray:
+        """Zeros of x's padded shape, for the gradient, in dout's dtype."""
+        return np.zeros(self._padded_shape(), self._dtype(dout))
+
+
+def _strided(array: np.ndarray, axis: int, start: int, stride: int, count: int) -> np.ndarray:
+    """The view of ``array`` holding ``count`` entries along ``axis`` from ``start`` every ``stride``."""
+    index = [slice(None)] * array.ndim
+    index[axis] = slice(start, start + stride * (count - 1) + 1, stride)
+    return array[tuple(index)]
+
+
+def _window_rows(flat: np.ndarray, padded_shape: Shape, oh: int, ow: int, sh: int) -> np.ndarray:
+    """A copy, (N, C, oh, ow), of the rows where windows start (every sh-th of the padded height)
+    in ``flat``: contiguous rows of ow from the start of the flattened (N, C, height, ow), at least
+    up to the last row kept."""
+    n, channels, height, _ = padded_shape
+    size = flat.itemsize
+    strides = (channels * height * ow * size, height * ow * size, sh * ow * size, size)
+    return np.array(as_strided(flat, (n, channels, oh, ow), strides, writeable=False))
+
+
+def _first_maximum(views: list[np.ndarray], nan_wins: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The elementwise maximum of ``views`` (same shapes) and the index of the view holding it:
+    the first where tied, or with ``nan_wins`` the last NaN (None: there was one view only).
+    The index of two views is a bool array (True: the second).
+
+    The maximum's value is np.maximum's over the views in order (so of tied zeros, the last
+    one's sign); with ``nan_wins``, the winner's own value.
+    """
+    if len(views) == 1:
+        return views[0], None
+    if len(views) == 2 and not nan_wins:
+        return np.maximum(views[0], views[1]), np.greater(views[1], views[0])
+    best = np.array(views[0])
+    index = np.zeros(best.shape, bool if len(views) == 2 else np.min_scalar_type(len(views) - 1))
+    greater = np.empty(best.shape, bool)
+    for k, view in enumerate(views[1:], 1):
+        np.greater(view, best, out=greater)
+        if nan_wins:
+            greater |= np.isnan(view)
+            np.copyto(best, view, where=greater)
+        else:
+            np.maximum(best, view, out=best)
+        np.copyto(index, k, where=greater, casting="unsafe")
+    return best, index
+
+
+def _is_index(index: np.ndarray | None, k: int) -> np.ndarray | bool:
+    """Where ``index`` (from _first_maximum) is k."""
+    if index is None:
+        return True
+    if index.dtype == bool:
+        return index if k else np.logical_not(index)
+    return index == k
+
+
+def _scatter(gradient: np.ndarray, index: np.ndarray | None, out: np.ndarray, axis: int, stride: int,
+             count: int) -> None:
+    """Write ``gradient`` times (index == k) to the k-th of ``count`` strided views of ``out`` along
+    ``axis``; the views do not overlap, so each element is written once (a gap keeps its value)."""
+    for k in range(count):
+        np.multiply(gradient, _is_index(index, k), out=_strided(out, axis, k, stride, gradient.shape[axis]))
 
 
 @register
@@ -245,42 +320,72 @@ class MaxPool2dLayer(Pool2dLayer):
     The gradient goes to the position of each window's maximum; where several positions
     hold it, to the first in row-major order (as PyTorch), and where a window holds NaN, to
     its last NaN (as PyTorch, whose maximum is NaN there).
+
+    One pass over the columns of the windows finds each row's maximum and its column
+    (N, C, H, OW), a second over the rows the window's maximum and its row; the backward
+    pass sends dout to the rows and then to the columns so chosen.
     """
 
     op = "max_pool2d"
     formula = "max of {x} over each window of {size}, stride={stride}, pad={pad} (of -inf)"
     grad_formulas = ("dout to the position of each window's maximum (the first, in row-major order, where tied)",)
 
+    def scratch_elements(self, *shapes: Shape) -> int:
+        """The padded copies of x and of its gradient, the maxima of the windows' rows (N, C, H, OW)
+        in the forward pass or their gradient in the backward, and the maxima's positions (bytes,
+        counted as one array of the output's size)."""
+        n, channels, height, width = shapes[0]
+        ph, pw = pair(self.pad)
+        padded = n * channels * (height + 2 * ph) * (width + 2 * pw) if ph or pw else 0
+        row_maxima = n * channels * (height + 2 * ph) * self.out_shape(*shapes)[3]
+        return 2 * padded + row_maxima + math.prod(self.out_shape(*shapes))
+
     def forward(self, x: Any) -> Any:
         self.x = x
-        windows = self._windows(_padded(x, pair(self.pad), -np.inf))
-        out = np.array(next(windows))
-        kh, kw = pair(self.size)
-        self.argmax = np.zeros(out.shape, np.min_scalar_type(kh * kw - 1))  # each maximum's position in its window
-        greater = np.empty(out.shape, bool)
-        index = np.empty(out.shape, self.argmax.dtype)
-        check_nan = bool(x.size) and bool(np.isnan(np.max(x)))
-        for k, view in enumerate(windows, 1):
-            np.greater(view, out, out=greater)
-            if check_nan:
-                greater |= np.isnan(view)
-                np.copyto(out, view, where=greater)
-            else:
-                np.maximum(out, view, out=out)
-            # Positions come in increasing order, so where this one is greater it is the largest yet.
-            np.multiply(greater, index.dtype.type(k), out=index)
-            np.maximum(self.argmax, index, out=self.argmax)
+        padded = _padded(x, pair(self.pad), -np.inf)
+        out = self._pool(padded, nan_wins=False)
+        gaps = any(stride > size for stride, size in zip(pair(self.stride), pair(self.size)))
+        if out.size and (np.isnan(np.max(out)) or gaps and np.isnan(np.max(x))):
+            out = self._pool(padded, nan_wins=True)  # NaN is the maximum, and of tied values the first
         return out
 
+    def _pool(self, padded: np.ndarray, nan_wins: bool) -> np.ndarray:
+        """The windows' maxima; keeps each one's column in its row and row in its window."""
+        (kh, kw), (sh, sw) = pair(self.size), pair(self.stride)
+        oh, ow = self.out_shape(self.x.shape)[2:]
+        row_maxima, self.column = _first_maximum([_strided(padded, 3, q, sw, ow) for q in range(kw)], nan_wins)
+        # Over the rows, every row of the flattened row maxima is compared with the kh - 1 after it (one
+        # contiguous pass each, faster than strided ones), and the rows where windows start are kept.
+        flat = np.ascontiguousarray(row_maxima).reshape(-1)
+        length = flat.size - (kh - 1) * ow
+        best, row = _first_maximum([flat[p * ow:p * ow + length] for p in range(kh)], nan_wins)
+        self.row = None if row is None else _window_rows(row, padded.shape, oh, ow, sh)
+        return _window_rows(best, padded.shape, oh, ow, sh)
+
     def backward(self, dout: Any) -> tuple[Any]:
-        dx = self._padded_zeros(dout)
-        overlapping = any(stride < size for stride, size in zip(pair(self.stride), pair(self.size)))
-        for k, view in enumerate(self._windows(dx)):
-            if overlapping:
-                view += dout * (self.argmax == k)
-            else:  # each element of x is in one window at most: written once
-                np.multiply(dout, self.argmax == k, out=view)
+        (kh, kw), (sh, sw) = pair(self.size), pair(self.stride)
+        if sh < kh or sw < kw:
+            return (self._overlapping_backward(dout),)
+        shape, dtype = self._padded_shape(), self._dtype(dout)
+        row_gradient = (np.empty if sh == kh else np.zeros)((*shape[:3], dout.shape[3]), dtype)
+        _scatter(dout, self.row, row_gradient, 2, sh, kh)
+        dx = (np.empty if (sh, sw) == (kh, kw) else np.zeros)(shape, dtype)
+        _scatter(row_gradient, self.column, dx, 3, sw, kw)
         return (_cropped(dx, pair(self.pad)),)
+
+    def _overlapping_backward(self, dout: np.ndarray) -> np.ndarray:
+        """Windows that overlap add up in x's gradient, one position in the window after another."""
+        (kh, kw), sh = pair(self.size), pair(self.stride)[0]
+        position = np.zeros(dout.shape, np.min_scalar_type(kh * kw - 1))
+        for p in range(kh):
+            if self.column is not None:
+                np.copyto(position, _strided(self.column, 2, p, sh, dout.shape[2]), where=_is_index(self.row, p))
+        for p in range(1, kh):
+            np.add(position, p * kw, out=position, where=_is_index(self.row, p))
+        dx = self._padded_zeros(dout)
+        for k, view in enumerate(self._windows(dx)):
+            view += dout * (position == k)
+        return _cropped(dx, pair(self.pad))
 
 
 @register

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import BaseLayer, Shape, broadcast_shapes, register, shape_of, sum_to, unbroadcast
+from .base import BaseLayer, GradBuilder, Shape, broadcast_shapes, counted, register, shape_of, sum_to, unbroadcast
 
 def matmul_shape(xs: Shape, ys: Shape, names: tuple[str, str] = ("{x}", "{y}")) -> Shape:
     """The shape of x @ y by numpy's rules; ValueError, naming the inputs by ``names``, where they do not fit."""
@@ -18,7 +18,7 @@ def matmul_shape(xs: Shape, ys: Shape, names: tuple[str, str] = ("{x}", "{y}")) 
     rows_y = ys[0] if len(ys) == 1 else ys[-2]
     if xs[-1] != rows_y:
         axis = "its length" if len(ys) == 1 else "its second-to-last axis"
-        raise ValueError(f"{x} has {xs[-1]} columns (its last axis) but {y} has {rows_y} rows ({axis})")
+        raise ValueError(f"{x} has {counted(xs[-1], 'column')} (its last axis) but {y} has {counted(rows_y, 'row')} ({axis})")
     try:
         batch = broadcast_shapes(xs[:-2], ys[:-2])
     except ValueError:
@@ -43,6 +43,24 @@ def matmul_grads(x: np.ndarray, y: np.ndarray, dout: Any) -> tuple[np.ndarray, n
     dx = sum_to(np.matmul(d2, np.swapaxes(y2, -1, -2)), x2.shape).reshape(x.shape)
     dy = sum_to(np.matmul(np.swapaxes(x2, -1, -2), d2), y2.shape).reshape(y.shape)
     return dx, dy
+
+
+def matmul_grad_graph(g: GradBuilder, x: str, y: str, dout: str) -> tuple[str | None, str | None]:
+    """:func:`matmul_grads` as nodes."""
+    xs, ys = g.shape(x), g.shape(y)
+    if len(xs) == 1 and len(ys) == 1:
+        return g.mul(dout, y), g.mul(dout, x)  # the dot product: dout is 0-d
+    x2 = g.reshape(x, (1, *xs)) if len(xs) == 1 else x
+    y2 = g.reshape(y, (*ys, 1)) if len(ys) == 1 else y
+    d2 = g.shape(dout)
+    if len(ys) == 1:
+        d2 = (*d2, 1)
+    if len(xs) == 1:
+        d2 = (*d2[:-1], 1, d2[-1])
+    d2 = g.reshape(dout, d2)
+    dx = g.sum_to(g.apply("gemm", d2, y2, trans_y=True), g.shape(x2))
+    dy = g.sum_to(g.apply("gemm", x2, d2, trans_x=True), g.shape(y2))
+    return g.reshape(dx, xs), g.reshape(dy, ys)
 
 
 def matmul_rules(xs: Shape, ys: Shape, x: str = "{x}", y: str = "{y}") -> tuple[str, str]:
@@ -84,6 +102,9 @@ class MatmulLayer(BaseLayer):
     def backward(self, dout: Any) -> tuple[Any, Any]:
         return matmul_grads(self.x, self.y, dout)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return matmul_grad_graph(g, *args, dout)
+
 
 @register
 class AffineLayer(BaseLayer):
@@ -122,6 +143,11 @@ class AffineLayer(BaseLayer):
         dx, dW = matmul_grads(self.x, self.W, sum_to(dout, self.product_shape))
         return dx, dW, unbroadcast(dout, self.b)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        x, W, b = args
+        product = matmul_shape(g.shape(x), g.shape(W))
+        return (*matmul_grad_graph(g, x, W, g.sum_to(dout, product)), g.sum_to(dout, g.shape(b)))
+
 
 def _check_classes(shape: Shape, name: str) -> None:
     if not shape:
@@ -157,6 +183,10 @@ class SoftmaxLayer(BaseLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         out = self.out
         return (out * (dout - np.sum(dout * out, axis=-1, keepdims=True)),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        total = g.apply("sum", g.mul(dout, out), axis=-1, keepdims=True)
+        return (g.mul(out, g.sub(dout, total)),)
 
 
 def class_indices(t: Any, classes: int) -> np.ndarray:
@@ -228,3 +258,14 @@ class SoftmaxWithLossLayer(BaseLayer):
         target = np.zeros_like(p)
         np.put_along_axis(target, self.index, 1.0, axis=-1)
         return scale * (p - target), np.zeros(shape_of(self.t), np.asarray(self.t).dtype)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        x, t = args
+        xs, ts = g.shape(x), g.shape(t)
+        scale = g.div(dout, g.number(math.prod(xs[:-1])))
+        log_p = g.apply("log_softmax", x)
+        p = g.apply("exp", log_p)
+        if ts == xs:
+            total = g.apply("sum", t, axis=-1, keepdims=True)
+            return g.mul(scale, g.sub(g.mul(p, total), t)), g.mul(g.neg(scale), log_p)
+        return g.mul(scale, g.sub(p, g.apply("one_hot", t, classes=xs[-1]))), None

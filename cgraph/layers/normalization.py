@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Attr, BaseLayer, Shape, _dimensions, _is_int, register, shape_of, written
+from .base import Attr, BaseLayer, GradBuilder, Shape, _dimensions, _is_int, register, shape_of, written
 
 
 @register
@@ -121,3 +121,6 @@ class DropoutLayer(BaseLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         grad = dout * self.mask
         return (float(grad) if type(dout) is float else grad,)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.apply("dropout", dout, ratio=self.ratio, seed=self.seed),)  # the same mask: the same seed

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..arrays import describe
-from .base import Attr, BaseLayer, Shape, _is_int, _normal_axes, read_axis, read_bool, register, shape_of
+from .base import Attr, BaseLayer, GradBuilder, Shape, _is_int, _normal_axes, read_axis, read_bool, register, shape_of
 
 AXIS_DOC = "an axis or a list of axes to reduce (negative counts from the end); null, the default, for all"
 KEEPDIMS_DOC = "true to keep the reduced axes with size 1"
@@ -38,6 +38,14 @@ class ReductionLayer(BaseLayer):
             dout = np.expand_dims(dout, _normal_axes(self.axis, len(shape)))
         return np.broadcast_to(dout, shape)
 
+    def _spread_graph(self, g: GradBuilder, x: str, dout: str) -> str:
+        """``_spread`` as nodes: dout given x's dimensions back (keepdims), then broadcast to x's shape."""
+        shape = g.shape(x)
+        axes = _normal_axes(self.axis, len(shape))
+        if axes != tuple(range(len(axes))):  # not the leading axes alone, which broadcasting adds back
+            dout = g.reshape(dout, tuple(1 if i in axes else size for i, size in enumerate(shape)))
+        return g.broadcast_to(dout, shape)
+
 
 @register
 class SumLayer(ReductionLayer):
@@ -53,6 +61,9 @@ class SumLayer(ReductionLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (self._spread(dout),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (self._spread_graph(g, args[0], dout),)
 
 
 @register
@@ -73,6 +84,11 @@ class MeanLayer(ReductionLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (np.divide(self._spread(dout), self._count()),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        shape = g.shape(args[0])
+        n = math.prod(shape[i] for i in _normal_axes(self.axis, len(shape)))
+        return (g.div(self._spread_graph(g, args[0], dout), g.number(n)),)
 
     def _count(self) -> int:
         """How many values each mean averages."""
@@ -119,3 +135,6 @@ class ArgmaxLayer(BaseLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         x = self.x
         return (0.0 if type(x) is float else np.zeros(x.shape, x.dtype),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (None,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -13,7 +13,9 @@ from ..arrays import describe
 from .base import (
     REQUIRED,
     Attr,
+    AttrError,
     BaseLayer,
+    GradBuilder,
     Shape,
     VariadicLayer,
     _dimensions,
@@ -39,7 +41,7 @@ class TransposeLayer(BaseLayer):
         if self.axes is None:
             return tuple(reversed(range(ndim)))
         if len(self.axes) != ndim or sorted(axis % ndim for axis in self.axes if -ndim <= axis < ndim) != list(range(ndim)):
-            raise ValueError(f"axes {list(self.axes)} are not an order of the {_dimensions(ndim)} of {{x}}")
+            raise AttrError(f"axes {list(self.axes)} are not an order of the {_dimensions(ndim)} of {{x}}", "axes")
         return tuple(axis % ndim for axis in self.axes)
 
     def out_shape(self, *shapes: Shape) -> Shape:
@@ -54,6 +56,10 @@ class TransposeLayer(BaseLayer):
         order = self._order(len(shape_of(self.x)))
         return (np.transpose(dout, np.argsort(order)),)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        order = self._order(len(g.shape(args[0])))
+        return (g.transpose(dout, tuple(int(axis) for axis in np.argsort(order))),)
+
 
 @register
 class ReshapeLayer(BaseLayer):
@@ -66,6 +72,13 @@ class ReshapeLayer(BaseLayer):
     grad_formulas = ("reshape(dout, shape of {x})",)
     shape: tuple[int, ...]
 
+    @classmethod
+    def check_attrs(cls, values: Mapping[str, Any]) -> None:
+        shape = values["shape"]
+        if -1 in shape and 0 in shape:
+            raise AttrError(f"shape {list(shape)} has -1 beside a 0: no size of -1 fits it, as any size "
+                            "would for an empty x", "shape")
+
     def out_shape(self, *shapes: Shape) -> Shape:
         size = math.prod(shapes[0])
         known = math.prod(n for n in self.shape if n != -1)
@@ -74,7 +87,7 @@ class ReshapeLayer(BaseLayer):
         if -1 not in self.shape and known == size:
             return self.shape
         verb = "fill" if -1 in self.shape else "match"
-        raise ValueError(f"{{x}} has {size:,} elements, which do not {verb} the shape {list(self.shape)}")
+        raise AttrError(f"{{x}} has {size:,} elements, which do not {verb} the shape {list(self.shape)}", "shape")
 
     def forward(self, x: Any) -> Any:
         self.x = x
@@ -82,6 +95,9 @@ class ReshapeLayer(BaseLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (np.reshape(dout, shape_of(self.x)),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.reshape(dout, g.shape(args[0])),)
 
 
 @register
@@ -106,6 +122,9 @@ class FlattenLayer(BaseLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (np.reshape(dout, self.x.shape),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.reshape(dout, g.shape(args[0])),)
 
 
 # --- indexing ----------------------------------------------------------------------
@@ -176,11 +195,11 @@ class IndexLayer(BaseLayer):
         key = parse_key(self.key)
         taken = sum(part is not Ellipsis for part in key)
         if taken > len(xs):
-            raise ValueError(f"[{self.key}] indexes {taken} axes, but {{x}} has {_dimensions(len(xs))}")
+            raise AttrError(f"[{self.key}] indexes {taken} axes, but {{x}} has {_dimensions(len(xs))}", "key")
         try:
             return np.broadcast_to(np.empty((), np.int8), xs)[key].shape  # a view: nothing allocated
         except IndexError as error:  # "index 3 is out of bounds for axis 0 with size 3"
-            raise ValueError(f"[{self.key}]: {error} in {{x}}") from None
+            raise AttrError(f"[{self.key}]: {error} in {{x}}", "key") from None
 
     def forward(self, x: Any) -> Any:
         self.x = x
@@ -190,6 +209,9 @@ class IndexLayer(BaseLayer):
         grad = np.zeros(shape_of(self.x), np.result_type(dout))
         grad[parse_key(self.key)] = dout
         return (grad,)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.apply("scatter", dout, key=self.key, shape=list(g.shape(args[0]))),)
 
 
 # --- joining -----------------------------------------------------------------------
@@ -225,7 +247,7 @@ class ConcatLayer(VariadicLayer):
         if not first:
             raise ValueError("{x1} is 0-d; concat joins arrays along an axis")
         if not -len(first) <= self.axis < len(first):
-            raise ValueError(f"axis {self.axis} is out of range for {{x1}}, which has {_dimensions(len(first))}")
+            raise AttrError(f"axis {self.axis} is out of range for {{x1}}, which has {_dimensions(len(first))}", "axis")
         axis = self.axis % len(first)
         for role, shape in zip(self.args, shapes):
             if len(shape) != len(first) or shape[:axis] + shape[axis + 1:] != first[:axis] + first[axis + 1:]:
@@ -239,6 +261,15 @@ class ConcatLayer(VariadicLayer):
     def backward(self, dout: Any) -> tuple[Any, ...]:
         ends = np.cumsum([np.shape(x)[self.axis] for x in self.inputs])[:-1]
         return tuple(np.split(dout, ends, axis=self.axis))
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        ndim = len(g.shape(args[0]))
+        axis, start, parts = self.axis % ndim, 0, []
+        for arg in args:
+            stop = start + g.shape(arg)[axis]
+            parts.append(g.apply("index", dout, key=", ".join([":"] * axis + [f"{start}:{stop}"])))
+            start = stop
+        return tuple(parts)
 
 
 @register
@@ -260,7 +291,7 @@ class StackLayer(VariadicLayer):
         if any(shape != first for shape in shapes):
             raise ValueError(f"the shapes must be the same: {_role_shapes(self.args, shapes)}")
         if not -len(first) - 1 <= self.axis <= len(first):
-            raise ValueError(f"axis {self.axis} is out of range for stacking inputs of {_dimensions(len(first))}")
+            raise AttrError(f"axis {self.axis} is out of range for stacking inputs of {_dimensions(len(first))}", "axis")
         axis = self.axis % (len(first) + 1)
         return first[:axis] + (len(shapes),) + first[axis:]
 
@@ -270,3 +301,7 @@ class StackLayer(VariadicLayer):
 
     def backward(self, dout: Any) -> tuple[Any, ...]:
         return tuple(np.moveaxis(dout, self.axis, 0))
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        axis = self.axis % (len(g.shape(args[0])) + 1)
+        return tuple(g.apply("index", dout, key=", ".join([":"] * axis + [str(k)])) for k in range(len(args)))

@@ -1,14 +1,16 @@
 """Elementwise ops of one input, which keep its shape: neg, abs, square, exp, log, sqrt, relu,
-sigmoid, tanh, clip."""
+sigmoid, tanh, clip, identity, cast."""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..arrays import describe, is_number
-from .base import Attr, BaseLayer, Shape, divide, register
+from .base import REQUIRED, Attr, AttrError, BaseLayer, GradBuilder, Shape, divide, register
+
 
 class UnaryLayer(BaseLayer):
     """An elementwise op of one input x; the output has x's shape."""
@@ -34,6 +36,9 @@ class NegLayer(UnaryLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         return (-dout,)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.neg(dout),)
+
 
 @register
 class AbsLayer(UnaryLayer):
@@ -50,6 +55,9 @@ class AbsLayer(UnaryLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         return (dout * np.sign(self.x),)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(dout, g.apply("sign", args[0])),)
+
 
 @register
 class SquareLayer(UnaryLayer):
@@ -65,6 +73,9 @@ class SquareLayer(UnaryLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (dout * 2.0 * self.x,)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(g.mul(dout, g.number(2)), args[0]),)
 
 
 @register
@@ -83,6 +94,9 @@ class ExpLayer(UnaryLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         return (dout * self.out,)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(dout, out),)
+
 
 @register
 class LogLayer(UnaryLayer):
@@ -98,6 +112,9 @@ class LogLayer(UnaryLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (divide(dout, self.x),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.div(dout, args[0]),)
 
 
 @register
@@ -116,6 +133,9 @@ class SqrtLayer(UnaryLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         return (divide(dout, 2 * self.out),)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.div(dout, g.mul(g.number(2), out)),)
+
 
 @register
 class ReluLayer(UnaryLayer):
@@ -131,6 +151,9 @@ class ReluLayer(UnaryLayer):
 
     def backward(self, dout: Any) -> tuple[Any]:
         return (np.where(self.x > 0, dout, 0.0),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(dout, g.apply("greater", args[0], g.number(0))),)
 
 
 @register
@@ -149,6 +172,9 @@ class SigmoidLayer(UnaryLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         return (dout * self.out * (1.0 - self.out),)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(g.mul(dout, out), g.sub(g.number(1), out)),)
+
 
 @register
 class TanhLayer(UnaryLayer):
@@ -166,12 +192,28 @@ class TanhLayer(UnaryLayer):
     def backward(self, dout: Any) -> tuple[Any]:
         return (dout * (1.0 - self.out * self.out),)
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(dout, g.sub(g.number(1), g.mul(out, out))),)
+
 
 def read_bound(value: Any) -> float | None:
-    """A number, or null for no bound."""
-    if value is None or is_number(value):
-        return None if value is None else float(value)
+    """A number (not NaN), or null for no bound."""
+    if value is None:
+        return None
+    if is_number(value):
+        try:
+            bound = float(value)
+        except OverflowError:  # an integer too large for a float: beyond every float, as infinity is
+            bound = math.copysign(math.inf, value)
+        if not math.isnan(bound):
+            return bound
     raise ValueError(f"must be a number or null, got {describe(value)}")
+
+
+def _bound_text(bound: float) -> str:
+    """A bound as written: 2, not 2.0."""
+    text = repr(bound)
+    return text[:-2] if text.endswith(".0") else text
 
 
 @register
@@ -189,6 +231,12 @@ class ClipLayer(UnaryLayer):
     min: float | None
     max: float | None
 
+    @classmethod
+    def check_attrs(cls, values: Mapping[str, Any]) -> None:
+        low, high = values["min"], values["max"]
+        if low is not None and high is not None and low > high:
+            raise AttrError(f"'min' ({_bound_text(low)}) is greater than 'max' ({_bound_text(high)})", "min", "max")
+
     def forward(self, x: Any) -> Any:
         self.x = x
         return np.clip(x, self.min, self.max)
@@ -201,3 +249,48 @@ class ClipLayer(UnaryLayer):
         if self.max is not None:
             inside &= x <= self.max
         return (np.where(inside, dout, 0.0),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        return (g.mul(dout, g.apply("equal", out, args[0])),)
+
+
+CAST_DTYPES = ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+
+def read_dtype(value: Any) -> str:
+    """The name of a dtype cast can make."""
+    if isinstance(value, str) and value in CAST_DTYPES:
+        return value
+    raise ValueError(f"must be one of {', '.join(CAST_DTYPES)}, got {describe(value)}")
+
+
+@register
+class CastLayer(UnaryLayer):
+    """x's values in another dtype: out = x.astype(dtype). To a float type the gradient is dout in
+    x's dtype; to an integer type (whole numbers, truncated toward 0) it is 0, a step function's."""
+
+    op = "cast"
+    attrs = {"dtype": Attr(read_dtype, REQUIRED, f"the dtype of the result, one of {', '.join(CAST_DTYPES)}")}
+    formula = "{x} as {dtype}"
+    grad_formulas = ("dout as the dtype of {x} (0 for an integer dtype)",)
+    dtype: str
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.asarray(x).astype(self.dtype)
+
+    def backward(self, dout: Any) -> tuple[Any]:
+        x_dtype = np.result_type(self.x)
+        if np.dtype(self.dtype).kind != "f":
+            return (np.zeros(np.shape(self.x), x_dtype if x_dtype.kind == "f" else np.result_type(dout)),)
+        grad = np.asarray(dout).astype(x_dtype) if x_dtype.kind == "f" else np.asarray(dout)
+        return (float(grad) if type(self.x) is float else grad,)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        # To a float type, dout passes through (the graph computes in the inputs' float type); to an
+        # integer type, the gradient of a step function: 0.
+        return (dout if np.dtype(self.dtype).kind == "f" else None,)
+
+    def discrete_args(self, *shapes: Shape) -> tuple[int, ...]:
+        return () if np.dtype(self.dtype).kind == "f" else (0,)

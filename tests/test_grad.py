@@ -1,0 +1,215 @@
+"""cgraph grad: the gradient written as a graph file, whose nodes' values are the gradients that
+`backward` computes (the layers' numeric backward, the independent reference here), for every
+registered op, every example graph and random graphs of every op."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import cgraph
+from cgraph.cli import cli
+from cgraph.cli_grad import gradient_file
+from cgraph.gradient import NOT_DIFFERENTIABLE, gradient_graph
+from cgraph.layers import REGISTRY
+from test_layers import OP_CASES, _rand, _sample
+
+ROOT = Path(__file__).resolve().parent.parent
+RTOL = 1e-12
+
+
+def _write(tmp_path: Path, inputs: dict[str, np.ndarray], nodes: dict, name: str = "g.json") -> Path:
+    """A graph file (JSON, which graph files may be) of ``inputs`` and ``nodes``."""
+    path = tmp_path / name
+    path.write_text(json.dumps({"inputs": {key: np.asarray(value).tolist() for key, value in inputs.items()},
+                                "nodes": nodes}))
+    return path
+
+
+def _gradients(text: str, names: list[str]) -> dict[str, np.ndarray]:
+    """The value of each grad_NAME node of a gradient graph's text."""
+    graph = cgraph.loads(text, source="<grad>")
+    graph.forward()
+    return {name: np.asarray(graph.values[f"grad_{name}"]) for name in names}
+
+
+def assert_same_gradients(path: Path, dout: str = "1", rtol: float = RTOL) -> str:
+    """grad's file for ``path`` gives backward's gradient of every input with a path to the output."""
+    text = gradient_file(str(path), None, (), dout, None, 10**8)[0]
+    graph = cgraph.load(path)
+    names = gradient_graph(graph).wrt  # each input's gradient's node
+    expected = graph.backward(_dout(dout))
+    result = cgraph.loads(text, source="<grad>")
+    result.forward()
+    assert names, text
+    for name, node in names.items():
+        value = np.asarray(result.values[node])
+        np.testing.assert_allclose(value, np.asarray(expected[name]), rtol=rtol, atol=1e-300, err_msg=name)
+        assert value.shape == np.shape(expected[name])
+    return text
+
+
+def _dout(text: str) -> np.ndarray:
+    return np.asarray(yaml.safe_load(text), dtype=np.float64)
+
+
+def _cases():
+    for op in sorted(OP_CASES):
+        for i, (kinds, attrs) in enumerate(OP_CASES[op][1]):
+            yield pytest.param(op, kinds, attrs, id=f"{op}-{i}")
+
+
+@pytest.mark.parametrize(("op", "kinds", "attrs"), list(_cases()))
+def test_every_op_rule_gives_the_layer_backward(op, kinds, attrs, tmp_path):
+    """For each registered op and sample inputs, the emitted nodes' values equal the layer's backward
+    for a random dout; ops without rules are refused with the node and its op named."""
+    rng = np.random.default_rng(sum(map(ord, op)) + len(kinds))
+    inputs = {f"x{i}": _sample(rng, kind) for i, kind in enumerate(kinds)}
+    layer = REGISTRY[op](**attrs)
+    out = np.asarray(layer.forward(*[value.copy() for value in inputs.values()]))
+    dout = _rand(rng, out.shape)
+    expected = layer.backward(dout.copy())
+    path = _write(tmp_path, inputs, {"out": {"op": op, "inputs": list(inputs), **attrs}})
+    dout_text = json.dumps(dout.tolist())
+    if op in NOT_DIFFERENTIABLE:
+        with pytest.raises(cgraph.CgraphError, match=f"node 'out': grad has no rule for the op {op}"):
+            gradient_file(str(path), None, (), dout_text, None, 10**8)
+        return
+    text = gradient_file(str(path), None, (), dout_text, None, 10**8)[0]
+    values = _gradients(text, list(inputs))
+    for (name, value), grad in zip(values.items(), expected):
+        np.testing.assert_allclose(value, np.asarray(grad, dtype=np.float64), rtol=RTOL, atol=1e-300,
+                                   err_msg=f"{op}: {name}")
+        assert value.shape == np.shape(grad)
+
+
+def test_the_ops_without_rules_are_the_convolutional_ones():
+    assert set(NOT_DIFFERENTIABLE) <= set(REGISTRY)
+    for op, cls in REGISTRY.items():
+        implemented = "grad_graph" in {key for klass in cls.__mro__[:-1] if klass.__name__ != "BaseLayer"
+                                       for key in vars(klass)}
+        assert implemented == (op not in NOT_DIFFERENTIABLE), op
+
+
+EXAMPLES = sorted(path.name for path in (ROOT / "graphs").glob("*.yaml") if path.name != "simple_convnet.yaml")
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_example_graph(name):
+    assert_same_gradients(ROOT / "graphs" / name)
+
+
+def test_a_convnet_is_refused_with_one_line():
+    result = CliRunner().invoke(cli, ["grad", str(ROOT / "graphs" / "simple_convnet.yaml")])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "grad has no rule for the op" in result.stderr
+
+
+def test_buy_apple_reads_like_the_chain_rule():
+    text = gradient_file(str(ROOT / "graphs" / "buy_apple.yaml"), None, (), "1", None, 10**8)[0]
+    assert "  grad_apple_price: dout * tax  # from price = apple_price * tax" in text
+    assert "  grad_apple: grad_apple_price * apple_num  # from apple_price = apple * apple_num" in text
+    assert "\noutput: grad_apple\n" in text
+    assert "# New names: dout, grad_apple_price, grad_tax, grad_apple, grad_apple_num." in text
+    # the forward nodes are kept as they were and reused by name
+    assert "  price: {op: mul, inputs: [apple_price, tax]}\n" in text
+    values = _gradients(text, ["apple", "apple_num", "tax"])
+    assert values["apple"] == pytest.approx(2.2) and values["apple_num"] == pytest.approx(110.0)
+    assert values["tax"] == pytest.approx(200.0)
+
+
+def test_names_that_collide_get_a_suffix(tmp_path):
+    path = _write(tmp_path, {"x": np.array(3.0), "dout": np.array(2.0)},
+                  {"grad_x": "x * dout", "y": "grad_x * x"})
+    text = gradient_file(str(path), "y", ("x",), "1", None, 10**8)[0]
+    assert "# New names: dout_2, grad_grad_x, grad_x_2." in text
+    graph = cgraph.loads(text)
+    assert graph.output == "grad_x_2"
+    assert float(graph.forward()) == pytest.approx(2 * 3.0 * 2.0)  # y = x² dout: dy/dx = 2 x dout
+
+
+def test_simplifications_leave_out_the_obvious(tmp_path):
+    path = _write(tmp_path, {"x": np.array([1.0, 2.0]), "y": np.array([3.0, 4.0])},
+                  {"s": "x + y", "n": "-(-s)", "m": "n * 1", "out": "sum(m)"})
+    text = gradient_file(str(path), None, (), "1", None, 10**8)[0]
+    emitted = text.split("  out: sum(m)\n")[1]
+    assert "* 1" not in emitted and "--" not in emitted and "+ 0" not in emitted and "neg" not in emitted
+    assert "sum_to" not in emitted and "reshape" not in emitted  # a sum over no axes is not written
+    assert_same_gradients(path)
+
+
+def test_dout_is_broadcast_to_the_output_shape(tmp_path):
+    path = _write(tmp_path, {"x": np.array([[1.0, 2.0], [3.0, 4.0]])}, {"y": "x * x"})
+    text = assert_same_gradients(path, dout="[1, -2]")
+    assert "  dout: [[1.0, -2.0], [1.0, -2.0]]" in text
+    assert "  dout: {fill: 3.0, shape: [2, 2]}" in gradient_file(str(path), None, (), "3", None, 10**8)[0]
+
+
+def test_sub_expressions_of_formulas_are_reused_by_their_text(tmp_path):
+    path = _write(tmp_path, {"x": np.array([0.5, -1.0]), "w": np.array([2.0, 3.0])},
+                  {"y": "sum(exp(x * w) + x * w)"})
+    text = assert_same_gradients(path)
+    graph = cgraph.loads(text)
+    assert sum(1 for node in graph.spec.nodes.values() if node.op == "exp") == 1  # exp(x * w) not made again
+
+
+def test_cli_writes_a_file_and_never_the_input(tmp_path):
+    source = ROOT / "graphs" / "buy_apple.yaml"
+    out = tmp_path / "grad.yaml"
+    result = CliRunner().invoke(cli, ["grad", str(source), "-o", str(out)])
+    assert result.exit_code == 0 and result.stdout == "" and out.read_text().startswith("# The gradient")
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(source.read_text())
+    refused = CliRunner().invoke(cli, ["grad", str(copy), "-o", str(copy)])
+    assert refused.exit_code == 2 and "is the input file" in refused.stderr
+    assert copy.read_text() == source.read_text()
+    unknown = CliRunner().invoke(cli, ["grad", str(source), "--wrt", "aple"])
+    assert unknown.exit_code == 1 and "--wrt: 'aple' is not an input" in unknown.stderr
+
+
+def test_input_files_are_found_from_where_the_new_file_goes(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    np.save(folder / "x.npy", np.array([1.0, -2.0]))
+    (folder / "g.yaml").write_text("inputs:\n  x: {file: x.npy}\nnodes:\n  y: sum(x * x)\n")
+    out = tmp_path / "grad.yaml"
+    assert CliRunner().invoke(cli, ["grad", str(folder / "g.yaml"), "-o", str(out)]).exit_code == 0
+    np.testing.assert_allclose(cgraph.load(out).forward(), [2.0, -4.0])
+
+
+# --- random graphs of every op ---------------------------------------------------------
+
+CHAINABLE = sorted(op for op in OP_CASES if op not in NOT_DIFFERENTIABLE)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_graphs_built_from_every_op(seed, tmp_path):
+    """Each op's sample case feeds a chain of elementwise ops and a sum, all in one graph: the
+    gradient graph's values equal backward's, through fan-out and broadcasting."""
+    rng = np.random.default_rng(seed)
+    inputs, nodes, terms = {}, {}, []
+    for k, op in enumerate(rng.permutation(CHAINABLE)):
+        cases = OP_CASES[op][1]
+        kinds, attrs = cases[int(rng.integers(len(cases)))]
+        names = []
+        for i, kind in enumerate(kinds):
+            if kind[0] == "real" and inputs and rng.random() < 0.3:
+                same = [name for name, value in inputs.items() if value.shape == kind[1]]
+                if same:  # fan-out: an input used by several ops
+                    names.append(str(rng.choice(same)))
+                    continue
+            name = f"i{k}_{i}"
+            inputs[name] = _sample(rng, kind)
+            names.append(name)
+        nodes[f"n{k}"] = {"op": str(op), "inputs": names, **attrs}
+        unary = str(rng.choice(["tanh", "sigmoid", "square", "exp"]))
+        nodes[f"u{k}"] = f"sum({unary}(n{k}) * 0.5)"
+        terms.append(f"u{k}")
+    nodes["loss"] = " + ".join(terms)
+    path = _write(tmp_path, inputs, nodes)
+    assert_same_gradients(path, rtol=1e-11)

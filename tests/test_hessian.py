@@ -1,0 +1,208 @@
+"""Second derivatives: cgraph hessian, Hessian-vector products through the gradient graph, and
+check --order 2, against PyTorch's double backward (float64, where torch is installed) and
+against central differences of cgraph's own gradients (always)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import cgraph
+from cgraph.cli import cli
+
+try:
+    import torch
+except ImportError:  # an optional test dependency (the 'test' extra)
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed: the oracle of double backward")
+ROOT = Path(__file__).resolve().parent.parent
+RTOL = 1e-9
+
+NET = """inputs:
+  x: {random: normal, shape: [4, 3], seed: 0}
+  t: [[1, 0], [0, 1], [0, 1], [1, 0]]
+  W1: {random: normal, shape: [3, 5], seed: 1}
+  b1: {random: normal, shape: [5], seed: 2}
+  W2: {random: normal, shape: [5, 2], seed: 3}
+  b2: [0.1, -0.2]
+nodes:
+  a1: {op: affine, inputs: [x, W1, b1]}
+  z1: tanh(a1)
+  a2: {op: affine, inputs: [z1, W2, b2]}
+  loss: {op: softmax_with_loss, inputs: [a2, t]}
+"""
+
+# Every op of second order interest: smooth ones, reductions, shapes, and the kinks.
+MIXED = """inputs:
+  x: [[0.3, -1.2, 0.8], [1.5, -0.4, 0.2]]
+  y: [0.5, -0.7, 1.1]
+nodes:
+  p: x * y + sigmoid(x) / (1 + square(y))
+  q: sqrt(exp(x) + 1) - log(1 + y * y)
+  r: softmax(p * q)
+  s: maximum(p, q) + minimum(x, y) + abs(p) + relu(q) + clip(x, min=-1, max=1)
+  m: mean(transpose(r) @ s, axis=0) * sum(x ** 3, axis=1, keepdims=True)
+  c: concat(m, broadcast_to(y, shape=[2, 3]), axis=1)
+  loss: sum(reshape(c, shape=[-1])[1:4] * stack(y, y, axis=0)[1, 0:3]) + sum(pow(c, 2)) / 7
+"""
+
+
+def _hessian_json(tmp_path: Path, text: str, *args: str) -> dict:
+    path = tmp_path / "g.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["hessian", str(path), "--format", "json", *args])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _torch_inputs(text: str) -> dict:
+    graph = cgraph.loads(text)
+    return {name: torch.tensor(np.asarray(item.value, dtype=np.float64)) for name, item in graph.spec.inputs.items()}
+
+
+def _net_loss(x, t, W1, b1, W2, b2):
+    a2 = torch.tanh(x @ W1 + b1) @ W2 + b2
+    return -(t * torch.log_softmax(a2, dim=-1)).sum() / a2.shape[0]
+
+
+def _mixed_loss(x, y):
+    p = x * y + torch.sigmoid(x) / (1 + y * y)
+    q = torch.sqrt(torch.exp(x) + 1) - torch.log(1 + y * y)
+    r = torch.softmax(p * q, dim=-1)
+    s = torch.maximum(p, q) + torch.minimum(x, y) + torch.abs(p) + torch.relu(q) + torch.clamp(x, -1, 1)
+    m = (r.T @ s).mean(dim=0) * (x ** 3).sum(dim=1, keepdim=True)
+    c = torch.cat([m, y.broadcast_to(2, 3)], dim=1)
+    return (c.reshape(-1)[1:4] * torch.stack([y, y], dim=0)[1, 0:3]).sum() + (c ** 2).sum() / 7
+
+
+def _compare(ours: dict, theirs: tuple, names: list[str]) -> None:
+    for i, x in enumerate(names):
+        for j, y in enumerate(names):
+            expected = theirs[i][j].numpy()
+            np.testing.assert_allclose(np.asarray(ours[x][y], dtype=np.float64), expected, rtol=RTOL,
+                                       atol=1e-12 * max(1.0, np.abs(expected).max(initial=0.0)), err_msg=f"{x}, {y}")
+
+
+@needs_torch
+def test_the_hessian_of_a_network_is_torchs(tmp_path):
+    names = ["x", "t", "W1", "b1", "W2", "b2"]
+    ours = _hessian_json(tmp_path, NET)
+    assert ours["wrt"] == names and ours["output"] == "loss" and ours["dout"] == 1.0
+    inputs = _torch_inputs(NET)
+    theirs = torch.autograd.functional.hessian(_net_loss, tuple(inputs[name] for name in names))
+    _compare(ours["hessian"], theirs, names)
+
+
+@needs_torch
+def test_the_hessian_through_every_kind_of_op_is_torchs(tmp_path):
+    ours = _hessian_json(tmp_path, MIXED, "--dout", "2.5")
+    inputs = _torch_inputs(MIXED)
+    theirs = torch.autograd.functional.hessian(lambda x, y: 2.5 * _mixed_loss(x, y), (inputs["x"], inputs["y"]))
+    _compare(ours["hessian"], theirs, ["x", "y"])
+
+
+@needs_torch
+def test_kinks_follow_pytorch(tmp_path):
+    # relu at 0, abs at 0 and maximum's ties: PyTorch's first derivatives (0, 0, half and half)
+    # and second derivatives (0: the masks do not move).
+    text = "inputs:\n  x: [0.0, 1.0, -2.0]\n  y: [0.0, 1.0, 3.0]\nnodes:\n" \
+           "  loss: sum(relu(x) * y + abs(x) * y * y + maximum(x, y) * x)\n"
+    ours = _hessian_json(tmp_path, text)
+    x, y = (torch.tensor(value, dtype=torch.float64) for value in ([0.0, 1.0, -2.0], [0.0, 1.0, 3.0]))
+
+    def loss(x, y):
+        return (torch.relu(x) * y + torch.abs(x) * y * y + torch.maximum(x, y) * x).sum()
+
+    _compare(ours["hessian"], torch.autograd.functional.hessian(loss, (x, y)), ["x", "y"])
+    gradient = CliRunner().invoke(cli, ["grad", str(tmp_path / "g.yaml"), "--wrt", "x"])
+    values = cgraph.loads(gradient.stdout).forward()
+    xt = x.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(loss(xt, y), xt)
+    np.testing.assert_allclose(values, expected.numpy(), rtol=RTOL)
+
+
+@needs_torch
+def test_hessian_vector_products_from_backward_of_the_gradient_graph(tmp_path):
+    source = tmp_path / "net.yaml"
+    source.write_text(NET)
+    out = tmp_path / "net_grad.yaml"
+    assert CliRunner().invoke(cli, ["grad", str(source), "-o", str(out)]).exit_code == 0
+    v = np.random.default_rng(5).standard_normal((3, 5))
+    np.save(tmp_path / "v.npy", v)
+    result = CliRunner().invoke(cli, ["backward", str(out), "--output", "grad_W1", "--dout", f"@{tmp_path / 'v.npy'}",
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    ours = json.loads(result.stdout)["nodes"]
+    inputs = {name: value.requires_grad_(True) for name, value in _torch_inputs(NET).items()}
+    loss = _net_loss(*(inputs[name] for name in ["x", "t", "W1", "b1", "W2", "b2"]))
+    (grad_w1,) = torch.autograd.grad(loss, inputs["W1"], create_graph=True)
+    products = torch.autograd.grad((grad_w1 * torch.tensor(v)).sum(), list(inputs.values()))
+    for name, product in zip(inputs, products):
+        np.testing.assert_allclose(ours[name]["grad"], product.numpy(), rtol=RTOL, atol=1e-13, err_msg=name)
+
+
+def test_the_hessian_is_central_differences_of_the_gradients(tmp_path):
+    """Always, with or without torch: each row against (g(x + h) - g(x - h)) / 2h of backward's gradients."""
+    ours = _hessian_json(tmp_path, MIXED)
+    graph = cgraph.loads(MIXED)
+    for y in ("x", "y"):
+        original = np.array(graph.spec.inputs[y].value)
+        for index in np.ndindex(original.shape):
+            step = 1e-6
+            sides = []
+            for sign in (1, -1):
+                moved = original.copy()
+                moved[index] += sign * step
+                graph.set_input(y, moved)
+                sides.append(graph.backward(1.0))
+            graph.set_input(y, original)
+            for x in ("x", "y"):
+                numeric = (np.asarray(sides[0][x]) - np.asarray(sides[1][x])) / (2 * step)
+                column = np.asarray(ours["hessian"][x][y])[(Ellipsis, *index)]
+                np.testing.assert_allclose(column, numeric, rtol=1e-5, atol=1e-7, err_msg=f"{x}, {y}{index}")
+
+
+def test_the_hessian_is_symmetric_and_laid_out_by_shapes(tmp_path):
+    ours = _hessian_json(tmp_path, NET, "--wrt", "W2", "--wrt", "b2")
+    assert np.shape(ours["hessian"]["W2"]["b2"]) == (5, 2, 2)
+    assert np.shape(ours["hessian"]["b2"]["W2"]) == (2, 5, 2)
+    np.testing.assert_allclose(np.asarray(ours["hessian"]["W2"]["b2"]),
+                               np.moveaxis(np.asarray(ours["hessian"]["b2"]["W2"]), 0, -1), rtol=1e-12, atol=1e-15)
+
+
+def test_text_labels_elements(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("inputs:\n  w: [[1.0, 2.0]]\n  a: 3.0\nnodes:\n  y: sum(w * w * a)\n")
+    result = CliRunner().invoke(cli, ["hessian", str(path)])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    block = lines.index("d²L / dw dw")
+    assert lines[block + 1].split() == ["w[0,0]", "w[0,1]"]
+    assert lines[block + 2].split() == ["w[0,0]", "6", "0"]  # d²(a w²)/dw² = 2a
+    assert lines[lines.index("d²L / dw da") + 2].split() == ["w[0,0]", "2"]  # 2 w
+
+
+def test_too_large_a_hessian_is_refused_with_its_size(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("inputs:\n  x: {fill: 1, shape: [100]}\nnodes:\n  y: sum(x * x)\n")
+    result = CliRunner().invoke(cli, ["hessian", str(path), "--max-elements", "9999"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "the Hessian would hold 10,000 numbers (100 elements of x, squared), over --max-elements 9,999" in result.stderr
+
+
+def test_check_order_2_passes_and_fails(tmp_path):
+    assert CliRunner().invoke(cli, ["check", "--order", "2", str(ROOT / "graphs" / "two_layer_net.yaml")]).exit_code == 0
+    path = tmp_path / "g.yaml"
+    path.write_text(MIXED)
+    result = CliRunner().invoke(cli, ["check", "--order", "2", str(path), "--format", "json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["passed"] is True
+    # relu's kink at 0: the Hessian (0, as PyTorch's) differs from the finite differences across the kink
+    kink = tmp_path / "kink.yaml"
+    kink.write_text("inputs:\n  x: [0.0, 1.0]\nnodes:\n  y: sum(relu(x) * x)\n")
+    failed = CliRunner().invoke(cli, ["check", "--order", "2", str(kink)])
+    assert failed.exit_code == 1 and "FAIL: 1 of 1 blocks" in failed.stdout
