@@ -181,9 +181,11 @@ def test_a_graph_too_big_to_read_whole_opens_on_its_output_with_a_minimap(watche
     box = page.locator(f'g.node[data-name="{output}"] > rect.box').bounding_box()
     assert canvas["x"] <= box["x"] and box["x"] + box["width"] <= canvas["x"] + canvas["width"]
     assert canvas["y"] <= box["y"] and box["y"] + box["height"] <= canvas["y"] + canvas["height"]
+    map_box = page.locator("#minimap").bounding_box()
+    assert (map_box["x"] > box["x"] + box["width"] or map_box["x"] + map_box["width"] < box["x"] or
+            map_box["y"] > box["y"] + box["height"] or map_box["y"] + map_box["height"] < box["y"])  # not over it
     # The mini-map's frame is the view: dragging it to a corner brings the far side into view.
     before = page.get_attribute("#canvas svg", "viewBox")
-    map_box = page.locator("#minimap").bounding_box()
     page.mouse.click(map_box["x"] + 2, map_box["y"] + 2)
     assert page.get_attribute("#canvas svg", "viewBox") != before
     page.click("#fit")

@@ -591,7 +591,6 @@
     const lay = model.names.length <= GRAPHVIZ_LIMIT ? graphvizLayout : layeredLayout;
     const across = lay(contents, "LR");
     const downwards = lay(contents, "TB");
-    document.body.dataset.debug = `${across.width}x${across.height} ${downwards.width}x${downwards.height} ${fitZoom(across)} ${fitZoom(downwards)}`;
     return fitZoom(downwards) > fitZoom(across) + 1e-9 ? downwards : across;
   }
 
@@ -780,6 +779,10 @@
     const rect = $("canvas").getBoundingClientRect();
     view = { x: 0, y: 0, w: rect.width / MIN_ZOOM, h: rect.height / MIN_ZOOM };
     centre(data.backward.output);
+    // The mini-map goes in the corner away from the output, so that it hides none of it.
+    const box = drawing.boxes[data.backward.output];
+    $("minimap").classList.toggle("left", box.x + box.w / 2 > view.x + view.w / 2);
+    $("minimap").classList.toggle("top", box.y + box.h / 2 > view.y + view.h / 2);
   }
 
   /** The whole graph in view, centred, at ``zoom`` (by default: as large as fits, at most MAX_ZOOM). */
