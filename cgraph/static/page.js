@@ -830,9 +830,12 @@
       view.y + view.h >= home.y + home.h - 1;
     map.hidden = whole;
     if (whole) return;
+    // The drawing's shape, but no side under 60 pixels: a long thin graph's map stays usable.
     const scale = Math.min(200 / home.w, 140 / home.h);
-    const width = Math.max(20, Math.round(home.w * scale));
-    const height = Math.max(20, Math.round(home.h * scale));
+    const width = Math.max(60, Math.round(home.w * scale));
+    const height = Math.max(60, Math.round(home.h * scale));
+    const sx = width / home.w;
+    const sy = height / home.h;
     if (map.width !== width || map.height !== height) {
       map.width = width;
       map.height = height;
@@ -843,19 +846,19 @@
     for (const name of model.names) {
       const box = drawing.boxes[name];
       context.fillStyle = name === data.backward.output ? "#8a6d00" : model.entries[name].op === "input" ? "#9dbbe0" : "#e8c76a";
-      context.fillRect((box.x - home.x) * scale, (box.y - home.y) * scale, Math.max(1, box.w * scale), Math.max(1, box.h * scale));
+      context.fillRect((box.x - home.x) * sx, (box.y - home.y) * sy, Math.max(1, box.w * sx), Math.max(1, box.h * sy));
     }
     context.strokeStyle = "#2c6fbb";
     context.lineWidth = 2;
-    context.strokeRect((view.x - home.x) * scale, (view.y - home.y) * scale, view.w * scale, view.h * scale);
-    map.scale = scale;
+    context.strokeRect((view.x - home.x) * sx, (view.y - home.y) * sy, view.w * sx, view.h * sy);
+    map.scales = [sx, sy];
   }
 
   function minimapMove(event) {
     const map = $("minimap");
     const rect = map.getBoundingClientRect();
-    view.x = home.x + (event.clientX - rect.left) / map.scale - view.w / 2;
-    view.y = home.y + (event.clientY - rect.top) / map.scale - view.h / 2;
+    view.x = home.x + (event.clientX - rect.left) / map.scales[0] - view.w / 2;
+    view.y = home.y + (event.clientY - rect.top) / map.scales[1] - view.h / 2;
     setView();
   }
 
