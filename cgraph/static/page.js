@@ -22,6 +22,7 @@
   const MAX_ZOOM = 1.5; // a small graph is not magnified more than this to fit
   const GRAPHVIZ_LIMIT = 150; // boxes laid out by Graphviz; more, by the layered layout here
   const TABLE_ROWS = 2000; // rows of an array table drawn at once; a button draws the rest
+  const MARGIN = 12; // room around the drawing, in drawing units
   const WIDE = 72; // characters of an equation on one line; longer ones are written on three
   const config = JSON.parse(document.getElementById("cgraph-config").textContent);
   const $ = (id) => document.getElementById(id);
@@ -580,10 +581,10 @@
     return edge.grad === null || isArray(grad) ? "" : num(grad);
   }
 
-  /** The canvas's size, and the zoom at which ``layout`` fits it (at most MAX_ZOOM). */
+  /** The zoom at which ``layout`` and its margin fit the canvas (at most MAX_ZOOM). */
   function fitZoom(layout) {
     const rect = $("canvas").getBoundingClientRect();
-    return Math.min(MAX_ZOOM, (rect.width - 24) / layout.width, (rect.height - 24) / layout.height);
+    return Math.min(MAX_ZOOM, rect.width / (layout.width + 2 * MARGIN), rect.height / (layout.height + 2 * MARGIN));
   }
 
   /** The layout in the direction that shows the graph largest (left to right where both fit). */
@@ -604,7 +605,6 @@
    *  view, and so are the boxes' texts where ``lazy`` (for graphs of more than GRAPHVIZ_LIMIT boxes). */
   function svgMarkup(layout, contents, lazy) {
     const parts = [];
-    const MARGIN = 12;
     parts.push(`<svg xmlns="${SVG_NS}" viewBox="${-MARGIN} ${-MARGIN} ${layout.width + 2 * MARGIN} ${layout.height + 2 * MARGIN}">`);
     parts.push('<g class="edges">');
     for (const path of layout.paths) {
