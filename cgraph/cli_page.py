@@ -27,10 +27,10 @@ _FULL_HELP = ("Embed every array whole; by default one of more than 20,000 eleme
 @click.option("--full", is_flag=True, help=_FULL_HELP)
 def html(out_path: str | None, with_check: bool, full: bool, precision: int, nodes: tuple[str, ...],
          **loading: Any) -> None:
-    """Write FILE's graph as one self-contained interactive HTML page: the graph drawn as
-    cgraph dot draws it, each array as a heatmap of its values and gradient, and the forward and
-    backward passes to step through with the rules and numbers of cgraph explain. The page works
-    offline.
+    """Write FILE's graph as one self-contained interactive HTML page: a box per input and node
+    with its value and gradient (numbers with --precision digits, arrays as heatmaps), and the
+    forward and backward passes to step through with the rules and numbers of cgraph explain.
+    The page works offline.
 
     \b
     Example:
