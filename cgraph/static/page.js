@@ -1165,9 +1165,12 @@
   function panelHeatmap(array, label) {
     const wrap = element("div", undefined, "heatmap");
     const canvas = heatCanvas(array);
+    // Square cells of up to 16 pixels in at most 320; a long thin array's cells are widened to
+    // keep its short side at least 48 pixels (or 16 a cell), so that it can be seen and hovered.
     const scale = Math.max(1, Math.min(16, Math.floor(320 / Math.max(canvas.width, canvas.height))));
-    canvas.style.width = `${canvas.width * scale}px`;
-    canvas.style.height = `${canvas.height * scale}px`;
+    const side = (cells) => Math.min(320, Math.max(cells * scale, Math.min(cells * 16, 48)));
+    canvas.style.width = `${side(canvas.width)}px`;
+    canvas.style.height = `${side(canvas.height)}px`;
     canvas.heat = { array, label };
     wrap.appendChild(canvas);
     const limit = limitOf(array);
