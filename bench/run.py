@@ -680,6 +680,81 @@ def bench_formulas(count: int, repeat: int) -> None:
         ours / theirs, 1.5)
 
 
+PAGE_BUDGET = 5_000_000  # bytes of SimpleConvNet's page
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# One step of the page's slider, timed in the page: the input event's handling and the next frame.
+SLIDER_STEP = """async (slider, position) => {
+  const started = performance.now();
+  slider.value = String(position);
+  slider.dispatchEvent(new Event("input"));
+  await new Promise(resolve => requestAnimationFrame(() => setTimeout(resolve, 0)));
+  return performance.now() - started;
+}"""
+
+
+def chromium_path() -> str | None:
+    """The system's Chromium (or CGRAPH_CHROMIUM's), or None."""
+    import shutil
+
+    for candidate in (os.environ.get("CGRAPH_CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def write_page(graph_path: Path, out: Path) -> int:
+    """Write ``graph_path``'s page to ``out`` with the CLI; its size in bytes."""
+    subprocess.run([sys.executable, "-m", "cgraph", "html", str(graph_path), "-o", str(out)], check=True, cwd=ROOT)
+    return out.stat().st_size
+
+
+def bench_page(wide: int, repeat: int, folder: Path) -> None:
+    """The page's budgets: SimpleConvNet's page size, and in Chromium a wide graph's first paint and
+    slider step and the two-layer net's slider step (skipped without playwright or Chromium)."""
+    size = write_page(ROOT / "graphs" / "simple_convnet.yaml", folder / "convnet.html")
+    row("SimpleConvNet's page (cgraph html)", f"{size / 1e6:.2f} MB", f"budget {PAGE_BUDGET / 1e6:.0f} MB",
+        size / PAGE_BUDGET, 1.0)
+    count = (wide - 3) // 2  # 4 inputs, count nodes, count - 1 sums
+    wide_path = folder / f"wide_{count}.yaml"
+    wide_path.write_text(wide_yaml(count))
+    boxes = 4 + 2 * count - 1
+    wide_figure = f"page of a {boxes:,}-box wide graph in Chromium: first paint"
+    wide_step = f"page of a {boxes:,}-box wide graph in Chromium: slider step"
+    net_step = "page of the two-layer net in Chromium: slider step"
+    executable = chromium_path()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        executable = None
+    if executable is None:
+        for figure in (wide_figure, wide_step, net_step):
+            row(figure, "skipped", "no playwright or no Chromium", None, None)
+        return
+    write_page(wide_path, folder / "wide.html")
+    write_page(ROOT / "graphs" / "two_layer_net.yaml", folder / "net.html")
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        paints, steps = [], []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            page.goto((folder / "wide.html").as_uri())
+            page.wait_for_selector('body[data-state="ready"]', state="attached", timeout=60_000)
+            page.evaluate("() => new Promise(resolve => requestAnimationFrame(() => setTimeout(resolve, 0)))")
+            paints.append(time.perf_counter() - started)
+            steps.append(page.eval_on_selector("#slider", SLIDER_STEP, boxes // 2) / 1000)
+        paint, step = statistics.median(paints), statistics.median(steps)
+        row(wide_figure, f"{paint:.2f} s", "budget 2 s", paint / 2.0, 1.0)
+        row(wide_step, f"{step * 1000:.0f} ms", "budget 2 s", step / 2.0, 1.0)
+        page.goto((folder / "net.html").as_uri())
+        page.wait_for_selector('body[data-state="ready"]', state="attached", timeout=60_000)
+        positions = int(page.get_attribute("#slider", "max")) + 1
+        times = [page.eval_on_selector("#slider", SLIDER_STEP, k % positions) / 1000 for k in range(1, 4 * positions)]
+        step = statistics.median(times)
+        row(net_step, f"{step * 1000:.1f} ms", "budget 50 ms", step / 0.05, 1.0)
+        browser.close()
+
+
 def mlp_model(sizes: tuple[int, ...], seed: int = 0) -> tuple[Any, list[tuple[np.ndarray, np.ndarray]]]:
     """An ONNX MLP as torch.onnx.export writes one (Gemm with transB, Relu between), float32, and
     its layers' (weight, bias)."""
@@ -820,6 +895,8 @@ def main() -> None:
         if "training" in only:
             bench_training(10 if small else 100, (20, 5, 3) if small else (784, 50, 10), 100 if small else 1_000,
                            repeat)
+        if "page" in only:
+            bench_page(100 if small else 2_000, repeat, folder)
         if "onnx" in only:
             bench_onnx(4 if small else 64, (20, 10, 5, 3) if small else (784, 1000, 200, 10),
                        repeat if small else 20, folder)

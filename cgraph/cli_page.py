@@ -9,23 +9,28 @@ from typing import TYPE_CHECKING, Any, Iterable
 import click
 
 from .console import say, write_lines
-from .options import graph_options, find_problems, load_graph
+from .options import DOT_PRECISION, graph_options, find_problems, load_graph
 
 if TYPE_CHECKING:
     from .graph import Graph
 
 _PAGE_NODE_HELP = "Draw only this input or node and its neighbours (its inputs and the nodes using it)."
 _CHECK_HELP = "Add cgraph check's result (PASS or FAIL, the largest errors) to each input's panel."
+_FULL_HELP = ("Embed every array whole; by default one of more than 20,000 elements is embedded as its shape, "
+              "minimum, maximum and a strided sample, which keeps the page small.")
 
 
 @click.command()
-@graph_options("dout", "precision", node_help=_PAGE_NODE_HELP)
+@graph_options("dout", "precision", node_help=_PAGE_NODE_HELP, precision=DOT_PRECISION)
 @click.option("-o", "--out", "out_path", metavar="OUT.html", help="Write the page to this file (whole or not at all).")
 @click.option("--check", "with_check", is_flag=True, help=_CHECK_HELP)
-def html(out_path: str | None, with_check: bool, precision: int, nodes: tuple[str, ...], **loading: Any) -> None:
-    """Write FILE's graph as one self-contained interactive HTML page: the graph drawn as
-    cgraph dot draws it, every value and gradient in full, and the forward and backward passes
-    to step through with the rules and numbers of cgraph explain. The page works offline.
+@click.option("--full", is_flag=True, help=_FULL_HELP)
+def html(out_path: str | None, with_check: bool, full: bool, precision: int, nodes: tuple[str, ...],
+         **loading: Any) -> None:
+    """Write FILE's graph as one self-contained interactive HTML page: a box per input and node
+    with its value and gradient (numbers with --precision digits, arrays as heatmaps), and the
+    forward and backward passes to step through with the rules and numbers of cgraph explain.
+    The page works offline.
 
     \b
     Example:
@@ -38,7 +43,7 @@ def html(out_path: str | None, with_check: bool, precision: int, nodes: tuple[st
                                "(or redirect standard output)")
     graph = load_graph(nodes=nodes, **loading)
     file = loading["file"] or "; ".join(loading["expressions"])  # the page's title names the formulas
-    text = pages.page(page_data(graph, file, precision, nodes, with_check))
+    text = pages.page(page_data(graph, file, precision, nodes, with_check, full=full))
     if out_path is None:
         write_lines([text.rstrip("\n")])
     else:
@@ -48,7 +53,7 @@ def html(out_path: str | None, with_check: bool, precision: int, nodes: tuple[st
 
 
 @click.command()
-@graph_options("dout", "precision", node_help=_PAGE_NODE_HELP)
+@graph_options("dout", "precision", node_help=_PAGE_NODE_HELP, precision=DOT_PRECISION)
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port on 127.0.0.1 to serve on; 0 picks a free one.")
 @click.option("--check", "with_check", is_flag=True, help=_CHECK_HELP)
@@ -91,7 +96,7 @@ def serve(port: int, with_check: bool, precision: int, nodes: tuple[str, ...], f
 
 
 def page_data(graph: Graph, file: str | None, precision: int, nodes: tuple[str, ...], with_check: bool,
-               warnings: Iterable[str] = ()) -> str:
+              warnings: Iterable[str] = (), full: bool = False) -> str:
     """The data of FILE's page, with check's results of the inputs drawn where asked for."""
     from . import check as checking
     from . import html as pages
@@ -101,6 +106,6 @@ def page_data(graph: Graph, file: str | None, precision: int, nodes: tuple[str, 
         inputs = [name for name in pages.kept_names(graph, nodes) if name in graph.spec.inputs]
         report = checking.check(graph, inputs)
     source = {"-": "<stdin>", None: "<expr>"}.get(file, file)
-    return pages.page_data(graph, source, precision, nodes, report, warnings)
+    return pages.page_data(graph, source, precision, nodes, report, warnings, full)
 
 

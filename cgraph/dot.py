@@ -78,7 +78,7 @@ def _html_array(value: Any, precision: int, full: bool) -> str:
 def _label(graph: Graph, name: str, backward: bool, precision: int, full: bool) -> str:
     """An HTML-like label: the name in bold, op and shape, then the value and gradient."""
     node = graph.spec.nodes.get(name)
-    rows = [f"<b>{html.escape(name)}</b>", f"{_op(graph, node) if node else 'input'}, shape {graph.shapes[name]}"]
+    rows = [f"<b>{html.escape(name)}</b>", f"{html.escape(op_label(graph, node)) if node else 'input'}, shape {graph.shapes[name]}"]
     rows.append(f"value {_html_array(graph.values[name], precision, full)}")
     if backward:
         rows.append(f'<font color="{GRAD_COLOR}">grad {_html_array(graph.grads[name], precision, full)}</font>')
@@ -86,12 +86,12 @@ def _label(graph: Graph, name: str, backward: bool, precision: int, full: bool) 
     return "".join(row if row.endswith(f"{LEFT_BREAK}</font>") else row + "<br/>" for row in rows[:-1]) + rows[-1]
 
 
-def _op(graph: Graph, node: NodeSpec) -> str:
+def op_label(graph: Graph, node: NodeSpec) -> str:
     """The node's op, with the constants it uses in their places (``div(1, ·)``), as they have no box."""
     constants = graph.spec.constants
     if not constants or constants.keys().isdisjoint(node.args):
         return node.op
-    return html.escape(f"{node.op}({', '.join(arg if arg in constants else '·' for arg in node.args)})")
+    return f"{node.op}({', '.join(arg if arg in constants else '·' for arg in node.args)})"
 
 
 def _id(name: str) -> str:

@@ -11,7 +11,7 @@ import json
 import re
 import string
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -279,22 +279,27 @@ def _sum_line(step: SumStep, precision: int, graph: Graph) -> str:
 
 def render_json(graph: Graph, steps: list[Step], only: Iterable[str] = ()) -> str:
     """The steps as one strict JSON object: output, dout, steps, and the names with no path to the output."""
-    result = {
+    return json.dumps(json_steps(graph, steps, only), allow_nan=False)
+
+
+def json_steps(graph: Graph, steps: list[Step], only: Iterable[str] = (),
+               encode: Callable[[Any], Any] = json_value) -> dict[str, Any]:
+    """What :func:`render_json` writes, as a dict whose arrays are ``encode``'s (by default nested lists)."""
+    return {
         "output": graph.output,
-        "dout": json_value(graph.dout),
-        "steps": [_json_step(step) for step in _shown(steps, only)],
+        "dout": encode(graph.dout),
+        "steps": [_json_step(step, encode) for step in _shown(steps, only)],
         "unreached": unreached_names(graph),
     }
-    return json.dumps(result, allow_nan=False)
 
 
-def _json_step(step: Step) -> dict[str, Any]:
+def _json_step(step: Step, encode: Callable[[Any], Any]) -> dict[str, Any]:
     if isinstance(step, SumStep):
         return {
             "step": "sum",
             "name": step.name,
-            "contributions": [{"from": user, "as": role, "grad": json_value(grad)} for user, role, grad in step.parts],
-            "grad": json_value(step.grad),
+            "contributions": [{"from": user, "as": role, "grad": encode(grad)} for user, role, grad in step.parts],
+            "grad": encode(step.grad),
         }
     return {
         "step": "node",
@@ -303,16 +308,16 @@ def _json_step(step: Step) -> dict[str, Any]:
         "inputs": list(step.args),
         "rule": step.rule,
         "numbers": step.numbers,
-        "value": json_value(step.value),
+        "value": encode(step.value),
         "shape": list(np.shape(step.value)),
-        "dout": json_value(step.dout),
+        "dout": encode(step.dout),
         "grads": [
             {
                 "input": grad.arg,
                 "as": grad.role,
                 "rule": grad.rule,
                 "numbers": grad.numbers,
-                "grad": json_value(grad.grad),
+                "grad": encode(grad.grad),
                 "shape": list(np.shape(grad.grad)),
                 "summed_axes": list(grad.summed_axes),
             }

@@ -1,11 +1,14 @@
-"""The interactive page: one self-contained HTML file with the graph drawn as ``cgraph dot`` draws it,
-every value and gradient in full, and the passes to step through with explain's rules and numbers.
+"""The interactive page: one self-contained HTML file with the graph drawn box by box (each array
+as a heatmap), its values and gradients, and the passes to step through with explain's rules and numbers.
 
-The page's data is one JSON object (:func:`page_data`): the DOT text, the backward JSON that
-``cgraph backward --format json`` prints, the steps that ``cgraph explain --format json`` prints
-and, where asked for, ``cgraph check``'s results. The page (:func:`page`) is the template, styles
-and scripts in ``cgraph/static`` with that data and the vendored layout library (Viz.js, Graphviz
-compiled to WebAssembly) inlined, under a Content-Security-Policy that forbids network requests.
+The page's data is one JSON object (:func:`page_data`): each input's and node's op, inputs, shape,
+dtype, value and gradient, the steps that ``cgraph explain --format json`` prints and, where asked
+for, ``cgraph check``'s results. Arrays are embedded as base64 binary (float32 as float32, others as
+float64); an array of more than FULL_ELEMENTS elements as a summary: its shape, its finite minimum
+and maximum, and a strided sample of at most SAMPLE_ELEMENTS elements (``full=True`` embeds all).
+The page (:func:`page`) is the template, styles and scripts in ``cgraph/static`` with that data and
+the vendored layout library (Viz.js, Graphviz compiled to WebAssembly) inlined, under a
+Content-Security-Policy that forbids network requests.
 """
 
 from __future__ import annotations
@@ -13,24 +16,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable
+from typing import Any, Iterable
 
-from . import dot, explain, render
+import numpy as np
+
+from . import explain, render
 from .check import CheckReport
 from .check import render_json as check_json
+from .dot import op_label
 from .errors import CgraphError
 from .graph import Graph
 
 MAX_DRAWN = 2000  # inputs and nodes a page lays out; larger graphs are drawn in parts with --node
-# Graphviz's x-positioning (network simplex) and crossing minimisation may take minutes on a big
-# graph: past this many boxes, positioning is capped at POSITIONING_ITERATIONS and crossing
-# minimisation at a fifth of its passes, which costs some compactness and some crossings.
-CAPPED_LAYOUT = 300
-POSITIONING_ITERATIONS = 100
-# Members of explain's JSON steps left out of the page's data, which has them in the backward
-# entries: a node step's value and dout are its node's value and grad, a sum step's grad its value's.
+FULL_ELEMENTS = 20_000  # arrays of up to this many elements are embedded whole, larger ones summarised
+SAMPLE_ELEMENTS = 4_096  # elements of a summarised array's strided sample
+# Members of explain's JSON steps left out of the page's data, which has them in the node entries:
+# a node step's value and dout are its node's value and grad, a sum step's grad its value's.
 SHARED_KEYS = {"node": ("value", "dout"), "sum": ("grad",)}
 
 
@@ -47,37 +51,83 @@ def kept_names(graph: Graph, only: Iterable[str] = ()) -> list[str]:
     return render.entry_names(graph, wanted)
 
 
-def page_data(graph: Graph, source: str, precision: int = 8, only: Iterable[str] = (),
-              report: CheckReport | None = None, warnings: Iterable[str] = ()) -> str:
-    """The page's data as JSON text, from ``graph`` after its backward pass: the file's name,
-    DOT text, each layer's description, and the JSON of backward, explain and check (with each
-    array once: see SHARED_KEYS)."""
+def encode_array(value: Any, full: bool = False) -> Any:
+    """A value for the page's data: a 0-d value as its number (NaN and infinities as the strings
+    JSON allows); an array as ``{"shape", "dtype", "bytes", "data"}``, ``data`` the base64 of its
+    little-endian float32 (``bytes`` 4, for float32 arrays) or float64 (8) numbers in C order.
+    Past FULL_ELEMENTS elements (unless ``full``), a summary: also ``min`` and ``max`` of its finite
+    numbers (null if none) and ``step``, the stride along each axis of the float32 sample in ``data``."""
+    if type(value) is float:
+        return render.json_value(value)
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return render.json_value(array.item() if array.dtype.kind in "fc" else float(array))
+    encoded: dict[str, Any] = {"shape": list(array.shape), "dtype": render.dtype_name(array)}
+    if array.size > FULL_ELEMENTS and not full:
+        finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+        encoded["min"] = float(finite.min()) if finite.size else None
+        encoded["max"] = float(finite.max()) if finite.size else None
+        encoded["step"] = step = sample_steps(array.shape, SAMPLE_ELEMENTS)
+        array = array[tuple(slice(None, None, k) for k in step)].astype("<f4")
+    else:
+        array = array.astype("<f4" if array.dtype == np.float32 else "<f8", copy=False)
+    encoded["bytes"] = array.itemsize
+    encoded["data"] = base64.b64encode(np.ascontiguousarray(array).tobytes()).decode()
+    return encoded
+
+
+def sample_steps(shape: tuple[int, ...], most: int) -> list[int]:
+    """Strides along each axis that leave at most ``most`` elements of an array of ``shape``,
+    taken from the axes that keep the most elements first."""
+    step = [1] * len(shape)
+    kept = list(shape)
+    while math.prod(kept) > most:
+        axis = max(range(len(shape)), key=lambda k: kept[k])
+        step[axis] += 1
+        kept[axis] = -(-shape[axis] // step[axis])
+    return step
+
+
+def page_data(graph: Graph, source: str, precision: int = 4, only: Iterable[str] = (),
+              report: CheckReport | None = None, warnings: Iterable[str] = (), full: bool = False) -> str:
+    """The page's data as JSON text, from ``graph`` after its backward pass: the file's name, each
+    input's and node's entry and layer description, and the JSON of explain and check (with each
+    array once: see SHARED_KEYS). ``precision`` is the digits the boxes and rules show."""
     names = kept_names(graph, only)
     if len(names) > MAX_DRAWN:
         raise CgraphError(
             f"the page draws at most {MAX_DRAWN:,} inputs and nodes and this graph has {len(names):,}: "
             "draw part of it with --node NAME (repeatable), which keeps NAME and its neighbours")
-    dot_text = dot.to_dot(graph, True, names, precision)
-    if len(names) > CAPPED_LAYOUT:
-        dot_text = dot_text.replace("{\n", f"{{\n  nslimit={POSITIONING_ITERATIONS / len(names):.4f}; mclimit=0.2;\n", 1)
-    layers = {name: str(graph.layers[name]) for name in names if name in graph.layers}
-    # Each array once: the steps' values and gradients of their own nodes are the backward entries',
-    # and the page reads what each node sent back from the steps, not from the entries' input_grads.
-    backward = json.loads(b"".join(render.render_json(graph, names)))
-    for entry in backward["nodes"].values():
-        entry.pop("input_grads", None)
-    steps = json.loads(explain.render_json(graph, explain.explain(graph, precision), names))
-    steps["steps"] = [step for step in steps["steps"] if step["name"] in backward["nodes"]]
+    spec_nodes = graph.spec.nodes
+
+    def encode(value: Any) -> Any:
+        return encode_array(value, full)
+
+    entries = {}
+    for name in names:
+        node = spec_nodes.get(name)
+        value = graph.values[name]
+        entries[name] = {
+            "op": node.op if node else "input",
+            "label": op_label(graph, node) if node else "input",
+            "inputs": list(node.args) if node else [],
+            "shape": list(graph.shapes[name]),
+            "dtype": render.dtype_name(value),
+            "value": encode(value),
+            "grad": encode(graph.grads[name]),
+        }
+    shown = set(names)
+    steps = explain.json_steps(graph, [step for step in explain.explain(graph, precision) if step.name in shown],
+                               names, encode)
     for step in steps["steps"]:
         for key in SHARED_KEYS[step["step"]]:
             del step[key]
     data = {
         "file": source,
         "precision": precision,
-        "dot": dot_text,
-        "layers": layers,
+        "layers": {name: str(graph.layers[name]) for name in names if name in graph.layers},
         "warnings": list(warnings),
-        "backward": backward,
+        "backward": {"output": graph.output, "dout": encode(graph.dout), "nodes": entries},
         "explain": steps,
         "check": json.loads(check_json(graph, report)) if report is not None else None,
     }

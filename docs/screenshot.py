@@ -2,7 +2,7 @@
 
     python docs/screenshot.py [GRAPH] [--select NAME] [--step TEXT] [--out docs/page.png]
 
-Run from the project's folder. Writes the page of GRAPH (graphs/bias_batch.yaml) to a temporary file, opens it, steps until
+Run from the project's folder. Writes the page of GRAPH (graphs/two_layer_net.yaml) to a temporary file, opens it, steps until
 the step shown contains TEXT, clicks NAME's box and saves a PNG. Needs `pip install playwright`
 and Chromium (Debian: apt-get install chromium; elsewhere set CGRAPH_CHROMIUM to its path).
 """
@@ -25,11 +25,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("graph", nargs="?", default="graphs/bias_batch.yaml")
-    parser.add_argument("--select", default="w", help="the box to click")
-    parser.add_argument("--step", default="backward 2 of", help="step until the step shown contains this")
+    parser.add_argument("graph", nargs="?", default="graphs/two_layer_net.yaml")
+    parser.add_argument("--select", default="W1", help="the box to click")
+    parser.add_argument("--step", default="backward 4 of", help="step until the step shown contains this")
     parser.add_argument("--out", default="docs/page.png")
-    parser.add_argument("--size", default="1400x700", help="WIDTHxHEIGHT of the window")
+    parser.add_argument("--size", default="1400x800", help="WIDTHxHEIGHT of the window")
     options = parser.parse_args()
     executable = os.environ.get("CGRAPH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not executable:
