@@ -26,7 +26,7 @@ PEAK = r"""
 import atexit, runpy, sys
 def peak():
     for line in open("/proc/self/status"):
-        if line.startswith("VmPeak:"):
+        if line.startswith(("VmPeak:", "VmHWM:")):
             sys.stderr.write(line)
 atexit.register(peak)
 sys.argv = ["cgraph", *sys.argv[1:]]
@@ -41,13 +41,17 @@ def graph_file(folder: Path, elements: int) -> Path:
     return path
 
 
-def interpreter_peak(folder: Path, command: list[str]) -> int:
-    """The address space the command takes on a graph of ten elements: the interpreter, its modules and libraries."""
-    tiny = graph_file(folder, 10)
-    result = subprocess.run([sys.executable, "-c", PEAK, command[0], str(tiny), *command[1:]], capture_output=True,
+def peaks(path: Path, command: list[str]) -> tuple[int, int]:
+    """The peak address space and the peak resident memory of the command run on ``path``, in bytes."""
+    result = subprocess.run([sys.executable, "-c", PEAK, command[0], str(path), *command[1:]], capture_output=True,
                             text=True, timeout=60, env=ENV)
     assert result.returncode == 0, result.stderr
-    return int(re.search(r"VmPeak:\s+(\d+) kB", result.stderr).group(1)) * 1024
+    return tuple(int(re.search(rf"{name}:\s+(\d+) kB", result.stderr).group(1)) * 1024 for name in ("VmPeak", "VmHWM"))
+
+
+def interpreter_peak(folder: Path, command: list[str]) -> int:
+    """The address space the command takes on a graph of ten elements: the interpreter, its modules and libraries."""
+    return peaks(graph_file(folder, 10), command)[0]
 
 
 def run_limited(path: Path, command: list[str], limit: int) -> subprocess.CompletedProcess:
@@ -116,3 +120,13 @@ def test_a_limit_below_the_arrays_is_one_line_out_of_memory(tmp_path: Path, comm
     assert result.returncode == 1, result.stderr[-1000:]
     assert result.stdout == b""
     assert re.fullmatch(rb"cgraph: error: out of memory[^\n]*\n", result.stderr), result.stderr[-1000:]
+
+
+@pytest.mark.parametrize("command", [["backward", "--full"], ["backward", "--format", "json"]])
+def test_writing_the_output_holds_no_more_than_the_budget_counts(tmp_path: Path, command: list[str]) -> None:
+    from cgraph.budget import output_bytes
+
+    path = graph_file(tmp_path, 200_000)
+    summarised = peaks(path, ["backward", "--node", "a"])[1]  # the same arrays, two short lines written
+    written = peaks(path, command)[1]
+    assert written - summarised <= output_bytes(6 * 200_000)
