@@ -3,6 +3,7 @@
     python bench/run.py            # full sizes, a quarter of an hour; prints the README's table
     python bench/run.py --small    # tiny sizes, to check the benchmarks still run
     python bench/run.py --only start-up,arrays   # some groups of rows only
+    python bench/run.py --big-output   # also the 640 MB forward JSON (a minute more, 4 GB of memory)
 
 PyTorch is optional (`pip install torch==2.13.0`); without it the figures that
 compare against it are skipped. Times are medians of repeated runs.
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -315,7 +317,7 @@ def bench_output(count: int, elements: int, repeat: int) -> None:
     graph.backward(1.0)
     text_lines = sum(line.count("\n") + 1 for line in render.render_text(graph))
     text = median_time(lambda: sum(len(line) for line in render.render_text(graph)), repeat) / text_lines
-    as_json = median_time(lambda: render.render_json(graph), repeat) / len(graph.values)
+    as_json = median_time(lambda: deque(render.render_json(graph), maxlen=0), repeat) / len(graph.values)
     row(f"text output, per printed line ({count:,}-node scalar chain, {text_lines:,} lines)",
         f"{text * 1e6:.2f} us", "2 us", text / 2e-6, 1.0)
     row(f"JSON output, per node entry ({count:,}-node scalar chain)", f"{as_json * 1e6:.2f} us", "2 us",
@@ -323,6 +325,69 @@ def bench_output(count: int, elements: int, repeat: int) -> None:
     array = np.random.default_rng(0).random(elements)
     full = median_time(lambda: render.format_array(array, 8, True, 2), max(1, repeat // 2))
     row(f"text --full of one {elements:,}-element array", f"{full:.2f} s", "1 s", full / 1.0, 1.0)
+
+
+# Run a command, then write its peak resident memory (Linux's VmHWM, in kB) on stderr.
+PEAK_RSS = """
+import atexit, runpy, sys
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            sys.stderr.write(line)
+atexit.register(peak)
+"""
+CGRAPH_PEAK = PEAK_RSS + """
+sys.argv = ["cgraph", *sys.argv[1:]]
+runpy.run_module("cgraph", run_name="__main__")
+"""
+# The same array as orjson writes it in one process, holding the whole text: the call's time and the text's length.
+ORJSON_WHOLE = PEAK_RSS + """
+import json, os, time
+import numpy as np, orjson
+array = np.random.default_rng(0).standard_normal(int(sys.argv[1]))
+started = time.perf_counter()
+text = orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY)
+seconds = time.perf_counter() - started
+os.write(1, text[:1])
+print(json.dumps([seconds, len(text)]), file=sys.stderr)
+"""
+
+
+def peak_run(args: list[str]) -> tuple[float, int, str]:
+    """Run a Python script (``args`` after the interpreter) from the root of the tree: its wall time,
+    its peak resident memory in bytes and its stderr."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, check=True)
+    seconds = time.perf_counter() - started
+    peak = int(result.stderr.rsplit("VmHWM:", 1)[1].split()[0]) * 1024
+    return seconds, peak, result.stderr
+
+
+def bench_big_output(elements: int, folder: Path) -> None:
+    """cgraph forward --format json of a graph holding one large input (and its sum), in a process of
+    its own writing to /dev/null: its wall time against orjson.dumps of the same array in one process,
+    and its peak resident memory against the array's bytes. Linux only (peak memory from /proc)."""
+    print("big output", file=sys.stderr)
+    if not Path("/proc/self/status").exists():
+        ROWS.append(("forward --format json of a large input", "not measured: no /proc", "", "", "-"))
+        return
+    path = folder / "big_output.yaml"
+    path.write_text(f"inputs:\n  a: {{shape: [{elements}], random: normal, seed: 0}}\n"
+                    "nodes:\n  s: {op: sum, inputs: [a]}\n")
+    command = ["-c", CGRAPH_PEAK, "forward", str(path), "--format", "json", "--max-elements", str(elements)]
+    seconds, peak, _ = peak_run(command)
+    without, _, _ = peak_run([*command, "--node", "s"])  # the same start, input and pass; one number written
+    _, their_peak, stderr = peak_run(["-c", ORJSON_WHOLE, str(elements)])
+    theirs, length = json.loads(stderr.splitlines()[0])
+    writing = seconds - without
+    array_bytes = elements * 8
+    label = (f"forward --format json of a {array_bytes / 1e6:,.0f} MB input ({elements:,} elements, "
+             f"{length / 1e9:.2f} GB of JSON)")
+    row(f"{label}: time writing it", f"{writing:.2f} s (the run {seconds:.2f} s less the run with --node s "
+        f"{without:.2f} s)", f"orjson.dumps of the array in one process {theirs:.2f} s", writing / theirs, 1.5)
+    row(f"{label}: peak RSS", f"{peak / 1e9:.2f} GB", f"the array {array_bytes / 1e9:.2f} GB (orjson in one "
+        f"process: {their_peak / 1e9:.2f} GB)", peak / array_bytes, 1.875)  # 1.2 GB for 640 MB
 
 
 def vector_chain_yaml(count: int) -> str:
@@ -854,7 +919,7 @@ def torch_lenet() -> Any:
 
 
 GROUPS = ("start-up", "per-node", "small-arrays", "format", "network", "arrays", "output", "mmap", "conv",
-          "formulas", "training", "onnx")
+          "formulas", "training", "page", "onnx")
 
 
 def main() -> None:
@@ -862,6 +927,8 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="tiny sizes: check that the benchmarks run")
     parser.add_argument("--only", default=",".join(GROUPS),
                         help=f"comma-separated groups of rows to run, of: {', '.join(GROUPS)} (all by default)")
+    parser.add_argument("--big-output", action="store_true",
+                        help="also write a 640 MB input as JSON (with --small, a small one is written anyway)")
     arguments = parser.parse_args()
     small, only = arguments.small, set(arguments.only.split(","))
     if only - set(GROUPS):
@@ -886,6 +953,8 @@ def main() -> None:
             bench_arrays(10_000 if small else 1_000_000, 10 if small else 100, repeat)
         if "output" in only:
             bench_output(1_000 if small else 100_000, 10_000 if small else 1_000_000, repeat)
+            if small or arguments.big_output:
+                bench_big_output(100_000 if small else 80_000_000, folder)
         if "mmap" in only:
             bench_mmap(10_000 if small else 100_000_000, folder)
         if "conv" in only:

@@ -14,19 +14,25 @@ import numpy as np
 from .errors import CgraphError, Position
 from .graph import Graph
 from .layers import REGISTRY, BaseLayer
+from .render import CHUNK_ELEMENTS
 
 MEMORY_FRACTION = 0.5  # of the memory available at start: the default --max-memory
 DEFAULT_MAX_WORK = 10**11  # multiply-adds: some seconds of numpy; a (10000, 10000) @ (10000, 10000) product is 3e12
+# What writing the output holds per element of the chunk it formats at a time, at most: measured, --full
+# text (each number a Python float, then a string, then part of a line) holds about 350 bytes; JSON under 30.
+OUTPUT_ELEMENT_BYTES = 512
 
 
 @dataclass(frozen=True)
 class Estimate:
     """What running a graph will hold and do: ``memory`` in bytes, ``work`` in multiply-adds,
-    and the node doing the most work (None where no op counts any)."""
+    the node doing the most work (None where no op counts any) and ``output``, the bytes that
+    writing the values (and gradients) out holds besides."""
 
     memory: int
     work: int
     busiest: str | None = None
+    output: int = 0
 
 
 def estimate(graph: Graph, backward: bool = True, forward_passes: int = 1) -> Estimate:
@@ -34,13 +40,14 @@ def estimate(graph: Graph, backward: bool = True, forward_passes: int = 1) -> Es
     (inputs memory-mapped from .npy files or filled with one number excepted), and the
     multiply-adds of ``forward_passes`` runs, each counted as a forward and a backward pass.
     Node values are counted at the widest input dtype; a graph of 0-d values is counted at
-    once, as an array per value and per gradient."""
+    once, as an array per value and per gradient. ``output`` bounds what writing the values and
+    gradients out holds (see :func:`output_bytes`)."""
     spec, shapes = graph.spec, graph.shapes
     inputs = spec.inputs.values()
     widest = max((item.value.dtype.itemsize for item in inputs), default=8)
     if not any(shapes.values()):  # all 0-d, as in long chains of scalars: a few numbers per value, no costly op
         arrays = len(shapes) + (len(shapes) + sum(map(len, (node.args for node in spec.nodes.values()))) if backward else 0)
-        return Estimate(widest * arrays, 0)
+        return Estimate(widest * arrays, 0, output=output_bytes(arrays))
     sizes = dict(zip(shapes, map(math.prod, shapes.values())))
     node_elements = sum(map(sizes.__getitem__, spec.nodes))
     # Inputs memory-mapped from .npy files, and fill inputs (one number broadcast), own no memory.
@@ -52,6 +59,7 @@ def estimate(graph: Graph, backward: bool = True, forward_passes: int = 1) -> Es
         arrays = {name: count if count == 1 else count + 1 for name, count in zip(sizes, map(uses.get, sizes, repeat(0)))}
         memory += widest * sum([sizes[name] * arrays[name] for name in spec.nodes])
         memory += sum(item.value.dtype.itemsize * sizes[name] * arrays[name] for name, item in spec.inputs.items())
+    elements = sum(sizes.values()) * (2 if backward else 1)  # values, and gradients as many again: a bound
 
     work, busiest, most = 0, None, 0
     costly = {op for op, layer in REGISTRY.items()
@@ -63,12 +71,18 @@ def estimate(graph: Graph, backward: bool = True, forward_passes: int = 1) -> Es
         work += own
         if own > most:
             busiest, most = name, own
-    return Estimate(memory, work, busiest)
+    return Estimate(memory, work, busiest, output_bytes(elements))
+
+
+def output_bytes(elements: int) -> int:
+    """What writing ``elements`` numbers out holds at most: the renderers format CHUNK_ELEMENTS at a time."""
+    return OUTPUT_ELEMENT_BYTES * min(elements, CHUNK_ELEMENTS)
 
 
 def check_budget(graph: Graph, max_memory: int, max_work: int, backward: bool = True, forward_passes: int = 1) -> None:
     """Refuse, with one line naming the option that raises the limit, a graph whose
-    :func:`estimate` is over ``max_memory`` bytes or ``max_work`` multiply-adds."""
+    :func:`estimate` is over ``max_memory`` bytes (what writing the output holds counted in) or
+    ``max_work`` multiply-adds."""
     cost = estimate(graph, backward, forward_passes)
     if cost.work > max_work:
         node = graph.spec.nodes[cost.busiest] if cost.busiest else None
@@ -78,10 +92,11 @@ def check_budget(graph: Graph, max_memory: int, max_work: int, backward: bool = 
             "(raise it with --max-work)",
             graph.spec.position(cost.busiest) if cost.busiest else Position(graph.spec.source),
         )
-    if cost.memory > max_memory:
+    if cost.memory + cost.output > max_memory:
+        writing = f" and writing them out up to {format_bytes(cost.output)} more" if cost.memory <= max_memory else ""
         raise CgraphError(
-            f"the graph's values{' and gradients' if backward else ''} need about {format_bytes(cost.memory)}, "
-            f"over the limit of {format_bytes(max_memory)} (raise it with --max-memory)",
+            f"the graph's values{' and gradients' if backward else ''} need about {format_bytes(cost.memory)}"
+            f"{writing}, over the limit of {format_bytes(max_memory)} (raise it with --max-memory)",
             Position(graph.spec.source),
         )
 

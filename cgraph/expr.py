@@ -209,6 +209,10 @@ class _Reader:
                 tree = ast.parse(self.source, mode="eval")
         except SyntaxError as error:
             column = error.offset - 1 if error.lineno == 1 and error.offset else len(self.source)
+            if "leading zeros" in error.msg:  # Python's own advice (an 0o prefix) is refused here too
+                number = re.match(r"[\w.]*", self.source[column:]).group()
+                raise self.fail(f"'{number[:40]}' is not a number as formulas write them: {NUMBER_RULE}",
+                                self.at(self.lead + column)) from None
             raise self.fail(f"invalid expression: {error.msg}", self.at(self.lead + column)) from None
         except (ValueError, MemoryError, RecursionError):
             raise self.fail("invalid expression: too complex", self.pos) from None

@@ -98,9 +98,9 @@ def complete_names(*sections: str) -> Callable:
 
 BUDGET_OPTIONS = (
     click.option("--max-memory", type=Amount(of_bytes=True), metavar="SIZE",
-                 help="Refuse graphs whose values and gradients need more bytes than this, worked out "
-                      "before running; K, M, G suffixes accepted (2G).  [default: half of the memory "
-                      "available when the command starts]"),
+                 help="Refuse graphs whose values and gradients, with what writing them out holds, need more "
+                      "bytes than this, worked out before running; K, M, G suffixes accepted (2G).  [default: "
+                      "half of the memory available when the command starts]"),
     click.option("--max-work", type=Amount(of_bytes=False), default=DEFAULT_MAX_WORK, metavar="N",
                  help="Refuse graphs needing more multiply-adds (matrix products) than this.  [default: 1e11]"),
 )

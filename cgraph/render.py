@@ -70,8 +70,8 @@ def quoted_names(names: Iterable[str]) -> dict[str, str]:
 
 CHUNK_ELEMENTS = 1 << 16  # a larger array is written this many elements at a time (JSON, or text with --full)
 BATCH_WEIGHT = 1 << 16  # smaller entries are written together up to this many elements, each entry counting one more
-# What rendering holds at most stays under budget.OUTPUT_BYTES: a chunk of an array as JSON (up to 25
-# bytes a number) or as text cells, a batch of entries, orjson's room and the writer's buffer.
+# What rendering holds at most, a chunk of an array as JSON (up to 25 bytes a number) or as text cells,
+# a batch of entries and the writer's buffer, stays under what budget.output_bytes counts for it.
 
 _SLOT = orjson.Fragment(b"\0")  # where a large array's chunks go: orjson writes no NUL byte of its own
 _ROOM_BYTES = 8 << 20  # more than orjson needs for a chunk or a batch

@@ -17,7 +17,7 @@ def test_benchmark_smoke_run_prints_its_table() -> None:
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     figures = [row.split("|")[1].strip() for row in rows[2:]]
     for expected in ("start-up", "per node", "backward chain_1000.yaml", "full-size", "broadcast", "JSON output",
-                     "text --full", "memory-mapped", "one-formula",
+                     "text --full", "memory-mapped", "one-formula", "forward --format json of a",
                      "set_input", "train step", "cgraph sweep", "sweep, per point", "conv2d", "max_pool2d",
                      "vector_chain_1000.yaml --format json", "vector_chain_1000.yaml --format text",
                      "wide_100.yaml --format json", "wide_100.yaml --format text", "2-element vector",

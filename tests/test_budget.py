@@ -12,10 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 import cgraph
-from cgraph.budget import estimate, format_bytes
+from cgraph.budget import OUTPUT_ELEMENT_BYTES, estimate, format_bytes
 from cgraph.cli import cli
 from cgraph.options import Amount
 from cgraph.layers import AffineLayer, MatmulLayer
+from cgraph.render import CHUNK_ELEMENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,3 +128,24 @@ def test_a_graph_of_scalars_is_counted_at_once() -> None:
     graph = cgraph.loads("inputs: {x: 2}\nnodes: {y: {op: mul, inputs: [x, x]}, z: {op: add, inputs: [y, x]}}\n")
     assert estimate(graph, backward=False).memory == 3 * 8
     assert estimate(graph).memory == (3 + 3 + 4) * 8
+
+
+def test_the_memory_limit_counts_what_writing_the_output_holds(tmp_path: Path) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text("inputs: {a: {random: normal, shape: [1000000]}}\nnodes: {b: {op: mul, inputs: [a, a]}}\n")
+    arrays = 2 * 1_000_000 * 8  # a and b, float64
+    writing = OUTPUT_ELEMENT_BYTES * CHUNK_ELEMENTS  # a chunk of the million elements at a time
+    above_arrays = arrays + 2**20
+    result = CliRunner().invoke(cli, ["forward", str(path), "--full", "--max-memory", str(above_arrays)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == (f"{path}: error: the graph's values need about {format_bytes(arrays)} and writing them "
+                             f"out up to {format_bytes(writing)} more, over the limit of {format_bytes(above_arrays)} "
+                             "(raise it with --max-memory)\n")
+    result = CliRunner().invoke(cli, ["forward", str(path), "--max-memory", str(arrays + writing)])
+    assert result.exit_code == 0, result.stderr
+
+
+def test_what_a_small_graph_writes_out_is_counted_by_its_elements() -> None:
+    graph = cgraph.loads("inputs: {a: [1, 2, 3]}\nnodes: {b: {op: mul, inputs: [a, a]}}\n")
+    assert estimate(graph, backward=False).output == OUTPUT_ELEMENT_BYTES * 6
+    assert estimate(graph).output == OUTPUT_ELEMENT_BYTES * 12

@@ -296,7 +296,10 @@ def test_im2col_counts_in_the_memory_budget_before_anything_runs(monkeypatch: py
     assert result.stderr == ("<stdin>: error: the graph's values and gradients need about 23.6 MiB, over the limit "
                              "of 10.0 MiB (raise it with --max-memory)\n")
     monkeypatch.undo()
-    assert CliRunner().invoke(cli, ["backward", "-", "--max-memory", "40M"], input=text).exit_code == 0
+    # With what writing them out holds, 512 bytes for each of the 2 · 31,092 values' and gradients'
+    # elements (under a 65,536-element chunk), 31,838,208 bytes: 56,572,832 bytes, 53.95 MiB.
+    assert CliRunner().invoke(cli, ["backward", "-", "--max-memory", "53M"], input=text).exit_code == 1
+    assert CliRunner().invoke(cli, ["backward", "-", "--max-memory", "54M"], input=text).exit_code == 0
 
 
 def test_convolution_work_counts_in_the_work_budget() -> None:

@@ -416,3 +416,22 @@ def test_train_html_and_sweep_take_formulas_and_serve_needs_a_file() -> None:
     assert [json.loads(line)["output"] for line in result.stdout.splitlines()] == [2.0, 3.0, 4.0]
     result = run("serve", "-e", "f = x * 2", "--set", "x=1")
     assert result.exit_code == 2 and "give FILE" in result.stderr
+
+
+@pytest.mark.parametrize("number, column", [("0x10", 9), ("1_000", 9), ("1j", 9), ("007", 9), ("00", 9), ("0b1", 9),
+                                            ("0o7", 9), ("00.5", 9), ("2 * 0X1F", 13)])
+def test_a_number_not_decimal_is_an_error_at_its_column(number: str, column: int) -> None:
+    result = subprocess.run([sys.executable, "-m", "cgraph", "forward", "-e", f"y = x * {number}", "--set", "x=1"],
+                            capture_output=True, text=True, timeout=60)
+    token = number.split()[-1]
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"<expr 1>:1:{column}: error: node 'y': '{token}' is not a number as formulas write them: "
+                             "digits with an optional fraction and exponent, such as 16, 0.5, .5, 1e-3\n")
+
+
+@pytest.mark.parametrize("number", ["0", "16", "2.5", ".5", "5.", "1e-3", "2E+10", "0e0", "0.0"])
+def test_decimal_numbers_are_the_numbers_they_write(number: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "cgraph", "forward", "-e", f"y = x * {number}", "--set", "x=3",
+                             "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["nodes"]["y"]["value"] == 3 * float(number)
