@@ -55,6 +55,10 @@ class _Writer:
         self.named: list[str] = []
         self.renamed: dict[str, str] = {}
         self.counts: dict[str, int] = {}
+        self.users: dict[str, list[str]] = {}  # a forward value -> the nodes using it, in file order
+        for user, forward in self.spec.nodes.items():
+            for arg in dict.fromkeys(forward.args):
+                self.users.setdefault(arg, []).append(user)
         mapped = {name for name, node in gradient.nodes.items() if node.op == "scatter"}
         self.must_name = mapped | {arg for name in mapped for arg in gradient.nodes[name].args}
 
@@ -120,8 +124,7 @@ class _Writer:
         node = self.gradient.nodes[name]
         graph = self.gradient.graph
         if node.summed:
-            users = [user for user, forward in self.spec.nodes.items() if node.origin in forward.args]
-            return f"{node.origin} is used by {', '.join(users)}: its gradient adds theirs"
+            return f"{node.origin} is used by {', '.join(self.users[node.origin])}: its gradient adds theirs"
         if node.origin in self.spec.inputs:
             kind = "0: the output does not depend on it" if node.op == "zeros_like" else "the gradient reaching it"
             return f"the gradient of input {node.origin}: {kind}"
