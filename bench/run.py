@@ -662,6 +662,79 @@ def bench_formulas(count: int, repeat: int) -> None:
         ours / theirs, 1.5)
 
 
+def bench_second_order(wide: int, batch: int, sizes: tuple[int, int, int], repeat: int, folder: Path) -> None:
+    """cgraph grad of the wide graph end to end against cgraph backward of it; a Hessian-vector
+    product through the gradient graph and the whole Hessian, each against PyTorch's double backward."""
+    from cgraph import hessian
+
+    print("second order", file=sys.stderr)
+    exe = Path(sys.executable).with_name("cgraph")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "cgraph"]
+    path = folder / f"wide_{wide}.yaml"
+    path.write_text(wide_yaml(wide))
+    ours = command_time([*command, "grad", str(path)], repeat)
+    theirs = command_time([*command, "backward", str(path), "--format", "json"], repeat)
+    row(f"cgraph grad {path.name} (writes the gradient graph)", f"{ours:.2f} s",
+        f"cgraph backward --format json {theirs:.2f} s", ours / theirs, 2.0)
+    if torch is None:
+        row("Hessian-vector product, two-layer net", "-", "PyTorch (not installed)", None, None)
+        return
+    torch.set_num_threads(2)
+    names = ["x", "W1", "b1", "W2", "b2"]
+    for label, rows, shape, wrt, target in (
+            ("Hessian-vector product", batch, sizes, ["W1"], 1.5),
+            ("whole Hessian (one backward pass per element)", 10, (8, 5, 3), names, None)):
+        data = two_layer_net(rows, shape)
+        graph_path = _net_file(data, folder, f"net_{rows}")
+        _, parsed = hessian.read_file(str(graph_path))
+        graph = cgraph.load(graph_path)
+        graph.forward()
+        tensors = {name: torch.tensor(value, requires_grad=name != "t") for name, value in data["inputs"].items()}
+
+        def loss(x, W1, b1, W2, b2):
+            a2 = torch.relu(x @ W1 + b1) @ W2 + b2
+            return -(tensors["t"] * torch.log_softmax(a2, dim=-1)).sum() / a2.shape[0]
+
+        if wrt == ["W1"]:
+            gradient, grads = hessian.gradient_of(graph, parsed, str(graph_path), names, np.array(1.0))
+            gradient.output = grads["W1"]
+            vector = np.random.default_rng(1).standard_normal(data["inputs"]["W1"].shape)
+            direction = torch.tensor(vector)
+            params = [tensors[name] for name in names]
+
+            def ours_run() -> None:
+                gradient.forward()
+                gradient.backward(vector)
+
+            def theirs_run() -> None:
+                (grad_w1,) = torch.autograd.grad(loss(*params), tensors["W1"], create_graph=True)
+                torch.autograd.grad((grad_w1 * direction).sum(), params)
+        else:
+            def ours_run() -> None:
+                hessian.hessian(graph, parsed, str(graph_path), names, np.array(1.0))
+
+            def theirs_run() -> None:
+                torch.autograd.functional.hessian(loss, tuple(tensors[name].detach() for name in names))
+        ours_run(), theirs_run()
+        ours, theirs = paired_times(ours_run, theirs_run, max(repeat * 4, 10) if target else repeat)
+        baseline = "torch.autograd.grad, create_graph" if target else "torch.autograd.functional.hessian"
+        row(f"{label}, two-layer net {'-'.join(map(str, shape))}, batch {rows}", f"{ours * 1e3:.1f} ms",
+            f"{baseline} {theirs * 1e3:.1f} ms", ours / theirs, target)
+
+
+def _net_file(data: dict, folder: Path, stem: str) -> Path:
+    """The two-layer net as a graph file whose inputs are .npy files beside it."""
+    lines = ["inputs:"]
+    for name, value in data["inputs"].items():
+        np.save(folder / f"{stem}_{name}.npy", value)
+        lines.append(f"  {name}: {{file: {stem}_{name}.npy}}")
+    lines.append("nodes:")
+    lines += [f"  {name}: {{op: {node['op']}, inputs: [{', '.join(node['inputs'])}]}}" for name, node in data["nodes"].items()]
+    path = folder / f"{stem}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="tiny sizes: check that the benchmarks run")
@@ -682,6 +755,8 @@ def main() -> None:
         bench_conv(4 if small else 100, 12 if small else 28, repeat if small else 20)
         bench_formulas(1_000 if small else 100_000, repeat)
         bench_training(10 if small else 100, (20, 5, 3) if small else (784, 50, 10), 100 if small else 1_000, repeat)
+        bench_second_order(100 if small else 2_000, 10 if small else 100, (20, 5, 3) if small else (784, 50, 10), repeat,
+                           folder)
 
     print(f"\ncgraph {cgraph.__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
           f"torch {torch.__version__ if torch else 'not installed'}; {platform.machine()}, {os.cpu_count()} cores"
