@@ -41,6 +41,8 @@ def render_gradient(gradient: GradientGraph, data: dict, source: str, out_path: 
     out += [f"  {yaml_line({name: plain_data(body)})}" for name, body in data["nodes"].items()]
     out += [f"  {yaml_line({name: body})}  # {comment}" for name, body, comment in lines]
     out.append(yaml_line({"output": next(iter(gradient.wrt.values()))}))
+    results = [*gradient.wrt.values(), *dict.fromkeys(spec.outputs or (spec.output,))]
+    out.append(f"{yaml_line({'outputs': results})}  # every gradient, and what the file's own outputs were")
     return "\n".join(out) + "\n"
 
 
