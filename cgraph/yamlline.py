@@ -25,8 +25,10 @@ from yaml.resolver import Resolver
 _EMITTER = Emitter(io.StringIO(), allow_unicode=True)
 _RESOLVER = Resolver()
 _TAG = "tag:yaml.org,2002:"
-# Names and numbers: printable ASCII without spaces or indicators ('-' first only before more).
-_SIMPLE = re.compile(r"(?:[A-Za-z0-9_.]|-(?=.))[A-Za-z0-9_.+-]*\Z")
+# Names, numbers and formulas of them: printable ASCII without the characters PyYAML's analysis
+# looks for (`:`, `#`, `,`, brackets, quotes, ...), not starting with an indicator or a document
+# marker (`---`, `...`), nor with '-' before a space, nor ending with a space.
+_SIMPLE = re.compile(r"(?!---|\.\.\.)(?:[A-Za-z0-9_.(]|-(?=[^ ]))[A-Za-z0-9_.+*/()@= -]*(?<! )\Z")
 MAX_SIMPLE_KEY = 128  # PyYAML writes a longer key as a complex key (`? key`)
 
 

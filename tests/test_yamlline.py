@@ -15,8 +15,10 @@ from cgraph.yamlline import _dumped, yaml_line
 # Texts that hit YAML's rules: indicators, spaces, colons, hashes, numbers and booleans as text, unicode.
 TEXT = st.one_of(
     st.text(alphabet=string.printable + "éλ→\u2028\x85", max_size=12),
+    st.text(alphabet="ab1.-+*/()@= :#,", max_size=8),
     st.sampled_from(["", "yes", "No", "null", "~", "1.5", "-1", "0x1F", "1_000", ".inf", "2001-12-14", "<<", "=",
-                     "- x", "-x", "? x", ":x", "a: b", "a #b", "x,y", "[1]", "{a}", "'q'", "\"q\"", "x" * 130]),
+                     "- x", "-x", "-", "-(x)", "...", "...x", "---", "--x", "x ", " x", "a  b", "(a) * b", "*a", "a * b",
+                     "@a", "a @ b", "a/b", "=", "? x", ":x", "a: b", "a #b", "x,y", "[1]", "{a}", "'q'", "\"q\"", "x" * 130]),
 )
 SCALAR = st.one_of(TEXT, st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none())
 DATA = st.recursive(SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=4),
