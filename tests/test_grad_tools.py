@@ -79,3 +79,24 @@ def test_html_of_the_gradient_graph_through_a_pipe(tmp_path):
     assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done.stderr
     page = (tmp_path / "page.html").read_text()
     assert "grad_orange_num" in page and "grad_tax" in page
+
+
+@pytest.mark.parametrize(("outputs", "message"), [
+    ("y", "outputs must be a list of nodes' names, got"),
+    ("[]", "outputs must be a list of nodes' names, got"),
+    ("[y, 3]", "outputs: each must be a node's name, got"),
+    ("[y, x]", "outputs: 'x' is an input; an output must be a node"),
+    ("[y, zz]", "outputs: unknown node 'zz'"),
+])
+def test_outputs_that_are_not_nodes_are_refused_at_their_place(outputs, message, tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text(f"inputs:\n  x: [1.0, 2.0]\nnodes:\n  y: sum(x * x)\n  z: sum(x)\noutputs: {outputs}\n")
+    result = CliRunner().invoke(cli, ["forward", str(path)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"{path}:6:") and message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_without_output_the_first_of_outputs_is_the_output(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("inputs:\n  x: [1.0, 2.0]\nnodes:\n  y: sum(x * x)\n  z: sum(x)\noutputs: [z, y]\n")
+    assert CliRunner().invoke(cli, ["forward", str(path)]).stdout.startswith("forward, output 'z'")
