@@ -677,7 +677,8 @@ def bench_second_order(wide: int, batch: int, sizes: tuple[int, int, int], repea
     row(f"cgraph grad {path.name} (writes the gradient graph)", f"{ours:.2f} s",
         f"cgraph backward --format json {theirs:.2f} s", ours / theirs, 2.0)
     if torch is None:
-        row("Hessian-vector product, two-layer net", "-", "PyTorch (not installed)", None, None)
+        for label in ("Hessian-vector product", "whole Hessian"):
+            row(f"{label}, two-layer net", "-", "PyTorch (not installed)", None, None)
         return
     torch.set_num_threads(2)
     names = ["x", "W1", "b1", "W2", "b2"]
