@@ -57,7 +57,7 @@ def forward(fmt: str, precision: int, full: bool, with_lint: bool, nodes: tuple[
       $ cgraph forward graphs/buy_apple.yaml --node price
       forward, output 'price'
     \b
-      price = mul(apple_price, tax)  MulLayer(x.shape=(), y.shape=()) -> out.shape=()
+      price = mul(apple_price, tax)  MulLayer(x=apple_price (), y=tax ()) -> out ()
         value: 220.0
     """
     graph = load_graph(nodes=nodes, **loading)
