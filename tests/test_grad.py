@@ -76,6 +76,10 @@ def test_every_op_rule_gives_the_layer_backward(op, kinds, attrs, tmp_path):
     expected = layer.backward(dout.copy())
     path = _write(tmp_path, inputs, {"out": {"op": op, "inputs": list(inputs), **attrs}})
     dout_text = json.dumps(dout.tolist())
+    if attrs.get("floor") and op in ("conv2d", "max_pool2d", "avg_pool2d"):  # rows left out (each such case): refused
+        with pytest.raises(cgraph.CgraphError, match=f"node 'out': grad has no rule for the op {op}"):
+            gradient_file(str(path), None, (), dout_text, None, 10**8)
+        return
     text = gradient_file(str(path), None, (), dout_text, None, 10**8)[0]
     values = _gradients(text, list(inputs))
     for (name, value), grad in zip(values.items(), expected):
@@ -190,7 +194,7 @@ def test_random_graphs_built_from_every_op(seed, tmp_path):
     rng = np.random.default_rng(seed)
     inputs, nodes, terms = {}, {}, []
     for k, op in enumerate(rng.permutation(CHAINABLE)):
-        cases = OP_CASES[op][1]
+        cases = [case for case in OP_CASES[op][1] if not case[1].get("floor")]
         kinds, attrs = cases[int(rng.integers(len(cases)))]
         names = []
         for i, kind in enumerate(kinds):

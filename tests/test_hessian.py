@@ -268,7 +268,8 @@ def _cnn_cases():
 
     for op in CNN_OPS:
         for i, (kinds, attrs) in enumerate(OP_CASES[op][1]):
-            yield pytest.param(op, kinds, attrs, id=f"{op}-{i}")
+            if not attrs.get("floor"):  # grad refuses windows that leave rows out
+                yield pytest.param(op, kinds, attrs, id=f"{op}-{i}")
 
 
 @needs_torch

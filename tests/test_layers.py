@@ -417,6 +417,9 @@ POOLS = [
     ((real(1, 2, 4, 4),), {"size": 2}),
     ((real(2, 1, 5, 5),), {"size": 3, "stride": 2, "pad": 1}),
     ((real(1, 1, 4, 6),), {"size": [2, 3], "stride": [1, 3], "pad": [1, 0]}),
+    # windows that do not fit exactly: the last rows and columns left out (PyTorch's floor rule)
+    ((real(1, 2, 5, 7),), {"size": 2, "floor": True}),
+    ((real(2, 1, 6, 6),), {"size": 3, "stride": 2, "pad": 1, "floor": True}),
 ]
 
 # (x, W) of conv2d_transpose and (x, g) of conv2d_filter_grad that conv2d's cases above give.
@@ -570,6 +573,8 @@ OP_CASES: dict[str, tuple] = {
         ((real(2, 2, 5, 5), real(3, 2, 3, 3), real(3)), {"stride": 2, "pad": 1}),
         ((real(1, 2, 4, 5), real(2, 2, 2, 3), real(2)), {"stride": [1, 2], "pad": [1, 0]}),
         ((real(2, 1, 3, 3), real(1, 1, 1, 1), real(1)), {"stride": 1, "pad": 0}),
+        ((real(1, 1, 6, 6), real(2, 1, 3, 3), real(2)), {"stride": 2, "floor": True}),
+        ((real(1, 2, 6, 5), real(1, 2, 3, 3), real(1)), {"stride": 2, "pad": 1, "floor": True}),
     ]),
     # conv2d's gradients as ops: the loops' backward, its x's or W's shape given by the arithmetic of sizes.
     "conv2d_transpose": (lambda x, W, stride=1, pad=0: loops.conv2d_backward(

@@ -158,7 +158,7 @@ class _PoolGrad(Pool2dLayer):
     """An op with the poolings' attributes: size, stride (the size by default) and pad."""
 
     def _pool_attrs(self) -> dict[str, Any]:
-        return {"size": self.size, "stride": self.stride, "pad": self.pad}
+        return {"size": self.size, "stride": self.stride, "pad": self.pad, "floor": self.floor}
 
     def _check_gradient(self, xs: Shape, gs: Shape) -> None:
         pooled = Pool2dLayer.out_shape(self, xs)
