@@ -77,6 +77,23 @@ def command_time(args: list[str], repeat: int, stdin: str | None = None) -> floa
     return median_time(run, repeat)
 
 
+def command_cpu_time(args: list[str], repeat: int) -> float:
+    """The median CPU time (user + system) of running a command, its output thrown away: steadier
+    than wall time on a machine that others load."""
+    import resource
+
+    def used() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    times = []
+    for _ in range(repeat + 1):  # the first warms the file cache
+        before = used()
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+        times.append(used() - before)
+    return statistics.median(times[1:])
+
+
 # --- graphs ----------------------------------------------------------------
 
 
@@ -820,6 +837,80 @@ def bench_page(wide: int, repeat: int, folder: Path) -> None:
         browser.close()
 
 
+def bench_second_order(wide: int, batch: int, sizes: tuple[int, int, int], repeat: int, folder: Path) -> None:
+    """cgraph grad of the wide graph end to end against cgraph backward of it; a Hessian-vector
+    product through the gradient graph and the whole Hessian, each against PyTorch's double backward."""
+    from cgraph import hessian
+
+    print("second order", file=sys.stderr)
+    exe = Path(sys.executable).with_name("cgraph")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "cgraph"]
+    path = folder / f"wide_{wide}.yaml"
+    path.write_text(wide_yaml(wide))
+    ours = command_cpu_time([*command, "grad", str(path)], repeat)
+    theirs = command_cpu_time([*command, "backward", str(path), "--format", "json"], repeat)
+    row(f"cgraph grad {path.name} (writes the gradient graph), CPU time", f"{ours:.2f} s",
+        f"cgraph backward --format json {theirs:.2f} s", ours / theirs, 2.0)
+    if torch is None:
+        for label in ("Hessian-vector product", "whole Hessian"):
+            row(f"{label}, two-layer net", "-", "PyTorch (not installed)", None, None)
+        return
+    torch.set_num_threads(2)
+    names = ["x", "W1", "b1", "W2", "b2"]
+    for label, rows, shape, wrt, target in (
+            ("Hessian-vector product", batch, sizes, ["W1"], 1.5),
+            ("whole Hessian (one backward pass per element)", 10, (8, 5, 3), names, None)):
+        data = two_layer_net(rows, shape)
+        graph_path = _net_file(data, folder, f"net_{rows}")
+        _, parsed = hessian.read_file(str(graph_path))
+        graph = cgraph.load(graph_path)
+        graph.forward()
+        tensors = {name: torch.tensor(value, requires_grad=name != "t") for name, value in data["inputs"].items()}
+
+        def loss(x, W1, b1, W2, b2):
+            a2 = torch.relu(x @ W1 + b1) @ W2 + b2
+            return -(tensors["t"] * torch.log_softmax(a2, dim=-1)).sum() / a2.shape[0]
+
+        if wrt == ["W1"]:
+            gradient, grads = hessian.gradient_of(graph, parsed, str(graph_path), names, np.array(1.0))
+            gradient.output = grads["W1"]
+            vector = np.random.default_rng(1).standard_normal(data["inputs"]["W1"].shape)
+            direction = torch.tensor(vector)
+            params = [tensors[name] for name in names]
+
+            def ours_run() -> None:
+                gradient.forward()
+                gradient.backward(vector)
+
+            def theirs_run() -> None:
+                (grad_w1,) = torch.autograd.grad(loss(*params), tensors["W1"], create_graph=True)
+                torch.autograd.grad((grad_w1 * direction).sum(), params)
+        else:
+            def ours_run() -> None:
+                hessian.hessian(graph, parsed, str(graph_path), names, np.array(1.0))
+
+            def theirs_run() -> None:
+                torch.autograd.functional.hessian(loss, tuple(tensors[name].detach() for name in names))
+        ours_run(), theirs_run()
+        ours, theirs = paired_times(ours_run, theirs_run, max(repeat * 4, 10) if target else repeat)
+        baseline = "torch.autograd.grad, create_graph" if target else "torch.autograd.functional.hessian"
+        row(f"{label}, two-layer net {'-'.join(map(str, shape))}, batch {rows}", f"{ours * 1e3:.1f} ms",
+            f"{baseline} {theirs * 1e3:.1f} ms", ours / theirs, target)
+
+
+def _net_file(data: dict, folder: Path, stem: str) -> Path:
+    """The two-layer net as a graph file whose inputs are .npy files beside it."""
+    lines = ["inputs:"]
+    for name, value in data["inputs"].items():
+        np.save(folder / f"{stem}_{name}.npy", value)
+        lines.append(f"  {name}: {{file: {stem}_{name}.npy}}")
+    lines.append("nodes:")
+    lines += [f"  {name}: {{op: {node['op']}, inputs: [{', '.join(node['inputs'])}]}}" for name, node in data["nodes"].items()]
+    path = folder / f"{stem}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def mlp_model(sizes: tuple[int, ...], seed: int = 0) -> tuple[Any, list[tuple[np.ndarray, np.ndarray]]]:
     """An ONNX MLP as torch.onnx.export writes one (Gemm with transB, Relu between), float32, and
     its layers' (weight, bias)."""
@@ -919,7 +1010,7 @@ def torch_lenet() -> Any:
 
 
 GROUPS = ("start-up", "per-node", "small-arrays", "format", "network", "arrays", "output", "mmap", "conv",
-          "formulas", "training", "page", "onnx")
+          "formulas", "training", "page", "second-order", "onnx")
 
 
 def main() -> None:
@@ -966,6 +1057,9 @@ def main() -> None:
                            repeat)
         if "page" in only:
             bench_page(100 if small else 2_000, repeat, folder)
+        if "second-order" in only:
+            bench_second_order(100 if small else 2_000, 10 if small else 100, (20, 5, 3) if small else (784, 50, 10),
+                               repeat, folder)
         if "onnx" in only:
             bench_onnx(4 if small else 64, (20, 10, 5, 3) if small else (784, 1000, 200, 10),
                        repeat if small else 20, folder)

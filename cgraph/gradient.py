@@ -22,7 +22,6 @@ from .layers import REGISTRY, BaseLayer, Shape
 
 FOLDED = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
           "div": lambda x, y: x / y if y else math.nan, "neg": lambda x: -x}
-NOT_DIFFERENTIABLE = ("conv2d", "max_pool2d", "avg_pool2d", "batchnorm")
 
 
 @dataclass

@@ -41,6 +41,8 @@ def render_gradient(gradient: GradientGraph, data: dict, source: str, out_path: 
     out += [f"  {yaml_line({name: plain_data(body)})}" for name, body in data["nodes"].items()]
     out += [f"  {yaml_line({name: body})}  # {comment}" for name, body, comment in lines]
     out.append(yaml_line({"output": next(iter(gradient.wrt.values()))}))
+    results = [*gradient.wrt.values(), *dict.fromkeys(spec.outputs or (spec.output,))]
+    out.append(f"{yaml_line({'outputs': results})}  # every gradient, and what the file's own outputs were")
     return "\n".join(out) + "\n"
 
 
@@ -55,6 +57,10 @@ class _Writer:
         self.named: list[str] = []
         self.renamed: dict[str, str] = {}
         self.counts: dict[str, int] = {}
+        self.users: dict[str, list[str]] = {}  # a forward value -> the nodes using it, in file order
+        for user, forward in self.spec.nodes.items():
+            for arg in dict.fromkeys(forward.args):
+                self.users.setdefault(arg, []).append(user)
         mapped = {name for name, node in gradient.nodes.items() if node.op == "scatter"}
         self.must_name = mapped | {arg for name in mapped for arg in gradient.nodes[name].args}
 
@@ -120,8 +126,7 @@ class _Writer:
         node = self.gradient.nodes[name]
         graph = self.gradient.graph
         if node.summed:
-            users = [user for user, forward in self.spec.nodes.items() if node.origin in forward.args]
-            return f"{node.origin} is used by {', '.join(users)}: its gradient adds theirs"
+            return f"{node.origin} is used by {', '.join(self.users[node.origin])}: its gradient adds theirs"
         if node.origin in self.spec.inputs:
             kind = "0: the output does not depend on it" if node.op == "zeros_like" else "the gradient reaching it"
             return f"the gradient of input {node.origin}: {kind}"

@@ -49,8 +49,8 @@ def lint(graph: Graph) -> list[LintWarning]:
 
 
 def reached_names(graph: Graph) -> set[str]:
-    """The output and every input and node it depends on."""
-    reached = {graph.output}
+    """The output (and the file's other ``outputs:``) and every input and node they depend on."""
+    reached = {graph.output, *graph.spec.outputs}
     for name, node in reversed(graph.spec.nodes.items()):
         if name in reached:
             reached.update(node.args)
@@ -85,9 +85,17 @@ def _unreached(graph: Graph) -> list[LintWarning]:
     reached = reached_names(graph)
     return [
         LintWarning(name, f"{'node' if name in graph.spec.nodes else 'input'} '{name}' has no path to the "
-                          f"output '{graph.output}', so its gradient is 0", (name,), "unreached")
+                          f"{_outputs_named(graph)}, so its gradient is 0", (name,), "unreached")
         for name in [*graph.spec.inputs, *graph.spec.nodes] if name not in reached
     ]
+
+
+def _outputs_named(graph: Graph) -> str:
+    """"output 'y'", or where the file declares several, "outputs 'a', 'b'"."""
+    names = list(dict.fromkeys([graph.output, *graph.spec.outputs]))
+    if len(names) == 1:
+        return f"output '{names[0]}'"
+    return "outputs " + ", ".join(f"'{name}'" for name in names)
 
 
 def value_dtypes(graph: Graph) -> dict[str, np.dtype]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import signals
 from .errors import CgraphError
+from .yamlline import yaml_line
 
 if TYPE_CHECKING:
     from .spec import GraphSpec
@@ -159,18 +160,6 @@ def write_graph(path: str, data: Mapping[str, Any], base_dir: str, arrays: Mappi
             lines.append(yaml_line({key: value}))
     text = "\n".join(lines) + "\n"
     atomic_write(path, lambda file: file.write(text.encode("utf-8")), guard, named)
-
-
-def yaml_line(entry: dict[str, Any]) -> str:
-    """One ``key: value`` entry as a line of YAML: a mapping or list in flow style, a number or a
-    string (a formula) plain where YAML allows."""
-    import yaml
-
-    (value,) = entry.values()
-    if isinstance(value, (dict, list)):
-        return yaml.safe_dump(entry, default_flow_style=True, sort_keys=False, allow_unicode=True,
-                              width=2**31 - 1).strip()[1:-1]
-    return yaml.safe_dump(entry, default_flow_style=False, allow_unicode=True, width=2**31 - 1).strip()
 
 
 def plain_data(value: Any) -> Any:

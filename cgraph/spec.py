@@ -13,7 +13,7 @@ from .errors import CgraphError, Position, TextPosition
 from .layers import REGISTRY, REQUIRED, AttrError
 from .yamlsafe import key_position_of, position_of
 
-TOP_KEYS = ("inputs", "nodes", "output")
+TOP_KEYS = ("inputs", "nodes", "output", "outputs")
 NODE_KEYS = ("op", "inputs")
 MAX_NAME_LENGTH = 200
 NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
@@ -56,6 +56,9 @@ class GraphSpec:
     graph_file: str | None = None  # the file the graph was read from, resolved (absolute, links followed)
     # Every file read to make and run the graph, resolved: the graph file, the inputs' files, ...
     files: tuple[str, ...] = ()
+    # The nodes the file declares as its results (``outputs:``), each one a graph can be read at; the
+    # output is one of them. Empty where the file declares none: the output is its one result.
+    outputs: tuple[str, ...] = ()
 
     def file_role(self, path: str) -> str:
         """What the file at resolved ``path``, one of ``files``, is to the graph: "the graph file",
@@ -190,9 +193,12 @@ def build_spec(
                 raise CgraphError(f"node '{node.name}' uses unknown name '{arg}'{suggest(arg, [*inputs, *written])}", pos)
 
     nodes = {name: written[name] for name in _dependency_order(written)}
-    chosen = _output(data, nodes, inputs, output, top)
+    outputs = _outputs(data, nodes, inputs, top)
+    chosen = _output(data, nodes, inputs, output if output is not None or "output" in data or not outputs
+                     else outputs[0], top)
     files = tuple(dict.fromkeys(path for path in (graph_file, *(item.file for item in inputs.values())) if path))
-    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), locate, constants, graph_file, files)
+    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), locate, constants, graph_file, files,
+                     outputs)
 
 
 def _refuse_misplaced_sections(data: dict, top: Position) -> None:
@@ -345,6 +351,25 @@ def _cycle_text(cycle: list[str], shown: int = 5) -> str:
     if len(cycle) <= shown + 2:
         return " -> ".join(cycle)
     return f"{' -> '.join(cycle[:shown])} -> ... -> {cycle[-1]} ({len(cycle) - 1:,} nodes)"
+
+
+def _outputs(data: Any, nodes: dict[str, NodeSpec], inputs: dict, top: Position) -> tuple[str, ...]:
+    """The nodes of ``outputs:``, a list of node names; () where the file has none."""
+    if "outputs" not in data:
+        return ()
+    names = data["outputs"]
+    where = position_of(data, "outputs") or top
+    if not isinstance(names, list) or not names:
+        raise CgraphError(f"outputs must be a list of nodes' names, got {describe(names)}", where)
+    for index, name in enumerate(names):
+        at = position_of(names, index) or where
+        if not isinstance(name, str):
+            raise CgraphError(f"outputs: each must be a node's name, got {describe(name)}", at)
+        if name in inputs:
+            raise CgraphError(f"outputs: '{name}' is an input; an output must be a node", at)
+        if name not in nodes:
+            raise CgraphError(f"outputs: unknown node '{name}'{suggest(name, nodes)}", at)
+    return tuple(dict.fromkeys(names))
 
 
 def _output(data: Any, nodes: dict[str, NodeSpec], inputs: dict, requested: str | None, top: Position) -> str:

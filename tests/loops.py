@@ -94,6 +94,30 @@ def max_pool2d_backward(x, dout, size, stride=None, pad=0, floor=False):
     return dxp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + w]
 
 
+def max_pool2d_select(x, v, size, stride=None, pad=0, floor=False):
+    """Each window's element of v at the first (row-major) position of x's maximum in it."""
+    size, pad = pair(size), pair(pad)
+    stride = size if stride is None else pair(stride)
+    xp, vp = padded(x, pad, -np.inf), padded(v, pad)
+    out = np.zeros((*x.shape[:2], *out_hw(x.shape, size, stride, pad)))
+    for n, c in itertools.product(range(x.shape[0]), range(x.shape[1])):
+        for i, j, rows, cols in windows(x.shape, size, stride, pad):
+            out[n, c, i, j] = vp[n, c, rows, cols].flat[np.argmax(xp[n, c, rows, cols])]
+    return out
+
+
+def avg_pool2d_backward(x_shape, dout, size, stride=None, pad=0, floor=False):
+    """Each window's gradient shared equally by its positions, padding included, for inputs of ``x_shape``."""
+    size, pad = pair(size), pair(pad)
+    stride = size if stride is None else pair(stride)
+    dxp = np.zeros((*x_shape[:2], x_shape[2] + 2 * pad[0], x_shape[3] + 2 * pad[1]))
+    for n, c in itertools.product(range(x_shape[0]), range(x_shape[1])):
+        for i, j, rows, cols in windows(x_shape, size, stride, pad):
+            dxp[n, c, rows, cols] += dout[n, c, i, j] / (size[0] * size[1])
+    h, w = x_shape[2:]
+    return dxp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + w]
+
+
 def batchnorm(x, gamma, beta, eps=1e-5):
     """Per feature (column of a matrix) or per channel (of images), over every other axis."""
     out = np.zeros_like(x)

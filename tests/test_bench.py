@@ -22,7 +22,8 @@ def test_benchmark_smoke_run_prints_its_table() -> None:
                      "vector_chain_1000.yaml --format json", "vector_chain_1000.yaml --format text",
                      "wide_100.yaml --format json", "wide_100.yaml --format text", "2-element vector",
                      "text of a (2,) array", "arrays written together", "through the API, two-layer net", "MLP model",
-                     "SimpleConvNet's page", "wide graph in Chromium: first paint", "two-layer net in Chromium: slider step"):
+                     "SimpleConvNet's page", "wide graph in Chromium: first paint", "two-layer net in Chromium: slider step",
+                     "cgraph grad wide_100.yaml", "Hessian-vector product", "whole Hessian"):
         assert any(expected in figure for figure in figures), expected
     verdicts = {row.split("|")[5].strip() for row in rows[2:]}
     assert verdicts <= {"PASS", "FAIL", "-", ""} and verdicts & {"PASS", "FAIL"}

@@ -21,7 +21,8 @@ def _examples() -> list[tuple[str, list[str]]]:
     for block in re.findall(r"```console\n(.*?)```", PAGE, re.DOTALL):
         lines = block.splitlines()
         assert lines[0].startswith("$ cgraph ")
-        found.append((lines[0][2:], lines[1:]))
+        if "|" not in lines[0]:  # pipes run in a shell, in tests/test_docs.py
+            found.append((lines[0][2:], lines[1:]))
     return found
 
 
@@ -45,9 +46,3 @@ def test_the_example_gradient_graph_is_what_grad_writes(monkeypatch):
     result = CliRunner().invoke(cli, ["grad", "graphs/buy_apple.yaml"])
     assert result.stdout == (ROOT / "graphs" / "buy_apple_grad.yaml").read_text()
 
-
-def test_the_refusal_shown_is_the_one_given(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    result = CliRunner().invoke(cli, ["grad", "graphs/simple_convnet.yaml"])
-    assert result.exit_code == 1
-    assert f"```\n{result.stderr}```" in PAGE

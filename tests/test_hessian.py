@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import cgraph
 from cgraph.cli import cli
+from test_layers import _filter_shape, _unpooled_shape
 
 try:
     import torch
@@ -206,3 +207,98 @@ def test_check_order_2_passes_and_fails(tmp_path):
     kink.write_text("inputs:\n  x: [0.0, 1.0]\nnodes:\n  y: sum(relu(x) * x)\n")
     failed = CliRunner().invoke(cli, ["check", "--order", "2", str(kink)])
     assert failed.exit_code == 1 and "FAIL: 1 of 1 blocks" in failed.stdout
+
+
+# --- the convolutional layers and the ops of their gradients ----------------------------
+
+
+def _torch_op(op: str, attrs: dict):
+    """The op as a function of torch tensors, each made by PyTorch's own layers (the ops of the
+    gradients as PyTorch's gradients of them, made differentiable with create_graph)."""
+    from torch.nn import functional as F
+
+    def tupled(value):
+        return tuple(value) if isinstance(value, list) else value
+
+    stride, pad = tupled(attrs.get("stride", 1)), tupled(attrs.get("pad", 0))
+    if "size" in attrs:
+        size = tupled(attrs["size"])
+        stride = size if attrs.get("stride") is None else stride
+
+    def gradient_of(forward, shape, g):
+        start = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+        return torch.autograd.grad(forward(start), start, g, create_graph=True)[0]
+
+    def select(x, v):
+        _, index = F.max_pool2d(x, size, stride, pad, return_indices=True)
+        return v.flatten(2).gather(2, index.flatten(2)).reshape(index.shape)
+
+    return {
+        "conv2d": lambda x, W, b: F.conv2d(x, W, b, stride, pad),
+        "conv2d_transpose": lambda x, W: F.conv_transpose2d(x, W, None, stride, pad),
+        "conv2d_filter_grad": lambda x, g: torch.autograd.grad(
+            F.conv2d(x, w := torch.zeros(_filter_shape(x.shape, g.shape, stride, pad), dtype=torch.float64,
+                                         requires_grad=True), None, stride, pad), w, g, create_graph=True)[0],
+        "max_pool2d": lambda x: F.max_pool2d(x, size, stride, pad),
+        "max_pool2d_grad": lambda x, g: torch.autograd.grad(F.max_pool2d(x, size, stride, pad), x, g,
+                                                            create_graph=True)[0],
+        "max_pool2d_select": select,
+        "avg_pool2d": lambda x: F.avg_pool2d(x, size, stride, pad),
+        "avg_pool2d_grad": lambda g: gradient_of(lambda x: F.avg_pool2d(x, size, stride, pad),
+                                                 _unpooled_shape(tuple(g.shape), size, stride, pad), g),
+        "batchnorm": lambda x, gamma, beta: _batch_norm(x, gamma, beta, attrs.get("eps", 1e-5)),
+    }[op]
+
+
+def _batch_norm(x, gamma, beta, eps):
+    """Training-mode batch normalisation by its definition (F.batch_norm refuses a batch of one)."""
+    axes = [0] if x.ndim == 2 else [0, 2, 3]
+    shape = (1, -1) if x.ndim == 2 else (1, -1, 1, 1)
+    mean = x.mean(dim=axes, keepdim=True)
+    variance = ((x - mean) ** 2).mean(dim=axes, keepdim=True)
+    return gamma.reshape(shape) * (x - mean) / torch.sqrt(variance + eps) + beta.reshape(shape)
+
+
+CNN_OPS = ["conv2d", "conv2d_transpose", "conv2d_filter_grad", "max_pool2d", "max_pool2d_grad", "max_pool2d_select",
+           "avg_pool2d", "avg_pool2d_grad", "batchnorm"]
+
+
+def _cnn_cases():
+    from test_layers import OP_CASES
+
+    for op in CNN_OPS:
+        for i, (kinds, attrs) in enumerate(OP_CASES[op][1]):
+            if not attrs.get("floor"):  # grad refuses windows that leave rows out
+                yield pytest.param(op, kinds, attrs, id=f"{op}-{i}")
+
+
+@needs_torch
+@pytest.mark.parametrize(("op", "kinds", "attrs"), list(_cnn_cases()))
+def test_second_derivatives_of_the_convolutional_ops_are_torchs(op, kinds, attrs, tmp_path):
+    """The Hessian of sum(c * tanh(op(...))) for every input pair, against torch's double backward."""
+    from test_layers import _sample
+
+    rng = np.random.default_rng(len(op) + len(kinds))
+    inputs = {f"x{i}": _sample(rng, kind) for i, kind in enumerate(kinds)}
+    layer = cgraph.layers.REGISTRY[op](**attrs)
+    weights = rng.standard_normal(np.shape(layer.forward(*inputs.values())))
+    text = json.dumps({"inputs": {**{name: value.tolist() for name, value in inputs.items()}, "c": weights.tolist()},
+                       "nodes": {"out": {"op": op, "inputs": list(inputs), **attrs}, "loss": "sum(c * tanh(out))"}})
+    names = list(inputs)
+    ours = _hessian_json(tmp_path, text, *(item for name in names for item in ("--wrt", name)))
+    function = _torch_op(op, attrs)
+    c = torch.tensor(weights)
+    theirs = torch.autograd.functional.hessian(lambda *xs: (c * torch.tanh(function(*xs))).sum(),
+                                               tuple(torch.tensor(value) for value in inputs.values()))
+    _compare(ours["hessian"], theirs, names)
+
+
+def test_a_convnet_s_gradient_graph_runs_and_equals_backward():
+    graph = cgraph.load(ROOT / "graphs" / "simple_convnet.yaml")
+    expected = graph.backward(1.0)
+    result = CliRunner().invoke(cli, ["grad", str(ROOT / "graphs" / "simple_convnet.yaml")])
+    assert result.exit_code == 0, result.stderr
+    gradient = cgraph.loads(result.stdout)
+    gradient.forward()
+    for name in ("W1", "b1", "W2"):
+        np.testing.assert_allclose(gradient.values[f"grad_{name}"], expected[name], rtol=1e-12, atol=1e-300)

@@ -422,6 +422,40 @@ POOLS = [
     ((real(2, 1, 6, 6),), {"size": 3, "stride": 2, "pad": 1, "floor": True}),
 ]
 
+# (x, W) of conv2d_transpose and (x, g) of conv2d_filter_grad that conv2d's cases above give.
+CONV_TRANSPOSES = [
+    ((real(1, 2, 2, 2), real(2, 1, 3, 3)), {}),
+    ((real(2, 3, 3, 3), real(3, 2, 3, 3)), {"stride": 2, "pad": 1}),
+    ((real(1, 2, 5, 2), real(2, 2, 2, 3)), {"stride": [1, 2], "pad": [1, 0]}),
+]
+CONV_FILTER_GRADS = [
+    ((real(1, 1, 4, 4), real(1, 2, 2, 2)), {}),
+    ((real(2, 2, 5, 5), real(2, 3, 3, 3)), {"stride": 2, "pad": 1}),
+    ((real(1, 2, 4, 5), real(1, 2, 5, 2)), {"stride": [1, 2], "pad": [1, 0]}),
+]
+POOL_GRADS = [  # POOLS with a gradient of the pooled shape
+    ((real(1, 2, 4, 4), real(1, 2, 2, 2)), {"size": 2}),
+    ((real(2, 1, 5, 5), real(2, 1, 3, 3)), {"size": 3, "stride": 2, "pad": 1}),
+    ((real(1, 1, 4, 6), real(1, 1, 5, 2)), {"size": [2, 3], "stride": [1, 3], "pad": [1, 0]}),
+]
+
+
+def _transposed_shape(x_shape, w_shape, stride, pad):
+    (sh, sw), (ph, pw) = loops.pair(stride), loops.pair(pad)
+    return (x_shape[0], w_shape[1], (x_shape[2] - 1) * sh + w_shape[2] - 2 * ph, (x_shape[3] - 1) * sw + w_shape[3] - 2 * pw)
+
+
+def _filter_shape(x_shape, g_shape, stride, pad):
+    (sh, sw), (ph, pw) = loops.pair(stride), loops.pair(pad)
+    return (g_shape[1], x_shape[1], x_shape[2] + 2 * ph - (g_shape[2] - 1) * sh, x_shape[3] + 2 * pw - (g_shape[3] - 1) * sw)
+
+
+def _unpooled_shape(g_shape, size, stride=None, pad=0):
+    size, pad = loops.pair(size), loops.pair(pad)
+    stride = size if stride is None else loops.pair(stride)
+    return (*g_shape[:2], *((g_shape[2 + a] - 1) * stride[a] + size[a] - 2 * pad[a] for a in range(2)))
+
+
 # Per op: an independent numpy reference for the value, and sample cases of (inputs, attributes).
 # An op without an entry fails test_registered_op_matches_finite_difference: a new op gets tested.
 OP_CASES: dict[str, tuple] = {
@@ -542,7 +576,16 @@ OP_CASES: dict[str, tuple] = {
         ((real(1, 1, 6, 6), real(2, 1, 3, 3), real(2)), {"stride": 2, "floor": True}),
         ((real(1, 2, 6, 5), real(1, 2, 3, 3), real(1)), {"stride": 2, "pad": 1, "floor": True}),
     ]),
+    # conv2d's gradients as ops: the loops' backward, its x's or W's shape given by the arithmetic of sizes.
+    "conv2d_transpose": (lambda x, W, stride=1, pad=0: loops.conv2d_backward(
+        np.zeros(_transposed_shape(x.shape, W.shape, stride, pad)), W, x, stride, pad)[0], CONV_TRANSPOSES),
+    "conv2d_filter_grad": (lambda x, g, stride=1, pad=0: loops.conv2d_backward(
+        x, np.zeros(_filter_shape(x.shape, g.shape, stride, pad)), g, stride, pad)[1], CONV_FILTER_GRADS),
     "max_pool2d": (loops.max_pool2d, POOLS),
+    "max_pool2d_grad": (lambda x, g, **attrs: loops.max_pool2d_backward(x, g, **attrs), POOL_GRADS),
+    "max_pool2d_select": (loops.max_pool2d_select, [((x, x), attrs) for (x,), attrs in POOLS]),
+    "avg_pool2d_grad": (lambda g, **attrs: loops.avg_pool2d_backward(_unpooled_shape(g.shape, **attrs), g, **attrs),
+                        [((g,), attrs) for (_, g), attrs in POOL_GRADS]),
     "avg_pool2d": (loops.avg_pool2d, POOLS),
     "batchnorm": (loops.batchnorm, [
         ((real(4, 3), real(3), real(3)), {}),

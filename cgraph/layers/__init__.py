@@ -60,6 +60,13 @@ from .network import (
     matmul_work,
 )
 from .conv import AvgPool2dLayer, Conv2dLayer, MaxPool2dLayer, Pool2dLayer
+from .conv_grad import (
+    AvgPool2dGradLayer,
+    Conv2dFilterGradLayer,
+    Conv2dTransposeLayer,
+    MaxPool2dGradLayer,
+    MaxPool2dSelectLayer,
+)
 from .normalization import BatchNormLayer, DropoutLayer
 from .gradient_ops import (
     BroadcastToLayer,

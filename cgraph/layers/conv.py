@@ -15,7 +15,8 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from .base import REQUIRED, Attr, AttrError, BaseLayer, Shape, _is_int, _show, counted, read_bool, register, written
+
+from .base import REQUIRED, Attr, AttrError, BaseLayer, GradBuilder, Shape, _is_int, _show, counted, read_bool, register, written
 
 Pair = tuple[int, int]
 
@@ -110,6 +111,48 @@ def _offsets(array: np.ndarray, window: Pair, stride: Pair, out_hw: Pair) -> Ite
             yield array[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
 
 
+def im2col(x: np.ndarray, window: Pair, stride: Pair, pad: Pair) -> np.ndarray:
+    """One row per output pixel (n, i, j) of a convolution of images ``x`` by filters of ``window``,
+    holding its window of the padded x: channels, then rows, then columns."""
+    (fh, fw), (sh, sw) = window, stride
+    windows = sliding_window_view(_padded(x, pad, 0.0), (fh, fw), axis=(2, 3))[:, :, ::sh, ::sw]
+    n, channels, oh, ow = windows.shape[:4]
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, channels * fh * fw)
+
+
+def col2im(dcol: np.ndarray, x_shape: Shape, window: Pair, stride: Pair, pad: Pair) -> np.ndarray:
+    """The reverse of im2col: each row's entries added back where im2col read them from, in images
+    of ``x_shape``."""
+    n, channels, height, width = x_shape
+    (fh, fw), (sh, sw), (ph, pw) = window, stride, pad
+    oh, ow = (height + 2 * ph - fh) // sh + 1, (width + 2 * pw - fw) // sw + 1
+    dcol = dcol.reshape(n, oh, ow, channels, fh, fw).transpose(0, 3, 4, 5, 1, 2)
+    dx = np.zeros((n, channels, height + 2 * ph, width + 2 * pw), dcol.dtype)
+    # Each position in the window adds its column's gradient back where it was read from.
+    for k, view in enumerate(_offsets(dx, (fh, fw), stride, (oh, ow))):
+        view += dcol[:, :, k // fw, k % fw]
+    return _cropped(dx, pad)
+
+
+def pixel_rows(images: np.ndarray) -> np.ndarray:
+    """Images (N, F, OH, OW) as one row per pixel (N·OH·OW, F), the layout of im2col's rows."""
+    n, filters, oh, ow = images.shape
+    return images.transpose(0, 2, 3, 1).reshape(n * oh * ow, filters)
+
+
+def _refuse_dropped_rows(floor: bool, x_shape: Shape, window: Any, stride: Any, pad: Any) -> None:
+    """NotImplementedError (grad refuses the node) where ``floor`` left rows or columns of x out: the
+    ops of the gradient size their images by the windows, which would not give x's size back."""
+    sizes = zip(x_shape[2:], window, pair(stride), pair(pad))
+    if floor and any((size + 2 * p - k) % s for size, k, s, p in sizes):
+        raise NotImplementedError
+
+
+def _plain(value: int | Pair) -> int | list[int]:
+    """An attribute's pair as a graph file writes it (a list)."""
+    return value if isinstance(value, int) else list(value)
+
+
 @register
 class Conv2dLayer(BaseLayer):
     """The book's Convolution layer: filters W (FN, C, FH, FW) and a bias b (FN,) over images x
@@ -171,31 +214,26 @@ class Conv2dLayer(BaseLayer):
 
     def forward(self, x: Any, W: Any, b: Any) -> Any:
         self.x, self.W, self.b = x, W, b
-        n, _, height, width = x.shape
-        filters, channels, fh, fw = W.shape
-        _, _, oh, ow = self.out_shape(x.shape, W.shape, b.shape)
-        sh, sw = pair(self.stride)
-        windows = sliding_window_view(_padded(x, pair(self.pad), 0.0), (fh, fw), axis=(2, 3))[:, :, ::sh, ::sw]
-        # One row per output pixel (n, i, j), holding its window: channels, then rows, then columns.
-        self.col = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, channels * fh * fw)
-        self.col_W = W.reshape(filters, channels * fh * fw).T
+        n, filters, oh, ow = self.out_shape(x.shape, W.shape, b.shape)
+        self.col = im2col(x, W.shape[2:], pair(self.stride), pair(self.pad))
+        self.col_W = W.reshape(filters, -1).T
         out = self.col @ self.col_W + b
         return out.reshape(n, oh, ow, filters).transpose(0, 3, 1, 2)
 
     def backward(self, dout: Any) -> tuple[Any, Any, Any]:
         x, W = self.x, self.W
-        n, filters, oh, ow = dout.shape
-        _, channels, fh, fw = W.shape
-        rows = dout.transpose(0, 2, 3, 1).reshape(n * oh * ow, filters)
+        rows = pixel_rows(dout)
         db = rows.sum(axis=0)
         dW = (rows.T @ self.col).reshape(W.shape)
-        dcol = (rows @ self.col_W.T).reshape(n, oh, ow, channels, fh, fw).transpose(0, 3, 4, 5, 1, 2)
-        pad = pair(self.pad)
-        dx = np.zeros((n, channels, x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1]), dcol.dtype)
-        # col2im: each position in the window adds its column's gradient back where it was read from.
-        for k, view in enumerate(_offsets(dx, (fh, fw), pair(self.stride), (oh, ow))):
-            view += dcol[:, :, k // fw, k % fw]
-        return _cropped(dx, pad), dW, db
+        dx = col2im(rows @ self.col_W.T, x.shape, W.shape[2:], pair(self.stride), pair(self.pad))
+        return dx, dW, db
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        x, W, _ = args
+        _refuse_dropped_rows(self.floor, g.shape(x), g.shape(W)[2:], self.stride, self.pad)
+        attrs = {"stride": _plain(self.stride), "pad": _plain(self.pad)}
+        return (g.apply("conv2d_transpose", dout, W, **attrs), g.apply("conv2d_filter_grad", x, dout, **attrs),
+                g.apply("sum", dout, axis=[0, 2, 3]))
 
 
 class Pool2dLayer(BaseLayer):
@@ -244,6 +282,11 @@ class Pool2dLayer(BaseLayer):
         ph, pw = pair(self.pad)
         padded = n * channels * (height + 2 * ph) * (width + 2 * pw) if ph or pw else 0
         return 2 * padded + math.prod(self.out_shape(*shapes))
+
+    def plain_attrs(self) -> dict[str, Any]:
+        """The attributes as a graph file writes them, for the ops of the gradient."""
+        floor = {"floor": True} if self.floor else {}
+        return {"size": _plain(self.size), "stride": _plain(self.stride), "pad": _plain(self.pad), **floor}
 
     def _windows(self, array: np.ndarray) -> Iterator[np.ndarray]:
         """Views of ``array`` (padded) at each position inside the window; see _offsets."""
@@ -386,15 +429,31 @@ class MaxPool2dLayer(Pool2dLayer):
         _scatter(row_gradient, self.column, dx, 3, sw, kw)
         return (_cropped(dx, pair(self.pad)),)
 
-    def _overlapping_backward(self, dout: np.ndarray) -> np.ndarray:
-        """Windows that overlap add up in x's gradient, one position in the window after another."""
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        _refuse_dropped_rows(self.floor, g.shape(args[0]), pair(self.size), self.stride, self.pad)
+        return (g.apply("max_pool2d_grad", args[0], dout, **self.plain_attrs()),)
+
+    def positions(self) -> np.ndarray:
+        """For each window of the last forward pass, the position of its maximum inside it
+        (p · FW + q for row p, column q): the output's shape."""
         (kh, kw), sh = pair(self.size), pair(self.stride)[0]
-        position = np.zeros(dout.shape, np.min_scalar_type(kh * kw - 1))
+        shape = self.out_shape(self.x.shape)
+        position = np.zeros(shape, np.min_scalar_type(kh * kw - 1))
         for p in range(kh):
             if self.column is not None:
-                np.copyto(position, _strided(self.column, 2, p, sh, dout.shape[2]), where=_is_index(self.row, p))
+                np.copyto(position, _strided(self.column, 2, p, sh, shape[2]), where=_is_index(self.row, p))
         for p in range(1, kh):
             np.add(position, p * kw, out=position, where=_is_index(self.row, p))
+        return position
+
+    def windows(self, array: np.ndarray) -> Iterator[np.ndarray]:
+        """Views of ``array`` padded with zeros (of x's shape) at each position inside the window, as
+        positions() counts them."""
+        return self._windows(_padded(array, pair(self.pad), 0.0))
+
+    def _overlapping_backward(self, dout: np.ndarray) -> np.ndarray:
+        """Windows that overlap add up in x's gradient, one position in the window after another."""
+        position = self.positions()
         dx = self._padded_zeros(dout)
         for k, view in enumerate(self._windows(dx)):
             view += dout * (position == k)
@@ -425,3 +484,7 @@ class AvgPool2dLayer(Pool2dLayer):
         for view in self._windows(dx):
             view += share
         return (_cropped(dx, pair(self.pad)),)
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        _refuse_dropped_rows(self.floor, g.shape(args[0]), pair(self.size), self.stride, self.pad)
+        return (g.apply("avg_pool2d_grad", dout, **self.plain_attrs()),)

@@ -69,6 +69,24 @@ class BatchNormLayer(BaseLayer):
               - normalized * np.mean(dnormalized * normalized, axis=axes, keepdims=True)) / self.std
         return dx, dgamma, dbeta
 
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        """backward's formulas, x̂ and √(var + eps) computed again from x."""
+        x, gamma, _ = args
+        shape = g.shape(x)
+        axes = [0] if len(shape) == 2 else [0, 2, 3]
+
+        def mean(value: str) -> str:
+            return g.apply("mean", value, axis=axes, keepdims=True)
+
+        centered = g.sub(x, mean(x))
+        std = g.apply("sqrt", g.add(mean(g.mul(centered, centered)), g.number(self.eps)))
+        normalized = g.div(centered, std)
+        per_feature = gamma if len(shape) == 2 else g.reshape(gamma, (1, shape[1], 1, 1))
+        dnormalized = g.mul(dout, per_feature)
+        dx = g.div(g.sub(g.sub(dnormalized, mean(dnormalized)), g.mul(normalized, mean(g.mul(dnormalized, normalized)))),
+                   std)
+        return (dx, g.apply("sum", g.mul(dout, normalized), axis=axes), g.apply("sum", dout, axis=axes))
+
 
 def _read_number(value: Any, expected: str, valid: Any) -> float:
     """A real number (not a boolean) for which ``valid`` holds; ValueError naming ``expected`` otherwise."""
