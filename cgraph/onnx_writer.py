@@ -90,8 +90,16 @@ class _Writer:
 
 Export = Callable[[_Writer, "NodeSpec", list[str], np.dtype], None]
 EXPORT: dict[str, Export] = {}
-# The registered ops that are not written, and why (none today: every op has an ONNX form).
-REFUSED: dict[str, str] = {}
+# The registered ops that are not written, and why: the gradient ops of the convolutional layers,
+# which `cgraph grad` writes, have no single ONNX op (ConvTranspose could carry conv2d_transpose;
+# it is not written yet).
+REFUSED: dict[str, str] = {
+    "conv2d_transpose": "conv2d's input gradient is not written as ONNX's ConvTranspose yet",
+    "conv2d_filter_grad": "conv2d's filter gradient has no ONNX op",
+    "max_pool2d_grad": "max pooling's gradient has no ONNX op",
+    "max_pool2d_select": "max pooling's gradient has no ONNX op",
+    "avg_pool2d_grad": "average pooling's gradient has no ONNX op",
+}
 
 
 def exports(*ops: str) -> Callable[[Export], Export]:
