@@ -106,10 +106,11 @@ def train(file: str | None, params: tuple[str, ...], optimizer: str, lr: float |
         """The steps' work in passes over the whole graph, for the budget: a batch is a share of the rows."""
         inputs = graph.spec.inputs
         lengths = [inputs[name].value.shape[0] for name in batch_names if name in inputs and inputs[name].value.ndim]
+        final = 1 if fmt == "text" else 0  # the loss after the last update, which the summary gives
         if not batch_size or not lengths:
-            return steps
+            return steps + final
         rows = max(max(lengths), 1)
-        return -(-steps * min(batch_size, rows) // rows)  # rounded up
+        return -(-steps * min(batch_size, rows) // rows) + final  # rounded up
 
     graph = load_graph(nodes=(), strict=False, run=False, file=file, forward_passes=passes, **loading)
     copied = [*graph.spec.overridden, *(name for name in params if name not in graph.spec.overridden)]
@@ -170,7 +171,9 @@ def train(file: str | None, params: tuple[str, ...], optimizer: str, lr: float |
         write_files(trainer.step_count)
     signal.signal(signal.SIGINT, previous)
     if fmt == "text":
-        write_lines([*([""] if every else []), *loss_curve(history.groups), "", *history.summary(seconds)])
+        trained = trainer.evaluate() if trainer.step_count else None
+        summary = history.summary(seconds, trained, batched=bool(batch_names))
+        write_lines([*([""] if every else []), *loss_curve(history.groups), "", *summary])
     if stop["asked"]:
         held = [path for path in (save_path, graph_path) if path is not None]
         saved = f"; {' and '.join(held)} hold{'s' * (len(held) == 1)} the inputs after it" if held else ""
