@@ -76,10 +76,14 @@ def train(file: str | None, params: tuple[str, ...], optimizer: str, lr: float |
     Ctrl-C stops after the step under way and writes --save and --write-graph for it (exit 130).
 
     \b
-    Example:
-      cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 \\
-          --optimizer adam --lr 0.01 --steps 2000 --metric accuracy
-      cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 --format jsonl | jq .loss
+    Examples:
+      $ cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 \\
+          --optimizer adam --steps 500 --metric accuracy
+      $ cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 \\
+          --steps 3 --format jsonl | jq -c '[.step, .loss]'
+      [1,1.7917549600485108]
+      [2,1.7224703270950896]
+      [3,1.657103764739797]
     """
     import time
 

@@ -237,8 +237,7 @@ class History:
         count = self.steps
         rate = f" ({count / seconds:,.0f} steps/s)" if seconds > 0 else ""
         lines = [
-            f"loss: {first.loss:.6g} at step {first.step}, {last.loss:.6g} at step {last.step} "
-            f"(each before its step's update)",
+            f"loss: {first.loss:.6g} at step {first.step}, {last.loss:.6g} at step {last.step} (each before its step's update)",
             f"best: {best.loss:.6g} at step {best.step}" if best else "best: no finite loss",
         ]
         if last.metrics:
