@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import click
 
 from . import __version__, signals
+from .completion import complete_by_name, complete_files
 from .cli_grad import grad, hessian
 from .cli_page import html, serve
 from .cli_train import sweep, train
@@ -179,7 +180,7 @@ def explain(fmt: str, precision: int, nodes: tuple[str, ...], **loading: Any) ->
 @graph_options("dout", "precision", "full", node_help="Draw only this input or node (and the edges between those drawn).",
                precision=DOT_PRECISION)
 @click.option("--backward", "with_grads", is_flag=True, help="Run the backward pass too and show gradients.")
-@click.option("--render", "image", metavar="OUT.svg|OUT.png|OUT.pdf",
+@click.option("--render", "image", metavar="OUT.svg|OUT.png|OUT.pdf", shell_complete=complete_files,
               help="Write an image with Graphviz's 'dot' program instead of DOT text.")
 def dot(with_grads: bool, image: str | None, precision: int, full: bool, nodes: tuple[str, ...], dout: str,
         **loading: Any) -> None:
@@ -303,6 +304,7 @@ def print_values(graph: Graph, fmt: str, nodes: tuple[str, ...], precision: int,
 
 for command in (html, serve, train, sweep, grad, hessian):
     cli.add_command(command)
+complete_by_name(grad, hessian)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import click
 
+from .completion import complete_files
 from .console import say, write_lines
 from .options import graph_options, find_problems, load_graph
 
@@ -20,7 +21,7 @@ _CHECK_HELP = "Add cgraph check's result (PASS or FAIL, the largest errors) to e
 
 @click.command()
 @graph_options("dout", "precision", node_help=_PAGE_NODE_HELP)
-@click.option("-o", "--out", "out_path", metavar="OUT.html", help="Write the page to this file (whole or not at all).")
+@click.option("-o", "--out", "out_path", metavar="OUT.html", shell_complete=complete_files, help="Write the page to this file (whole or not at all).")
 @click.option("--check", "with_check", is_flag=True, help=_CHECK_HELP)
 def html(out_path: str | None, with_check: bool, precision: int, nodes: tuple[str, ...], **loading: Any) -> None:
     """Write FILE's graph as one self-contained interactive HTML page: the graph drawn as

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import click
 
 from . import signals
+from .completion import complete_files, complete_names
 from .console import progress, say, write_lines
 from .options import (BUDGET_OPTIONS, EXPR_OPTION, FILE_ARGUMENT, SET_OPTION, FiniteFloatRange, graph_options, load_graph,
                       parse_set)
@@ -40,26 +41,26 @@ def optimizer_options(command: Callable) -> Callable:
 @click.command()
 @FILE_ARGUMENT
 @EXPR_OPTION
-@click.option("--param", "params", metavar="NAME", multiple=True, required=True,
+@click.option("--param", "params", metavar="NAME", multiple=True, required=True, shell_complete=complete_names("inputs"),
               help="An input to train (weights, biases). Repeatable.")
 @optimizer_options
 @click.option("--steps", type=click.IntRange(0), default=100, show_default=True, help="Update steps.")
-@click.option("--batch", "batch", metavar="NAME[,NAME...]",
+@click.option("--batch", "batch", metavar="NAME[,NAME...]", shell_complete=complete_names("inputs", listed=True),
               help="Inputs holding the data (and labels): each step draws --batch-size of their rows (first axis).")
 @click.option("--batch-size", type=click.IntRange(1), help="Rows per step, drawn at random with replacement.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for drawing the batches.")
-@click.option("--metric", "metrics", metavar="NODE", multiple=True,
+@click.option("--metric", "metrics", metavar="NODE", multiple=True, shell_complete=complete_names("nodes"),
               help="A 0-d node to report with the loss (an accuracy). Repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
               help="text: a loss curve and a summary at the end; jsonl: one JSON object per step.")
 @click.option("--every", type=click.IntRange(1), help="Report every K-th step (and the last)  [default: jsonl 1; "
                                                       "text: none, only the curve and summary]")
-@click.option("--save", "save_path", metavar="OUT.npz", help="Write the trained inputs to an .npz archive.")
-@click.option("--write-graph", "graph_path", metavar="OUT.yaml",
+@click.option("--save", "save_path", metavar="OUT.npz", shell_complete=complete_files, help="Write the trained inputs to an .npz archive.")
+@click.option("--write-graph", "graph_path", metavar="OUT.yaml", shell_complete=complete_files,
               help="Write a copy of FILE whose trained inputs are .npy files beside it.")
 @click.option("--keep-going", is_flag=True, help="Go on where the loss or a gradient becomes NaN or infinite.")
 @SET_OPTION
-@click.option("--output", metavar="NAME", help="The loss node (default: 'output:' in the file, or the one node "
+@click.option("--output", metavar="NAME", shell_complete=complete_names("nodes"), help="The loss node (default: 'output:' in the file, or the one node "
                                                "that feeds no other).")
 @click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
               help="Refuse arrays with more elements than this.")
@@ -202,6 +203,7 @@ def copy_guard(graph: Graph, path: str | None, copied: list[str]) -> Guard:
 @click.command()
 @graph_options("dout", "precision", node_help="Report this input's or node's gradient (default: every input's).")
 @click.option("--vary", "varies", metavar="NAME=SPEC", multiple=True, required=True, callback=parse_set,
+              shell_complete=complete_names("inputs", suffix="="),
               help="Values for input NAME: START:STOP:NUM (inclusive), a list like '[1, 2, 3]', or @file.npy "
                    "(one per row). Repeatable: several make a grid.")
 @click.option("--zip", "zipped", is_flag=True, help="Pair the --vary values (the first of each, the second, ...) "
