@@ -9,6 +9,7 @@ from typing import Any
 
 from . import explain as explaining
 from . import html as pages
+from .errors import CgraphError
 from .graph import Graph
 
 FRAME_HEIGHT = 640  # CSS pixels: room for the drawing, the slider and the side panel under a cell
@@ -24,9 +25,14 @@ def ran_backward(graph: Graph) -> Graph:
 
 def page_frame(graph: Graph, precision: int = 8) -> str:
     """An iframe whose ``srcdoc`` is the page of ``graph`` after its backward pass (see
-    :func:`ran_backward`), escaped. The frame's scripts run sandboxed, apart from the notebook."""
-    ran_backward(graph)
-    page = pages.page(pages.page_data(graph, graph.spec.source, precision))
+    :func:`ran_backward`), escaped. The frame's scripts run sandboxed, apart from the notebook.
+    A graph the page cannot show (too many nodes to draw, a dout that does not fit) gives the
+    error's one line instead."""
+    try:
+        ran_backward(graph)
+        page = pages.page(pages.page_data(graph, graph.spec.source, precision))
+    except CgraphError as error:  # a notebook would show a traceback: show the one line instead
+        return f'<pre class="cgraph-error">{markup.escape(str(error))}</pre>'
     title = markup.escape(f"cgraph: {graph.spec.source}", quote=True)
     return (f'<iframe class="cgraph-page" title="{title}" sandbox="allow-scripts" '
             f'style="width: 100%; height: {FRAME_HEIGHT}px; border: 1px solid #ccc" '

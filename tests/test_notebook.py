@@ -10,14 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM_ARGS, chromium_path
-
-nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (pip install '.[test]')")
-nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (pip install '.[test]')")
-pytest.importorskip("ipykernel", reason="ipykernel is not installed (pip install '.[test]')")
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-
-import cgraph  # noqa: E402  (after the skips: the imports above may skip the module)
+import cgraph
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "docs" / "notebook.ipynb"
@@ -25,7 +18,13 @@ NOTEBOOK = ROOT / "docs" / "notebook.ipynb"
 BOOK = {"price": 715, "apple": 2.2, "apple_num": 110, "orange": 3.3, "orange_num": 165, "tax": 650}
 
 
+def needs(module: str):
+    """``module``, or the test skipped saying that it is missing."""
+    return pytest.importorskip(module, reason=f"{module} is not installed (pip install '.[test]')")
+
+
 def test_the_notebook_is_committed_without_outputs() -> None:
+    nbformat = needs("nbformat")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(notebook)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
@@ -35,6 +34,8 @@ def test_the_notebook_is_committed_without_outputs() -> None:
 @pytest.fixture(scope="module")
 def executed() -> list:
     """The notebook's cells after nbclient ran them in docs/, a last cell naming the kernel's Python."""
+    nbformat, nbclient = needs("nbformat"), needs("nbclient")
+    needs("ipykernel")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell("import sys, cgraph\nprint(sys.executable, cgraph.__file__)"))
     client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=300,
@@ -77,6 +78,9 @@ def number_pattern(number: float) -> str:
 
 
 def test_the_pages_in_the_cells_show_the_numbers_in_chromium(executed: list, tmp_path: Path) -> None:
+    playwright_api = needs("playwright.sync_api")
+    from test_browser import CHROMIUM_ARGS, chromium_path
+
     executable = chromium_path()
     if executable is None:
         pytest.skip("no Chromium found (Debian and Ubuntu: apt-get install chromium; or set CGRAPH_CHROMIUM)")
@@ -115,3 +119,30 @@ def test_the_pages_in_the_cells_show_the_numbers_in_chromium(executed: list, tmp
             handle.screenshot(path=str(tmp_path / f"notebook-page-{number}.png"))
         browser.close()
     assert blocked == [] and errors == []
+
+
+def test_a_graph_the_page_cannot_show_gives_its_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cgraph import html as pages
+
+    monkeypatch.setattr(pages, "MAX_DRAWN", 3)
+    graph = cgraph.load(str(ROOT / "graphs" / "buy_apple.yaml"))
+    shown = graph._repr_html_()
+    assert shown.startswith('<pre class="cgraph-error">cgraph: error: the page draws at most 3 inputs and nodes')
+    assert graph.grads["tax"] == pytest.approx(200)  # backward ran, as for a page
+
+
+def test_explain_is_the_chain_rule_text_in_every_form() -> None:
+    graph = cgraph.load(str(ROOT / "graphs" / "buy_apple.yaml"))
+    explained = graph.explain()
+    # d apple = dout * apple_num * tax = 2 * 1.1, d tax = apple * apple_num = 200 (the book's 5.4)
+    assert re.search(r"d apple\s+= dout \* apple_num = 1\.1 \* 2\s+= 2\.2$", str(explained), re.MULTILINE)
+    assert re.search(r"d tax\s+= dout \* apple_price = 1 \* 200\s+= 200$", str(explained), re.MULTILINE)
+    printed = []
+
+    class Printer:
+        def text(self, text: str) -> None:
+            printed.append(text)
+
+    explained._repr_pretty_(Printer(), False)
+    assert printed == [str(explained)] and repr(explained) == str(explained)
+    assert html.unescape(explained._repr_html_()) == f'<pre class="cgraph-explain">{explained}</pre>'
