@@ -41,8 +41,8 @@ def optimizer_options(command: Callable) -> Callable:
 @click.command()
 @FILE_ARGUMENT
 @EXPR_OPTION
-@click.option("--param", "params", metavar="NAME", multiple=True, required=True, shell_complete=complete_names("inputs"),
-              help="An input to train (weights, biases). Repeatable.")
+@click.option("--param", "params", metavar="NAME", multiple=True, required=True,
+              shell_complete=complete_names("inputs"), help="An input to train (weights, biases). Repeatable.")
 @optimizer_options
 @click.option("--steps", type=click.IntRange(0), default=100, show_default=True, help="Update steps.")
 @click.option("--batch", "batch", metavar="NAME[,NAME...]", shell_complete=complete_names("inputs", listed=True),
@@ -55,13 +55,14 @@ def optimizer_options(command: Callable) -> Callable:
               help="text: a loss curve and a summary at the end; jsonl: one JSON object per step.")
 @click.option("--every", type=click.IntRange(1), help="Report every K-th step (and the last)  [default: jsonl 1; "
                                                       "text: none, only the curve and summary]")
-@click.option("--save", "save_path", metavar="OUT.npz", shell_complete=complete_files, help="Write the trained inputs to an .npz archive.")
+@click.option("--save", "save_path", metavar="OUT.npz", shell_complete=complete_files,
+              help="Write the trained inputs to an .npz archive.")
 @click.option("--write-graph", "graph_path", metavar="OUT.yaml", shell_complete=complete_files,
               help="Write a copy of FILE whose trained inputs are .npy files beside it.")
 @click.option("--keep-going", is_flag=True, help="Go on where the loss or a gradient becomes NaN or infinite.")
 @SET_OPTION
-@click.option("--output", metavar="NAME", shell_complete=complete_names("nodes"), help="The loss node (default: 'output:' in the file, or the one node "
-                                               "that feeds no other).")
+@click.option("--output", metavar="NAME", shell_complete=complete_names("nodes"),
+              help="The loss node (default: 'output:' in the file, or the one node that feeds no other).")
 @click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
               help="Refuse arrays with more elements than this.")
 @BUDGET_OPTIONS[0]

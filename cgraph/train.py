@@ -237,7 +237,8 @@ class History:
         count = self.steps
         rate = f" ({count / seconds:,.0f} steps/s)" if seconds > 0 else ""
         lines = [
-            f"loss: {first.loss:.6g} at step {first.step}, {last.loss:.6g} at step {last.step} (each before its step's update)",
+            (f"loss: {first.loss:.6g} at step {first.step}, {last.loss:.6g} at step {last.step} "
+             "(each before its step's update)"),
             f"best: {best.loss:.6g} at step {best.step}" if best else "best: no finite loss",
         ]
         if last.metrics:
@@ -246,6 +247,7 @@ class History:
         if trained is not None:
             shown = ", ".join(f"{name} {value:.6g}" for name, value in trained.as_dict().items() if name != "step")
             rows = ", on every row" if batched else ""
-            lines.append(f"after step {trained.step}'s update{rows}: {shown} (as cgraph forward of the trained graph gives)")
+            lines.append(f"after step {trained.step}'s update{rows}: {shown} "
+                         "(as cgraph forward of the trained graph gives)")
         lines.append(f"time: {seconds:.2f} s for {count:,} step{'s' * (count != 1)}{rate}")
         return lines

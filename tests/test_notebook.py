@@ -69,7 +69,8 @@ def test_the_cells_give_the_books_numbers_and_show_the_page_and_the_chain_rule(e
     text = html.unescape(explained)
     assert text.startswith('<pre class="cgraph-explain">backward, output \'price\', dout = 1')
     assert re.search(r"d tax\s+= dout \* all_price = 1 \* 650\s+= 650", text)
-    assert outputs(code[3], "text/plain")[0] == str(text.removeprefix('<pre class="cgraph-explain">').removesuffix("</pre>"))
+    plain_text = text.removeprefix('<pre class="cgraph-explain">').removesuffix("</pre>")
+    assert outputs(code[3], "text/plain")[0] == plain_text
     assert outputs(code[5], "text/html")[0].startswith("<iframe")
 
 
