@@ -77,8 +77,13 @@ def forward(fmt: str, precision: int, full: bool, with_lint: bool, nodes: tuple[
 
     \b
     Examples:
-      $ cgraph forward graphs/buy_apple.yaml
-      $ cgraph forward graphs/buy_apple.yaml --node price --format json | jq .nodes.price.value
+      $ cgraph forward graphs/buy_apple.yaml --node price
+      forward, output 'price'
+
+    \b
+      price = mul(apple_price, tax)  MulLayer(x=apple_price (), y=tax ()) -> out ()
+        value: 220.0
+      $ cgraph forward graphs/buy_apple.yaml --format json | jq .nodes.price.value
       220.00000000000003
     """
     graph = load_graph(nodes=nodes, **loading)

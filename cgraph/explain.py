@@ -242,7 +242,7 @@ def render_text(graph: Graph, steps: list[Step], only: Iterable[str] = (), preci
     for step in _shown(steps, only):
         yield ""
         if isinstance(step, SumStep):
-            yield _sum_line(step, precision)
+            yield _sum_line(step, precision, graph)
         else:
             yield from _node_lines(step, precision)
     unreached = unreached_names(graph)
@@ -254,7 +254,7 @@ def render_text(graph: Graph, steps: list[Step], only: Iterable[str] = (), preci
 def _node_lines(step: NodeStep, precision: int) -> list[str]:
     """The node's equation and its inputs' gradients, with the '=' columns aligned."""
     repeated = {arg for arg in step.args if step.args.count(arg) > 1}
-    labels = [f"d {operand(grad.arg)}" + (f" (as {grad.role})" if grad.arg in repeated else "") for grad in step.grads]
+    labels = [f"d {operand(grad.arg)}" + (f" (as {step.op}'s {grad.role})" if grad.arg in repeated else "") for grad in step.grads]
     width = max(map(len, labels), default=0)
     rows = [(f"{operand(step.name)} = {step.rule}", "=", step.numbers, step.value)]
     rows += [(f"  {label:<{width}} = {grad.rule}", ":" if grad.summed_axes else "=", grad.numbers, grad.grad)
@@ -265,10 +265,11 @@ def _node_lines(step: NodeStep, precision: int) -> list[str]:
             for text, sep, numbers, result in rows] + [f"  note: {note}" for note in step.notes]
 
 
-def _sum_line(step: SumStep, precision: int) -> str:
-    template = " + ".join(
-        f"{{{index}}} (from {user}{f', as {role}' if role else ''})" for index, (user, role, _) in enumerate(step.parts)
-    )
+def _sum_line(step: SumStep, precision: int, graph: Graph) -> str:
+    """The sum of a value's gradients from its uses; a node that uses it twice says by which of its op's inputs."""
+    nodes = graph.spec.nodes
+    uses = [f"from {user}, as {nodes[user].op}'s {role}" if role else f"from {user}" for user, role, _ in step.parts]
+    template = " + ".join(f"{{{index}}} ({use})" for index, use in enumerate(uses))
     parts = substitute(template, {str(index): format_inline(grad, precision) for index, (_, _, grad) in enumerate(step.parts)})
     return f"d {operand(step.name)} = {parts} = {format_inline(step.grad, precision)}"
 

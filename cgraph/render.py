@@ -583,14 +583,15 @@ def render_text(graph: Graph, only: Iterable[str] = (), precision: int = 8, full
         dtype = "" if dtype == "float64" else f", {dtype}"
         rows = [("value", value)]
         if node:
-            head = f"\n{name} = {node.op}({', '.join(node.args)})  {graph.layers[name]}{dtype}"
+            signature = graph.layers[name].signature(node.args, [graph.shapes[arg] for arg in node.args], graph.shapes[name])
+            head = f"\n{name} = {node.op}({', '.join(node.args)})  {signature}{dtype}"
         else:
             head = f"\n{name}: input, shape {graph.shapes[name]}{dtype}"
         if graph.grads:
             rows.append(("grad", graph.grads[name]))
             if node:
                 layer = graph.layers[name]
-                rows += [(f"d{role} ({arg})", grad) for role, arg, grad in zip(layer.args, node.args, graph.input_grads[name])
+                rows += [(f"d{role} -> {arg}", grad) for role, arg, grad in zip(layer.args, node.args, graph.input_grads[name])
                          if grad is not None]  # None: a constant, which takes no gradient
         width = max([len(label) for label, _ in rows]) + 1
         indent = 2 + width + 1

@@ -37,17 +37,35 @@ def run_json(*args: str, stdin: str | None = None) -> dict:
 def test_forward_text_shows_values_and_layer_shapes() -> None:
     result = run("forward", APPLE_ORANGE)
     assert result.exit_code == 0
-    assert "price = mul(all_price, tax)  MulLayer(x.shape=(), y.shape=()) -> out.shape=()" in result.stdout
+    assert "price = mul(all_price, tax)  MulLayer(x=all_price (), y=tax ()) -> out ()" in result.stdout
     assert "value: 715.0" in result.stdout
     assert "grad" not in result.stdout
+
+
+def test_layer_lines_name_the_users_inputs_beside_the_layers_roles() -> None:
+    # The book's buy-apple graph: price = apple_price * tax, so d apple_price = tax = 1.1 and
+    # d tax = apple_price = 200; the layer's x and y are the user's apple_price and tax.
+    text = "inputs: {x: 3, y: 5}\nnodes: {f: {op: mul, inputs: [y, x]}}\n"
+    result = run("backward", APPLE, "--node", "price")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.endswith(
+        "price = mul(apple_price, tax)  MulLayer(x=apple_price (), y=tax ()) -> out ()\n"
+        "  value:             220.0\n"
+        "  grad:              1.0\n"
+        "  dx -> apple_price: 1.1\n"
+        "  dy -> tax:         200.0\n")
+    # Inputs called y and x, taken by the layer as its x and y in the other order: f = y * x.
+    result = run("backward", "-", stdin=text)
+    assert "f = mul(y, x)  MulLayer(x=y (), y=x ()) -> out ()\n" in result.stdout
+    assert "  dx -> y: 3.0\n  dy -> x: 5.0\n" in result.stdout
 
 
 def test_backward_text_shows_gradients_of_inputs_and_layer_inputs() -> None:
     result = run("backward", APPLE_ORANGE, "--dout", "1")
     assert result.exit_code == 0
     lines = [line.split() for line in result.stdout.splitlines()]
-    assert ["dy", "(tax):", "650.0"] in lines
-    assert ["dx", "(apple):", "2.2"] in lines
+    assert ["dy", "->", "tax:", "650.0"] in lines
+    assert ["dx", "->", "apple:", "2.2"] in lines
     assert result.stdout.count("grad:") == 9
 
 

@@ -283,18 +283,18 @@ def test_simple_convnet_text_shows_the_shapes_flowing_through() -> None:
     result = CliRunner().invoke(cli, ["forward", str(GRAPHS / "simple_convnet.yaml")])
     lines = [line for line in result.stdout.splitlines() if " = " in line and not line.startswith(" ")]
     assert lines == [
-        "conv1 = conv2d(x, W1, b1)  Conv2dLayer(x.shape=(3, 1, 28, 28), W.shape=(30, 1, 5, 5), b.shape=(30,), "
-        "stride=1, pad=0) -> out.shape=(3, 30, 24, 24)",
-        "relu1 = relu(conv1)  ReluLayer(x.shape=(3, 30, 24, 24)) -> out.shape=(3, 30, 24, 24)",
-        "pool1 = max_pool2d(relu1)  MaxPool2dLayer(x.shape=(3, 30, 24, 24), size=2, stride=2, pad=0) "
-        "-> out.shape=(3, 30, 12, 12)",
-        "flat = flatten(pool1)  FlattenLayer(x.shape=(3, 30, 12, 12)) -> out.shape=(3, 4320)",
-        "affine1 = affine(flat, W2, b2)  AffineLayer(x.shape=(3, 4320), W.shape=(4320, 100), b.shape=(100,)) "
-        "-> out.shape=(3, 100)",
-        "relu2 = relu(affine1)  ReluLayer(x.shape=(3, 100)) -> out.shape=(3, 100)",
-        "affine2 = affine(relu2, W3, b3)  AffineLayer(x.shape=(3, 100), W.shape=(100, 10), b.shape=(10,)) "
-        "-> out.shape=(3, 10)",
-        "loss = softmax_with_loss(affine2, t)  SoftmaxWithLossLayer(x.shape=(3, 10), t.shape=(3, 10)) -> out.shape=()",
+        "conv1 = conv2d(x, W1, b1)  Conv2dLayer(x=x (3, 1, 28, 28), W=W1 (30, 1, 5, 5), b=b1 (30,), "
+        "stride=1, pad=0) -> out (3, 30, 24, 24)",
+        "relu1 = relu(conv1)  ReluLayer(x=conv1 (3, 30, 24, 24)) -> out (3, 30, 24, 24)",
+        "pool1 = max_pool2d(relu1)  MaxPool2dLayer(x=relu1 (3, 30, 24, 24), size=2, stride=2, pad=0) "
+        "-> out (3, 30, 12, 12)",
+        "flat = flatten(pool1)  FlattenLayer(x=pool1 (3, 30, 12, 12)) -> out (3, 4320)",
+        "affine1 = affine(flat, W2, b2)  AffineLayer(x=flat (3, 4320), W=W2 (4320, 100), b=b2 (100,)) "
+        "-> out (3, 100)",
+        "relu2 = relu(affine1)  ReluLayer(x=affine1 (3, 100)) -> out (3, 100)",
+        "affine2 = affine(relu2, W3, b3)  AffineLayer(x=relu2 (3, 100), W=W3 (100, 10), b=b3 (10,)) "
+        "-> out (3, 10)",
+        "loss = softmax_with_loss(affine2, t)  SoftmaxWithLossLayer(x=affine2 (3, 10), t=t (3, 10)) -> out ()",
     ]
 
 

@@ -76,11 +76,11 @@ y = square + x        = 9 + 3 = 12
   d square = dout * 1 = 1 * 1 = 1
   d x      = dout * 1 = 1 * 1 = 1
 
-square = x * x          = 3 * 3 = 9
-  d x (as x) = dout * x = 1 * 3 = 3
-  d x (as y) = dout * x = 1 * 3 = 3
+square = x * x                = 3 * 3 = 9
+  d x (as mul's x) = dout * x = 1 * 3 = 3
+  d x (as mul's y) = dout * x = 1 * 3 = 3
 
-d x = 3 (from square, as x) + 3 (from square, as y) + 1 (from y) = 7
+d x = 3 (from square, as mul's x) + 3 (from square, as mul's y) + 1 (from y) = 7
 """
 
 

@@ -235,7 +235,7 @@ def test_attributes_are_written_in_the_node_and_shown_in_the_output():
     assert entry["grad"] == [1.0, 1.0, 1.0]
     assert "attrs" not in json.loads(result.stdout)["nodes"]["x"]
     text_out = CliRunner().invoke(cli, ["forward", "-"], input=text).stdout
-    assert "s = sum(x)  SumLayer(x.shape=(2, 3), axis=0, keepdims=False) -> out.shape=(3,)" in text_out
+    assert "s = sum(x)  SumLayer(x=x (2, 3), axis=0, keepdims=False) -> out (3,)" in text_out
 
 
 def test_attributes_from_json_and_from_a_dict():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Any, Callable, ClassVar, Mapping, Protocol
+from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -334,6 +334,13 @@ class BaseLayer:
         in_shapes = [shape_of(getattr(self, arg)) for arg in self.args]
         shapes = [f"{arg}.shape={shape}" for arg, shape in zip(self.args, in_shapes)]
         return f"{name}({', '.join(shapes + attrs)}) -> out.shape={self.out_shape(*in_shapes)}"
+
+    def signature(self, names: Sequence[str], in_shapes: Sequence[Shape], out_shape: Shape) -> str:
+        """The layer's shape line with the user's names beside its roles:
+        ``MulLayer(x=apple_price (), y=tax ()) -> out ()`` for inputs ``names`` of ``in_shapes``."""
+        inputs = [f"{role}={name} {shape}" for role, name, shape in zip(self.args, names, in_shapes)]
+        attrs = [f"{key}={_show(getattr(self, key))}" for key in self.attrs]
+        return f"{type(self).__name__}({', '.join(inputs + attrs)}) -> out {out_shape}"
 
 
 def _fill(rule: str, values: dict[str, str]) -> str:
