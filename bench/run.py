@@ -662,6 +662,104 @@ def bench_formulas(count: int, repeat: int) -> None:
         ours / theirs, 1.5)
 
 
+def mlp_model(sizes: tuple[int, ...], seed: int = 0) -> tuple[Any, list[tuple[np.ndarray, np.ndarray]]]:
+    """An ONNX MLP as torch.onnx.export writes one (Gemm with transB, Relu between), float32, and
+    its layers' (weight, bias)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    layers = [(rng.standard_normal((out, inp)).astype(np.float32) / np.float32(np.sqrt(inp)),
+               rng.standard_normal(out).astype(np.float32) * np.float32(0.1)) for inp, out in zip(sizes, sizes[1:])]
+    nodes, initializers, previous = [], [], "input"
+    for i, (weight, bias) in enumerate(layers, 1):
+        initializers += [numpy_helper.from_array(weight, f"fc{i}.weight"), numpy_helper.from_array(bias, f"fc{i}.bias")]
+        out = f"/fc{i}/Gemm_output_0"
+        nodes.append(helper.make_node("Gemm", [previous, f"fc{i}.weight", f"fc{i}.bias"], [out], transB=1))
+        previous = out
+        if i < len(layers):
+            nodes.append(helper.make_node("Relu", [out], [f"/relu{i}/Relu_output_0"]))
+            previous = f"/relu{i}/Relu_output_0"
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", sizes[0]])],
+                              [helper.make_tensor_value_info(previous, TensorProto.FLOAT, ["batch", sizes[-1]])],
+                              initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), layers
+
+
+def bench_onnx(batch: int, sizes: tuple[int, ...], repeat: int, folder: Path) -> None:
+    """ONNX models: loading against onnx.load, and the passes of an MLP and of LeNet (float32, as the
+    models are) against PyTorch eager with the same weights, inputs and thread count."""
+    print("onnx models", file=sys.stderr)
+    shown = "-".join(map(str, sizes))
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        row(f"load a {shown} MLP model", "-", "onnx (not installed)", None, None)
+        return
+    model, layers = mlp_model(sizes)
+    path = folder / "mlp.onnx"
+    onnx.save(model, str(path))
+    x = np.random.default_rng(1).standard_normal((batch, sizes[0])).astype(np.float32)
+
+    def onnx_load() -> list[np.ndarray]:
+        """Every initializer as an array, all kept until the end, as a loaded graph keeps them."""
+        return [numpy_helper.to_array(tensor) for tensor in onnx.load(str(path)).graph.initializer]
+
+    # One after the other, not in turns: each allocates megabytes, which the next would fault in anew.
+    onnx_load()
+    theirs = median_time(onnx_load, repeat)
+    ours = median_time(lambda: cgraph.load(str(path), overrides={"input": x}), repeat)
+    parameters = sum(weight.size + bias.size for weight, bias in layers)
+    row(f"load a {shown} MLP model ({parameters:,} parameters): read, spec, build", f"{ours * 1e3:.1f} ms",
+        f"onnx.load + to_array {theirs * 1e3:.1f} ms", ours / theirs, 1.5)
+    if torch is None:
+        row(f"forward + backward, {shown} MLP model, batch {batch}", "-", "PyTorch (not installed)", None, None)
+        return
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    mlp = torch.nn.Sequential(*[module for weight, bias in layers
+                                for module in (torch.nn.Linear(weight.shape[1], weight.shape[0]), torch.nn.ReLU())][:-1])
+    with torch.no_grad():
+        for linear, (weight, bias) in zip(mlp[::2], layers):
+            linear.weight.copy_(torch.from_numpy(weight)), linear.bias.copy_(torch.from_numpy(bias))
+    lenet = torch_lenet()
+    image = np.random.default_rng(2).standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    buffer = folder / "lenet.onnx"
+    torch.onnx.export(lenet, (torch.from_numpy(image),), str(buffer), dynamo=False, input_names=["input"])
+    cases = ((f"forward + backward, {shown} MLP model, batch {batch}, float32", path, mlp, x),
+             (f"forward + backward, LeNet model (Conv, MaxPool, Gemm), batch {batch}, float32", buffer, lenet, image))
+    for label, model_path, module, data in cases:
+        graph = cgraph.load(str(model_path), overrides={"input": data})
+        ones = np.ones(graph.shapes[graph.output], np.float32)
+
+        def cgraph_passes() -> None:
+            graph.forward()
+            graph.backward(ones)
+
+        tensor = torch.from_numpy(data).requires_grad_()
+
+        def torch_passes() -> None:
+            module.zero_grad(set_to_none=True)
+            tensor.grad = None
+            out = module(tensor)
+            out.backward(torch.ones_like(out))
+
+        cgraph_passes()
+        ours = median_time(cgraph_passes, repeat)
+        torch_passes()
+        theirs = median_time(torch_passes, repeat)
+        row(label, f"{ours * 1e3:.2f} ms", f"PyTorch eager {threads} threads {theirs * 1e3:.2f} ms", ours / theirs, 1.3)
+
+
+def torch_lenet() -> Any:
+    """A LeNet-5 (as tests/test_onnx_torch.py has it): two convolutions with max pooling, three linear layers."""
+    nn = torch.nn
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                         nn.Linear(84, 10)).eval()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="tiny sizes: check that the benchmarks run")
@@ -682,6 +780,7 @@ def main() -> None:
         bench_conv(4 if small else 100, 12 if small else 28, repeat if small else 20)
         bench_formulas(1_000 if small else 100_000, repeat)
         bench_training(10 if small else 100, (20, 5, 3) if small else (784, 50, 10), 100 if small else 1_000, repeat)
+        bench_onnx(4 if small else 64, (20, 10, 5, 3) if small else (784, 1000, 200, 10), repeat if small else 20, folder)
 
     print(f"\ncgraph {cgraph.__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
           f"torch {torch.__version__ if torch else 'not installed'}; {platform.machine()}, {os.cpu_count()} cores"

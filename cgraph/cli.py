@@ -181,6 +181,29 @@ def explain(fmt: str, precision: int, nodes: tuple[str, ...], **loading: Any) ->
         write_lines(explaining.render_text(graph, steps, nodes, precision))
 
 
+@cli.command("onnx")
+@graph_options(node_help="Write this node as a graph output too, after the output.")
+@click.option("-o", "--out", "out_path", metavar="OUT.onnx", required=True,
+              help="Write the model to this file (whole or not at all).")
+@click.option("--params", "params", metavar="NAME,...", multiple=True,
+              help="Inputs to write as initializers holding their values (the model's parameters), "
+                   "separated by commas; the others are graph inputs. Repeatable.")
+def onnx_command(out_path: str, params: tuple[str, ...], nodes: tuple[str, ...], **loading: Any) -> None:
+    """Write FILE's graph as an ONNX model, for onnxruntime, Netron and the tools that read ONNX:
+    each input a graph input (or, with --params, an initializer holding its value), the output
+    a graph output, and every node one ONNX op or the ONNX ops of its formula.
+
+    \b
+    Example:
+      $ cgraph onnx graphs/two_layer_net.yaml --params W1,b1,W2,b2 -o two_layer_net.onnx
+    """
+    from . import onnx_writer
+
+    graph = load_graph(nodes=nodes, **loading)
+    names = [name.strip() for group in params for name in group.split(",") if name.strip()]
+    onnx_writer.write(graph, out_path, names, nodes, f"-o {out_path}")
+
+
 @cli.command()
 @graph_options("dout", "precision", "full", node_help="Draw only this input or node (and the edges between those drawn).",
                precision=DOT_PRECISION)

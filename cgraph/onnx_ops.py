@@ -282,15 +282,23 @@ def _bound(value: Any) -> float | None:
     return None if abs(number) >= np.finfo(np.float32).max else number
 
 
+def _clip(e: Emitter, low: float | None, high: float | None) -> None:
+    """clip(x, low, high); where low > high ONNX makes every value high (cgraph's own clip refuses
+    that contradiction in a graph file)."""
+    if low is not None and high is not None and low > high:
+        low = high
+    e.out("clip", e.data(0), min=low, max=high)
+
+
 @converts("Clip", until=10)
 def _clip_attrs(e: Emitter, n: OnnxNode) -> None:
-    e.out("clip", e.data(0), min=_bound(n.attr("min")), max=_bound(n.attr("max")))
+    _clip(e, _bound(n.attr("min")), _bound(n.attr("max")))
 
 
 @converts("Clip", since=11)
 def _clip_inputs(e: Emitter, n: OnnxNode) -> None:
     low, high = e.static(1, "lower bound"), e.static(2, "upper bound")
-    e.out("clip", e.data(0), min=None if low is None else float(low), max=None if high is None else float(high))
+    _clip(e, None if low is None else float(low), None if high is None else float(high))
 
 
 @converts("Dropout", until=11)
@@ -424,6 +432,60 @@ def _argmax(e: Emitter, n: OnnxNode) -> None:
     e.out("reshape", e.emit("argmax", x, axis=axis), shape=_flexible(kept, 0 if axis else -1))
 
 
+def _extreme(e: Emitter, n: OnnxNode, axes: list[int] | None) -> None:
+    """ReduceMax, ReduceMin as a tree of elementwise maximum (minimum) nodes: along each axis, the
+    first half against the second, an odd last item against every result, until one item is left."""
+    op = "maximum" if n.op == "ReduceMax" else "minimum"
+    x = e.data(0)
+    shape = e.shapes[x]
+    if not axes:
+        if n.attr("noop_with_empty_axes", 0) or not shape:
+            e.out("identity", x)
+            return
+        axes = list(range(len(shape)))
+    chosen = sorted({_axis(a, len(shape), e) for a in axes})
+    for axis in chosen:
+        size = shape[axis]
+        if size == 0:
+            raise e.fail(f"axis {axis} of the input of shape {list(shape)} is empty: it has no {op}")
+        lead = [":"] * axis
+        while size > 1:
+            half = size // 2
+            low = e.emit("index", x, key=_key([*lead, f"0:{half}"]))
+            high = e.emit("index", x, key=_key([*lead, f"{half}:{2 * half}"]))
+            folded = e.emit(op, low, high)
+            if size % 2:
+                folded = e.emit(op, folded, e.emit("index", x, key=_key([*lead, f"{size - 1}:{size}"])))
+            x, size = folded, half
+    if n.attr("keepdims", 1):
+        e.out("identity", x)
+    else:
+        e.out("index", x, key=_key(["0" if i in chosen else ":" for i in range(len(shape))]))
+
+
+@converts("ReduceMax", "ReduceMin", until=17)
+def _extreme_attr(e: Emitter, n: OnnxNode) -> None:
+    _extreme(e, n, n.attr("axes"))
+
+
+@converts("ReduceMax", "ReduceMin", since=18)
+def _extreme_input(e: Emitter, n: OnnxNode) -> None:
+    _extreme(e, n, _ints(e.static(1, "axes")))
+
+
+@converts("Where")
+def _where(e: Emitter, n: OnnxNode) -> None:
+    """X where the condition holds, else Y, as X·c + Y·(1 − c) with c the condition as 0 or 1 (an
+    infinite or NaN value in the branch not taken makes NaN there)."""
+    x, y = e.data(1), e.data(2)
+    dtype = np.result_type(e.dtypes[x], e.dtypes[y])
+    condition = e.data(0)
+    if e.dtypes[condition] != dtype:
+        condition = e.emit("cast", condition, dtype=_CAST[dtype])
+    other = e.emit("sub", e.number(1.0), condition)
+    e.out("add", e.emit("mul", x, condition), e.emit("mul", y, other))
+
+
 # --- shapes --------------------------------------------------------------------------------
 
 
@@ -505,6 +567,21 @@ def _unsqueeze_attr(e: Emitter, n: OnnxNode) -> None:
 @converts("Unsqueeze", since=13)
 def _unsqueeze_input(e: Emitter, n: OnnxNode) -> None:
     _unsqueeze(e, n, _ints(e.static(1, "axes")))
+
+
+@converts("Expand")
+def _expand(e: Emitter, n: OnnxNode) -> None:
+    """x broadcast with the shape given (both ways, as ONNX's Expand: the larger size wins)."""
+    x = e.data(0)
+    shape = _ints(e.static(1, "shape"))
+    try:
+        target = np.broadcast_shapes(e.shapes[x], tuple(shape))
+    except ValueError:
+        raise e.fail(f"the input of shape {list(e.shapes[x])} does not broadcast with the shape {shape}") from None
+    if target == e.shapes[x]:
+        e.out("identity", x)
+    else:
+        e.out("broadcast_to", x, shape=list(target))
 
 
 @converts("Concat")
@@ -599,20 +676,27 @@ def _window(e: Emitter, n: OnnxNode, x_shape: Shape, kernel: list[int]) -> tuple
     return strides, pads[:2]
 
 
+def _floor(shape: Shape, kernel: list[int], strides: list[int], pads: list[int]) -> dict[str, bool]:
+    """``floor=True`` where the windows do not fit exactly (ONNX leaves out the rest), else nothing."""
+    exact = all((size + 2 * p - k) % s == 0 for size, k, s, p in zip(shape[2:], kernel, strides, pads))
+    return {} if exact else {"floor": True}
+
+
 @converts("Conv")
 def _conv(e: Emitter, n: OnnxNode) -> None:
     x, w = e.data(0), e.data(1)
     if n.attr("group", 1) != 1:
         raise e.fail(f"group {n.attr('group')} is not supported, only 1")
     w_shape = e.shapes[w]
-    strides, pads = _window(e, n, e.shapes[x], list(n.attr("kernel_shape", w_shape[2:])))
+    kernel = list(n.attr("kernel_shape", w_shape[2:]))
+    strides, pads = _window(e, n, e.shapes[x], kernel)
     if e.has(2):
         b = e.data(2)
     else:  # conv2d takes a bias: one of zeros, which changes nothing
         b = f"{n.name}:zero_bias"
         e.set_static(b, np.zeros(w_shape[:1], e.dtypes[w]))
         e.value_name(b)
-    e.out("conv2d", x, w, b, stride=strides, pad=pads)
+    e.out("conv2d", x, w, b, stride=strides, pad=pads, **_floor(e.shapes[x], kernel, strides, pads))
 
 
 def _ceil_mode_fits(e: Emitter, n: OnnxNode, shape: Shape, kernel: list[int], strides: list[int], pads: list[int]) -> None:
@@ -630,7 +714,7 @@ def _max_pool(e: Emitter, n: OnnxNode) -> None:
     _ceil_mode_fits(e, n, e.shapes[x], kernel, strides, pads)
     if n.attr("storage_order", 0):
         raise e.fail("storage_order=1 is not supported")
-    e.out("max_pool2d", x, size=kernel, stride=strides, pad=pads)
+    e.out("max_pool2d", x, size=kernel, stride=strides, pad=pads, **_floor(e.shapes[x], kernel, strides, pads))
 
 
 @converts("AveragePool")
@@ -642,10 +726,11 @@ def _average_pool(e: Emitter, n: OnnxNode) -> None:
     kernel = list(n.attr("kernel_shape"))
     strides, pads = _window(e, n, shape, kernel)
     _ceil_mode_fits(e, n, shape, kernel, strides, pads)
+    floor = _floor(shape, kernel, strides, pads)
     if n.attr("count_include_pad", 0) or not any(pads):
-        e.out("avg_pool2d", x, size=kernel, stride=strides, pad=pads)
+        e.out("avg_pool2d", x, size=kernel, stride=strides, pad=pads, **floor)
         return
-    pooled = e.emit("avg_pool2d", x, size=kernel, stride=strides, pad=pads)
+    pooled = e.emit("avg_pool2d", x, size=kernel, stride=strides, pad=pads, **floor)
     inside = np.zeros((shape[2] + 2 * pads[0], shape[3] + 2 * pads[1]))
     inside[pads[0]:pads[0] + shape[2], pads[1]:pads[1] + shape[3]] = 1
     oh, ow = e.shapes[pooled][2:]

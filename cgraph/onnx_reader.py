@@ -261,6 +261,13 @@ class _Tensors:
         dtype, dims = self.declared(tensor, what)
         if tensor.data_location == self.onnx.TensorProto.EXTERNAL:
             return self._external(tensor, dtype, dims, what)
+        if tensor.HasField("raw_data") and dtype.kind in "fiu":
+            raw = tensor.raw_data  # a copy of the bytes each time it is read: read once
+            expected = math.prod(dims) * dtype.itemsize
+            if len(raw) != expected:
+                raise CgraphError(f"{what} declares shape {list(dims)} ({expected:,} bytes) but holds "
+                                  f"{len(raw):,} bytes", self.top)
+            return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype, copy=False).reshape(dims)
         if tensor.HasField("raw_data"):
             expected = math.prod(dims) * dtype.itemsize
             if len(tensor.raw_data) != expected:

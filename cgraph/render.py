@@ -196,7 +196,7 @@ def entry_batches(graph: Graph, names: list[str]) -> Iterator[tuple[list[str], l
                 entry["grad"] = grad
             layer = graph.layers[name]
             if layer.attrs:
-                entry["attrs"] = {key: json_value(getattr(layer, key)) for key in layer.attrs}
+                entry["attrs"] = {key: json_value(value) for key, value in layer.shown_attrs().items()}
             entry["input_shapes"] = tuple(map(shapes.__getitem__, node.args))
             if backward:
                 entry["input_grads"] = arg_grads

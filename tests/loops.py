@@ -3,7 +3,8 @@
 References for the tests, independent of cgraph's vectorised im2col code: each output
 element is computed from its window by the definitions (PyTorch's conv2d, max_pool2d,
 avg_pool2d and batch_norm in training mode), and each gradient by summing what every
-output element sends back to the elements of its window.
+output element sends back to the elements of its window. The output's size is rounded down
+(PyTorch's rule) whatever ``floor`` says: the layers' ``floor`` attribute is taken and ignored.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def windows(x_shape: tuple, window: tuple[int, int], stride: tuple[int, int], pa
         yield i, j, slice(top, top + window[0]), slice(left, left + window[1])
 
 
-def conv2d(x, W, b, stride=1, pad=0):
+def conv2d(x, W, b, stride=1, pad=0, floor=False):
     stride, pad = pair(stride), pair(pad)
     xp = padded(x, pad)
     oh, ow = out_hw(x.shape, W.shape[2:], stride, pad)
@@ -47,7 +48,7 @@ def conv2d(x, W, b, stride=1, pad=0):
     return out
 
 
-def conv2d_backward(x, W, dout, stride=1, pad=0):
+def conv2d_backward(x, W, dout, stride=1, pad=0, floor=False):
     stride, pad = pair(stride), pair(pad)
     xp = padded(x, pad)
     dxp, dW = np.zeros_like(xp), np.zeros_like(W)
@@ -70,15 +71,15 @@ def _pool(x, size, stride, pad, fill, reduce):
     return out
 
 
-def max_pool2d(x, size, stride=None, pad=0):
+def max_pool2d(x, size, stride=None, pad=0, floor=False):
     return _pool(x, size, stride, pad, -np.inf, np.max)
 
 
-def avg_pool2d(x, size, stride=None, pad=0):
+def avg_pool2d(x, size, stride=None, pad=0, floor=False):
     return _pool(x, size, stride, pad, 0.0, lambda window: np.sum(window) / window.size)
 
 
-def max_pool2d_backward(x, dout, size, stride=None, pad=0):
+def max_pool2d_backward(x, dout, size, stride=None, pad=0, floor=False):
     """Each window's gradient to the first (row-major) position of its maximum."""
     size, pad = pair(size), pair(pad)
     stride = size if stride is None else pair(stride)

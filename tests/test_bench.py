@@ -21,7 +21,7 @@ def test_benchmark_smoke_run_prints_its_table() -> None:
                      "set_input", "train step", "cgraph sweep", "sweep, per point", "conv2d", "max_pool2d",
                      "vector_chain_1000.yaml --format json", "vector_chain_1000.yaml --format text",
                      "wide_100.yaml --format json", "wide_100.yaml --format text", "2-element vector",
-                     "text of a (2,) array", "through the API, two-layer net"):
+                     "text of a (2,) array", "through the API, two-layer net", "MLP model"):
         assert any(expected in figure for figure in figures), expected
     verdicts = {row.split("|")[5].strip() for row in rows[2:]}
     assert verdicts <= {"PASS", "FAIL", "-", ""} and verdicts & {"PASS", "FAIL"}

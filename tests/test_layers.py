@@ -417,6 +417,9 @@ POOLS = [
     ((real(1, 2, 4, 4),), {"size": 2}),
     ((real(2, 1, 5, 5),), {"size": 3, "stride": 2, "pad": 1}),
     ((real(1, 1, 4, 6),), {"size": [2, 3], "stride": [1, 3], "pad": [1, 0]}),
+    # windows that do not fit exactly: the last rows and columns left out (PyTorch's floor rule)
+    ((real(1, 2, 5, 7),), {"size": 2, "floor": True}),
+    ((real(2, 1, 6, 6),), {"size": 3, "stride": 2, "pad": 1, "floor": True}),
 ]
 
 # Per op: an independent numpy reference for the value, and sample cases of (inputs, attributes).
@@ -536,6 +539,8 @@ OP_CASES: dict[str, tuple] = {
         ((real(2, 2, 5, 5), real(3, 2, 3, 3), real(3)), {"stride": 2, "pad": 1}),
         ((real(1, 2, 4, 5), real(2, 2, 2, 3), real(2)), {"stride": [1, 2], "pad": [1, 0]}),
         ((real(2, 1, 3, 3), real(1, 1, 1, 1), real(1)), {"stride": 1, "pad": 0}),
+        ((real(1, 1, 6, 6), real(2, 1, 3, 3), real(2)), {"stride": 2, "floor": True}),
+        ((real(1, 2, 6, 5), real(1, 2, 3, 3), real(1)), {"stride": 2, "pad": 1, "floor": True}),
     ]),
     "max_pool2d": (loops.max_pool2d, POOLS),
     "avg_pool2d": (loops.avg_pool2d, POOLS),

@@ -45,6 +45,23 @@ class Residual(nn.Module):
         return self.pool(torch.relu(x + self.conv2(torch.relu(self.conv1(x)))))
 
 
+class StridedNet(nn.Module):
+    """Windows that do not fit exactly, left out by PyTorch's floor rule: 28x28 through a kernel of
+    3, stride 2, pad 1 gives 14x14; 14x14 max-pooled by 3, stride 2 gives 6x6; 6x6 average-pooled
+    by 4, stride 3 (pad 1) gives 2x2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 2, stride=3)
+        self.pool = nn.MaxPool2d(3, stride=2)
+        self.average = nn.AvgPool2d(4, stride=3, padding=1)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv1(x)))
+        return self.average(x) + self.conv2(x)
+
+
 class BatchNormNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -88,6 +105,7 @@ MODELS = {
     "mlp": (lambda: nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 10)), [(4, 7)], 17),
     "lenet": (LeNet, [(2, 1, 28, 28)], 17),
     "residual": (Residual, [(2, 3, 6, 6)], 17),
+    "strided": (StridedNet, [(2, 1, 28, 28)], 17),
     "batchnorm": (_batch_norm, [(6, 5)], 17),
     "cross_entropy": (CrossEntropy, [(5, 6), "labels"], 17),
     "softmax_opset_11": (SoftmaxMlp, [(3, 4)], 11),
@@ -173,3 +191,14 @@ def test_cross_entropy_backward_through_the_command(tmp_path) -> None:
     nodes = json.loads(result.stdout)["nodes"]
     np.testing.assert_allclose(nodes["x"]["grad"], x.grad.numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(nodes["fc1.weight"]["grad"], model.fc1.weight.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_windows_that_do_not_fit_equal_onnxruntime() -> None:
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 28, 28)
+    raw = _export(StridedNet().eval(), (x,), 17, ["input"])
+    (expected,) = ort.InferenceSession(raw, providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})
+    assert expected.shape == (2, 4, 2, 2)
+    value = api.loads(raw, overrides={"input": x.numpy()}).forward()
+    np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)

@@ -116,12 +116,14 @@ class Attr:
     """An op's attribute, written in the node's mapping (``{op: sum, inputs: [x], axis: 0}``).
 
     ``read`` turns the written value into the layer's (accepting its own results too) or
-    raises ValueError saying what it must be; ``default`` is REQUIRED where it has none.
+    raises ValueError saying what it must be; ``default`` is REQUIRED where it has none. A
+    ``quiet`` one is shown (in the layer's text and the JSON) only where it is not its default.
     """
 
     read: Callable[[Any], Any]
     default: Any
     doc: str
+    quiet: bool = False
 
 
 def _is_int(value: Any) -> bool:
@@ -326,9 +328,14 @@ class BaseLayer:
         again. Ops without such rules raise NotImplementedError."""
         raise NotImplementedError
 
+    def shown_attrs(self) -> dict[str, Any]:
+        """The attributes' values, by name, but for the quiet ones at their defaults."""
+        return {key: getattr(self, key) for key, attr in self.attrs.items()
+                if not (attr.quiet and getattr(self, key) == attr.default)}
+
     def __str__(self) -> str:
         name = type(self).__name__
-        attrs = [f"{key}={_show(getattr(self, key))}" for key in self.attrs]
+        attrs = [f"{key}={_show(value)}" for key, value in self.shown_attrs().items()]
         if not hasattr(self, self.args[0]):
             return f"{name}({', '.join(attrs)}) (not run)" if attrs else f"{name} (not run)"
         in_shapes = [shape_of(getattr(self, arg)) for arg in self.args]
@@ -339,7 +346,7 @@ class BaseLayer:
         """The layer's shape line with the user's names beside its roles:
         ``MulLayer(x=apple_price (), y=tax ()) -> out ()`` for inputs ``names`` of ``in_shapes``."""
         inputs = [f"{role}={name} {shape}" for role, name, shape in zip(self.args, names, in_shapes)]
-        attrs = [f"{key}={_show(getattr(self, key))}" for key in self.attrs]
+        attrs = [f"{key}={_show(value)}" for key, value in self.shown_attrs().items()]
         return f"{type(self).__name__}({', '.join(inputs + attrs)}) -> out {out_shape}"
 
 

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from .base import REQUIRED, Attr, AttrError, BaseLayer, Shape, _is_int, _show, counted, register, written
+from .base import REQUIRED, Attr, AttrError, BaseLayer, Shape, _is_int, _show, counted, read_bool, register, written
 
 Pair = tuple[int, int]
 
@@ -59,12 +59,13 @@ def _check_images(shape: Shape, op: str) -> None:
 
 
 def out_size(axis: str, size: int, pad: int, window: int, stride: int, window_name: str,
-             max_pad: int | None = None) -> int:
-    """The output's length along ``axis``: (size + 2·pad − window) / stride + 1.
+             max_pad: int | None = None, floor: bool = False) -> int:
+    """The output's length along ``axis``: (size + 2·pad − window) / stride + 1, rounded down
+    where ``floor`` (PyTorch's and ONNX's rule: the rows or columns no window reaches are left out).
 
-    AttrError showing the arithmetic where the window does not fit or the result is not a
-    whole number, with the pads (up to ``max_pad``) and strides that would make it one; it is
-    about the window's attribute (where ``window_name`` is one) and pad, or stride and pad.
+    AttrError showing the arithmetic where the window does not fit or (without ``floor``) the
+    result is not a whole number, with the pads (up to ``max_pad``) and strides that would make
+    it one; it is about the window's attribute (where ``window_name`` is one) and pad, or stride and pad.
     """
     window_keys = (window_name,) if window_name == "size" else ()
     span = size + 2 * pad - window
@@ -72,7 +73,7 @@ def out_size(axis: str, size: int, pad: int, window: int, stride: int, window_na
     if span < 0:
         raise AttrError(f"{formula} = {span / stride + 1:g}: the window of {window} does not fit in "
                         f"{size + 2 * pad} (padded) along {axis}", *window_keys, "pad")
-    if span % stride:
+    if span % stride and not floor:
         limit = pad + stride if max_pad is None else min(pad + stride, max_pad + 1)
         pads = [p for p in range(pad + 1, limit) if (size + 2 * p - window) % stride == 0]
         strides = [s for s in range(stride - 1, 0, -1) if span % s == 0]
@@ -80,6 +81,10 @@ def out_size(axis: str, size: int, pad: int, window: int, stride: int, window_na
         raise AttrError(f"{formula} = {span / stride + 1:g} is not a whole number; try {' or '.join(tries)}",
                         "stride", "pad", *window_keys)
     return span // stride + 1
+
+
+FLOOR_DOC = ("true to leave out the last rows and columns where the windows do not fit exactly, as PyTorch and "
+             "ONNX do (OH rounded down); false, the default, refuses them")
 
 
 def _padded(x: np.ndarray, pad: Pair, fill: float) -> np.ndarray:
@@ -119,6 +124,7 @@ class Conv2dLayer(BaseLayer):
     attrs = {
         "stride": Attr(read_positive_pair, 1, "the step between windows: an integer, or a pair [rows, columns]"),
         "pad": Attr(read_pad, 0, "zeros added on each side of the image: an integer, or a pair [rows, columns]"),
+        "floor": Attr(read_bool, False, FLOOR_DOC, quiet=True),
     }
     formula = "col @ {W}.reshape(FN, C·FH·FW).T + {b}, col = im2col({x}, stride={stride}, pad={pad})"
     grad_formulas = (
@@ -128,6 +134,7 @@ class Conv2dLayer(BaseLayer):
     )
     stride: int | Pair
     pad: int | Pair
+    floor: bool
 
     def out_shape(self, *shapes: Shape) -> Shape:
         xs, ws, bs = shapes
@@ -145,7 +152,8 @@ class Conv2dLayer(BaseLayer):
         if fh == 0 or fw == 0:
             raise ValueError(f"the filters {{W}} {ws} are empty (FH = {fh}, FW = {fw})")
         (sh, sw), (ph, pw) = pair(self.stride), pair(self.pad)
-        return (n, filters, out_size("H", height, ph, fh, sh, "FH"), out_size("W", width, pw, fw, sw, "FW"))
+        return (n, filters, out_size("H", height, ph, fh, sh, "FH", floor=self.floor),
+                out_size("W", width, pw, fw, sw, "FW", floor=self.floor))
 
     def work(self, *shapes: Shape) -> int:
         """The product col @ W in the forward pass and two of the same size (dW, dcol) in the backward."""
@@ -200,10 +208,12 @@ class Pool2dLayer(BaseLayer):
         "stride": Attr(_read_optional_stride, None,
                        "the step between windows: an integer, or a pair; null, the default, is the window's size"),
         "pad": Attr(read_pad, 0, "added on each side of the image, at most half the window: an integer, or a pair"),
+        "floor": Attr(read_bool, False, FLOOR_DOC, quiet=True),
     }
     size: int | Pair
     stride: int | Pair
     pad: int | Pair
+    floor: bool
 
     def __init__(self, **attrs: Any) -> None:
         if attrs.get("stride") is None and "size" in attrs:
@@ -221,7 +231,8 @@ class Pool2dLayer(BaseLayer):
         xs = shapes[0]
         _check_images(xs, self.op)
         (kh, kw), (sh, sw), (ph, pw) = pair(self.size), pair(self.stride), pair(self.pad)
-        return (*xs[:2], out_size("H", xs[2], ph, kh, sh, "size", kh // 2), out_size("W", xs[3], pw, kw, sw, "size", kw // 2))
+        return (*xs[:2], out_size("H", xs[2], ph, kh, sh, "size", kh // 2, self.floor),
+                out_size("W", xs[3], pw, kw, sw, "size", kw // 2, self.floor))
 
     def work(self, *shapes: Shape) -> int:
         """Every element of every window is read in the forward pass and written in the backward."""
@@ -367,9 +378,11 @@ class MaxPool2dLayer(Pool2dLayer):
         if sh < kh or sw < kw:
             return (self._overlapping_backward(dout),)
         shape, dtype = self._padded_shape(), self._dtype(dout)
-        row_gradient = (np.empty if sh == kh else np.zeros)((*shape[:3], dout.shape[3]), dtype)
+        rows_covered = sh == kh and dout.shape[2] * sh == shape[2]  # every row written, none left out
+        columns_covered = sw == kw and dout.shape[3] * sw == shape[3]
+        row_gradient = (np.empty if rows_covered else np.zeros)((*shape[:3], dout.shape[3]), dtype)
         _scatter(dout, self.row, row_gradient, 2, sh, kh)
-        dx = (np.empty if (sh, sw) == (kh, kw) else np.zeros)(shape, dtype)
+        dx = (np.empty if rows_covered and columns_covered else np.zeros)(shape, dtype)
         _scatter(row_gradient, self.column, dx, 3, sw, kw)
         return (_cropped(dx, pair(self.pad)),)
 
