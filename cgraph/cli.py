@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import click
 
 from . import __version__, signals
-from .completion import complete_by_name, complete_files
+from .completion import complete_by_name, complete_files, complete_names
 from .cli_grad import grad, hessian
 from .cli_page import html, serve
 from .cli_train import sweep, train
@@ -183,9 +183,9 @@ def explain(fmt: str, precision: int, nodes: tuple[str, ...], **loading: Any) ->
 
 @cli.command("onnx")
 @graph_options(node_help="Write this node as a graph output too, after the output.")
-@click.option("-o", "--out", "out_path", metavar="OUT.onnx", required=True,
+@click.option("-o", "--out", "out_path", metavar="OUT.onnx", required=True, shell_complete=complete_files,
               help="Write the model to this file (whole or not at all).")
-@click.option("--params", "params", metavar="NAME,...", multiple=True,
+@click.option("--params", "params", metavar="NAME,...", multiple=True, shell_complete=complete_names("inputs", listed=True),
               help="Inputs to write as initializers holding their values (the model's parameters), "
                    "separated by commas; the others are graph inputs. Repeatable.")
 def onnx_command(out_path: str, params: tuple[str, ...], nodes: tuple[str, ...], **loading: Any) -> None:

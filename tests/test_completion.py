@@ -64,6 +64,11 @@ CASES = {
         (f"cgraph grad {APPLE} -o out", ["file,out"]),
         ("cgraph grad graphs/buy_ap", ["file,graphs/buy_ap"]),
     ],
+    "onnx": [
+        (f"cgraph onnx {APPLE} --params apple,t", plain("apple,tax")),
+        (f"cgraph onnx {APPLE} -o ap", ["file,ap"]),
+        (f"cgraph onnx {APPLE} --node apple_", plain("apple_num", "apple_price")),
+    ],
     "hessian": [
         (f"cgraph hessian {APPLE} --wrt t", plain("tax")),
         (f"cgraph hessian {APPLE} --output ", plain(*APPLE_NAMES["nodes"])),

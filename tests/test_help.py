@@ -95,6 +95,8 @@ def test_each_commands_help_has_examples_that_run_and_print_what_it_shows(comman
     assert any(line.startswith(f"cgraph {command} ") for line, _ in shown)
     if any(("--render" in line) for line, _ in shown) and shutil.which("dot") is None:
         pytest.skip("needs Graphviz's dot")
+    if command == "onnx":
+        pytest.importorskip("onnx", reason="cgraph onnx needs the onnx package (pip install '.[onnx]')")
     for line, output in shown:
         check_runs(line, output, folder)
 
