@@ -22,7 +22,7 @@ _LAZY = {
 
 
 _MODULES = {"layers", "graph", "spec", "render", "explain", "dot", "check", "lint", "html", "serve", "api", "errors",
-            "optim", "train", "save", "sweep"}
+            "optim", "train", "save", "sweep", "notebook"}
 
 
 def __getattr__(name: str) -> object:

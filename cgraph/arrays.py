@@ -311,14 +311,40 @@ def parse_value_option(text: str, option: str) -> Any:
     number = plain_number(text)
     if number is not None:
         return number
+    return parse_option_yaml(text, option, VALUE_FORMS)
+
+
+VALUE_FORMS = "a number, a list like '[1, 2]', a mapping like '{shape: [2], fill: 0.5}', or @file.npy"
+_SYNTAX_ERROR = "invalid YAML: "
+
+
+def parse_option_yaml(text: str, option: str, forms: str) -> Any:
+    """An option's text read as YAML (with positions in it, as the file ``option``). Text that does
+    not parse is an error at ``option`` saying where the reader stopped and which ``forms`` it takes."""
     try:
         return parse(text, option)
     except CgraphError as error:
-        lines = text.split("\n")
-        if error.pos is None or error.pos.line is None or error.pos.line <= len(lines):
+        if not error.message.startswith(_SYNTAX_ERROR):
             raise
-        # YAML says a VALUE that ends too soon is wrong on the line after it: say at its end instead
-        raise CgraphError(error.message, Position(option, len(lines), len(lines[-1]) + 1)) from None
+        problem = error.message.removeprefix(_SYNTAX_ERROR)
+        if "<document start>" in problem:  # YAML's words for text after a complete value
+            problem = "there is more after the value's end"
+        raise CgraphError(f"cannot read '{_shortened(text)}': {problem}{_where(text, error.pos)}; expected {forms}",
+                          Position(option)) from None
+
+
+def _where(text: str, pos: Position | None) -> str:
+    """Where in ``text`` the YAML reader stopped, in words."""
+    lines = text.split("\n")
+    if pos is None or pos.line is None or pos.col is None:
+        return ""
+    if pos.line > len(lines) or (pos.line == len(lines) and pos.col > len(lines[-1])):
+        return " at its end"  # YAML places a VALUE that ends too soon past its last character
+    return f" at line {pos.line}, column {pos.col}" if len(lines) > 1 else f" at column {pos.col}"
+
+
+def _shortened(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_array_option(text: str, option: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:

@@ -9,8 +9,6 @@ from collections import Counter
 from itertools import chain, repeat
 from dataclasses import dataclass
 
-import numpy as np
-
 from .errors import CgraphError, Position
 from .graph import Graph
 from .layers import REGISTRY, BaseLayer

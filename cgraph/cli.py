@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import click
 
 from . import __version__, signals
+from .completion import complete_files, complete_names
 from .console import colored, paint, progress, say, user_errors, write_chunks, write_lines
 from .options import DOT_PRECISION, FiniteFloatRange, graph_options, load_graph
 
@@ -47,16 +48,38 @@ class _Commands(click.Group):
 def cli() -> None:
     """A computational-graph calculator: forward and backward passes of YAML graph files.
 
+    A graph file names its inputs and the nodes computed from them; price.yaml:
+
     \b
-    Example:
-      cgraph forward graphs/buy_apple_orange.yaml
-      cgraph backward graphs/buy_apple_orange.yaml --dout 1
-      cgraph backward graphs/buy_apple_orange.yaml --format json | jq .nodes.tax.grad
-      cgraph explain graphs/fan_out.yaml
-      cgraph dot graphs/buy_apple_orange.yaml --backward --render graph.svg
-      cgraph check graphs/bias_batch.yaml
-      cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 --optimizer adam --steps 2000
-      cgraph sweep graphs/buy_apple_orange.yaml --vary tax=1:2:1000
+      inputs:
+        apple: 100
+        tax: 1.1
+      nodes:
+        price: {op: mul, inputs: [apple, tax]}
+
+    runs forward and backward, the chain rule written out, with:
+
+    \b
+      $ cgraph explain price.yaml
+      backward, output 'price', dout = 1
+      (d v is the gradient of v; in each node's rules, dout is the gradient of that node)
+
+    \b
+      price = apple * tax      = 100 * 1.1 = 110
+        d apple = dout * tax   = 1 * 1.1   = 1.1
+        d tax   = dout * apple = 1 * 100   = 100
+
+    A node may be a formula too ('price: apple * tax'). More, with the example graphs of graphs/:
+
+    \b
+      cgraph backward graphs/buy_apple_orange.yaml
+      cgraph backward -e 'f = (x + y) * z' --set x=-2 --set y=5 --set z=-4
+      cgraph html graphs/two_layer_net.yaml -o net.html
+      cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 --optimizer adam
+
+    'cgraph COMMAND --help' tells of each command. The reference is in docs/ beside this
+    program's source: docs/commands.md (commands and options), docs/format.md (graph files),
+    docs/formulas.md, docs/ops.md (every op), docs/page.md, docs/training.md, docs/python.md.
     """
 
 
@@ -66,12 +89,15 @@ def forward(fmt: str, precision: int, full: bool, with_lint: bool, nodes: tuple[
     """Run the forward pass of FILE ('-' for standard input) and print every value.
 
     \b
-    Example:
+    Examples:
       $ cgraph forward graphs/buy_apple.yaml --node price
       forward, output 'price'
+
     \b
       price = mul(apple_price, tax)  MulLayer(x=apple_price (), y=tax ()) -> out ()
         value: 220.0
+      $ cgraph forward graphs/buy_apple.yaml --format json | jq .nodes.price.value
+      220.00000000000003
     """
     graph = load_graph(nodes=nodes, **loading)
     if with_lint:
@@ -87,10 +113,10 @@ def backward(fmt: str, precision: int, full: bool, with_lint: bool, nodes: tuple
     The gradient of each value v is dL/dv for L = sum(dout * output).
 
     \b
-    Example:
-      $ cgraph backward graphs/buy_apple.yaml --node apple --format json
-      {"output":"price","dout":1.0,"nodes":{"apple":{"op":"input","inputs":[],"shape":[],
-      "dtype":"float64","value":100.0,"grad":2.2}}}
+    Examples:
+      $ cgraph backward graphs/buy_apple.yaml
+      $ cgraph backward graphs/buy_apple.yaml --dout 2 --format json | jq .nodes.apple.grad
+      4.4
     """
     graph = load_graph(nodes=nodes, **loading)
     if with_lint:
@@ -109,9 +135,10 @@ def lint_command(nodes: tuple[str, ...], strict: bool, **loading: Any) -> None:
     with --strict where there is one.
 
     \b
-    Example:
-      $ cgraph lint model.yaml
-      model.yaml:5:3: warning: node 'err': sub broadcasts (3,) and (3, 1) to (3, 3): did you mean (3,) and (3,)?
+    Examples:
+      $ cgraph lint graphs/two_layer_net.yaml --strict
+      $ cgraph lint -e 'err = a - b' --set 'a=[1, 2, 3]' --set 'b=[[1], [2], [3]]'
+      <expr 1>:1:9: warning: node 'err': sub broadcasts (3,) and (3, 1) to (3, 3): did you mean (3,) and (3,)?
     """
     graph = load_graph(nodes=nodes, strict=strict, run=False, **loading)
     lines = lint_lines(graph, nodes)
@@ -151,6 +178,7 @@ def explain(fmt: str, precision: int, nodes: tuple[str, ...], **loading: Any) ->
       $ cgraph explain graphs/buy_apple.yaml --node tax
       backward, output 'price', dout = 1
       (d v is the gradient of v; in each node's rules, dout is the gradient of that node)
+
     \b
       price = apple_price * tax            = 200 * 1.1 = 220
         d apple_price = dout * tax         = 1 * 1.1   = 1.1
@@ -168,9 +196,9 @@ def explain(fmt: str, precision: int, nodes: tuple[str, ...], **loading: Any) ->
 
 @cli.command("onnx")
 @graph_options(node_help="Write this node as a graph output too, after the output.")
-@click.option("-o", "--out", "out_path", metavar="OUT.onnx", required=True,
+@click.option("-o", "--out", "out_path", metavar="OUT.onnx", required=True, shell_complete=complete_files,
               help="Write the model to this file (whole or not at all).")
-@click.option("--params", "params", metavar="NAME,...", multiple=True,
+@click.option("--params", "params", metavar="NAME,...", multiple=True, shell_complete=complete_names("inputs", listed=True),
               help="Inputs to write as initializers holding their values (the model's parameters), "
                    "separated by commas; the others are graph inputs. Repeatable.")
 def onnx_command(out_path: str, params: tuple[str, ...], nodes: tuple[str, ...], **loading: Any) -> None:
@@ -193,7 +221,7 @@ def onnx_command(out_path: str, params: tuple[str, ...], nodes: tuple[str, ...],
 @graph_options("dout", "precision", "full", node_help="Draw only this input or node (and the edges between those drawn).",
                precision=DOT_PRECISION)
 @click.option("--backward", "with_grads", is_flag=True, help="Run the backward pass too and show gradients.")
-@click.option("--render", "image", metavar="OUT.svg|OUT.png|OUT.pdf",
+@click.option("--render", "image", metavar="OUT.svg|OUT.png|OUT.pdf", shell_complete=complete_files,
               help="Write an image with Graphviz's 'dot' program instead of DOT text.")
 def dot(with_grads: bool, image: str | None, precision: int, full: bool, nodes: tuple[str, ...], dout: str,
         **loading: Any) -> None:
@@ -203,7 +231,7 @@ def dot(with_grads: bool, image: str | None, precision: int, full: bool, nodes: 
     (`(3, 4) array`), or with --full in full.
 
     \b
-    Example:
+    Examples:
       $ cgraph dot graphs/buy_apple_orange.yaml --backward > graph.dot
       $ cgraph dot graphs/buy_apple_orange.yaml --backward --render graph.svg
     """
@@ -250,6 +278,7 @@ def check(fmt: str, nodes: tuple[str, ...], eps: float, rtol: float, atol: float
       ...
       input  shape  checked  max abs error  max rel error  result
       x      ()     1        1.48e-10       2.11e-11       PASS
+
     \b
       PASS: 1 input
     """

@@ -8,17 +8,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .completion import complete_files, complete_names, complete_value
 from .console import progress, write_lines
 
 if TYPE_CHECKING:
     from .spec import GraphSpec
 
-WRT_OPTION = click.option("--wrt", "wrt", metavar="NAME", multiple=True,
+WRT_OPTION = click.option("--wrt", "wrt", metavar="NAME", multiple=True, shell_complete=complete_names("inputs"),
                           help="An input to differentiate with respect to (default: every input with a path to "
                                "the output). Repeatable.")
-OUTPUT_OPTION = click.option("--output", metavar="NAME",
+OUTPUT_OPTION = click.option("--output", metavar="NAME", shell_complete=complete_names("nodes"),
                              help="The output node (default: 'output:' in the file, or the one node that feeds no other).")
-DOUT_OPTION = click.option("--dout", default="1", show_default=True, metavar="VALUE",
+DOUT_OPTION = click.option("--dout", default="1", show_default=True, metavar="VALUE", shell_complete=complete_value,
                            help="The gradient injected at the output, L = sum(dout * output): a number, a list, or @file.npy.")
 MAX_ELEMENTS_OPTION = click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
                                    help="Refuse arrays with more elements than this.")
@@ -64,7 +65,7 @@ def refuse_overwriting(file: str, out_path: str) -> None:
 @OUTPUT_OPTION
 @WRT_OPTION
 @DOUT_OPTION
-@click.option("-o", "--out", "out_path", metavar="OUT.yaml", help="Write the graph file here (whole or not at all) "
+@click.option("-o", "--out", "out_path", metavar="OUT.yaml", shell_complete=complete_files, help="Write the graph file here (whole or not at all) "
                                                                    "instead of to standard output.")
 @MAX_ELEMENTS_OPTION
 def grad(file: str, output: str | None, wrt: tuple[str, ...], dout: str, out_path: str | None,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import click
 
+from .completion import complete_files
 from .console import say, write_lines
 from .options import DOT_PRECISION, graph_options, find_problems, load_graph
 
@@ -22,7 +23,8 @@ _FULL_HELP = ("Embed every array whole; by default one of more than 20,000 eleme
 
 @click.command()
 @graph_options("dout", "precision", node_help=_PAGE_NODE_HELP, precision=DOT_PRECISION)
-@click.option("-o", "--out", "out_path", metavar="OUT.html", help="Write the page to this file (whole or not at all).")
+@click.option("-o", "--out", "out_path", metavar="OUT.html", shell_complete=complete_files,
+              help="Write the page to this file (whole or not at all).")
 @click.option("--check", "with_check", is_flag=True, help=_CHECK_HELP)
 @click.option("--full", is_flag=True, help=_FULL_HELP)
 def html(out_path: str | None, with_check: bool, full: bool, precision: int, nodes: tuple[str, ...],

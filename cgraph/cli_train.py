@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import click
 
 from . import signals
+from .completion import complete_files, complete_names
 from .console import progress, say, write_lines
 from .options import (BUDGET_OPTIONS, EXPR_OPTION, FILE_ARGUMENT, SET_OPTION, FiniteFloatRange, graph_options, load_graph,
                       parse_set)
@@ -41,26 +42,27 @@ def optimizer_options(command: Callable) -> Callable:
 @FILE_ARGUMENT
 @EXPR_OPTION
 @click.option("--param", "params", metavar="NAME", multiple=True, required=True,
-              help="An input to train (weights, biases). Repeatable.")
+              shell_complete=complete_names("inputs"), help="An input to train (weights, biases). Repeatable.")
 @optimizer_options
 @click.option("--steps", type=click.IntRange(0), default=100, show_default=True, help="Update steps.")
-@click.option("--batch", "batch", metavar="NAME[,NAME...]",
+@click.option("--batch", "batch", metavar="NAME[,NAME...]", shell_complete=complete_names("inputs", listed=True),
               help="Inputs holding the data (and labels): each step draws --batch-size of their rows (first axis).")
 @click.option("--batch-size", type=click.IntRange(1), help="Rows per step, drawn at random with replacement.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for drawing the batches.")
-@click.option("--metric", "metrics", metavar="NODE", multiple=True,
+@click.option("--metric", "metrics", metavar="NODE", multiple=True, shell_complete=complete_names("nodes"),
               help="A 0-d node to report with the loss (an accuracy). Repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
               help="text: a loss curve and a summary at the end; jsonl: one JSON object per step.")
 @click.option("--every", type=click.IntRange(1), help="Report every K-th step (and the last)  [default: jsonl 1; "
                                                       "text: none, only the curve and summary]")
-@click.option("--save", "save_path", metavar="OUT.npz", help="Write the trained inputs to an .npz archive.")
-@click.option("--write-graph", "graph_path", metavar="OUT.yaml",
+@click.option("--save", "save_path", metavar="OUT.npz", shell_complete=complete_files,
+              help="Write the trained inputs to an .npz archive.")
+@click.option("--write-graph", "graph_path", metavar="OUT.yaml", shell_complete=complete_files,
               help="Write a copy of FILE whose trained inputs are .npy files beside it.")
 @click.option("--keep-going", is_flag=True, help="Go on where the loss or a gradient becomes NaN or infinite.")
 @SET_OPTION
-@click.option("--output", metavar="NAME", help="The loss node (default: 'output:' in the file, or the one node "
-                                               "that feeds no other).")
+@click.option("--output", metavar="NAME", shell_complete=complete_names("nodes"),
+              help="The loss node (default: 'output:' in the file, or the one node that feeds no other).")
 @click.option("--max-elements", type=click.IntRange(1), default=100_000_000, show_default=True,
               help="Refuse arrays with more elements than this.")
 @BUDGET_OPTIONS[0]
@@ -76,10 +78,14 @@ def train(file: str | None, params: tuple[str, ...], optimizer: str, lr: float |
     Ctrl-C stops after the step under way and writes --save and --write-graph for it (exit 130).
 
     \b
-    Example:
-      cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 \\
-          --optimizer adam --lr 0.01 --steps 2000 --metric accuracy
-      cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 --format jsonl | jq .loss
+    Examples:
+      $ cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 \\
+          --optimizer adam --steps 500 --metric accuracy
+      $ cgraph train graphs/spiral.yaml --param W1 --param b1 --param W2 --param b2 \\
+          --steps 3 --format jsonl | jq -c '[.step, .loss]'
+      [1,1.7917549600485108]
+      [2,1.7224703270950896]
+      [3,1.657103764739797]
     """
     import time
 
@@ -106,10 +112,11 @@ def train(file: str | None, params: tuple[str, ...], optimizer: str, lr: float |
         """The steps' work in passes over the whole graph, for the budget: a batch is a share of the rows."""
         inputs = graph.spec.inputs
         lengths = [inputs[name].value.shape[0] for name in batch_names if name in inputs and inputs[name].value.ndim]
+        final = 1 if fmt == "text" else 0  # the loss after the last update, which the summary gives
         if not batch_size or not lengths:
-            return steps
+            return steps + final
         rows = max(max(lengths), 1)
-        return -(-steps * min(batch_size, rows) // rows)  # rounded up
+        return -(-steps * min(batch_size, rows) // rows) + final  # rounded up
 
     graph = load_graph(nodes=(), strict=False, run=False, file=file, forward_passes=passes, **loading)
     copied = [*graph.spec.overridden, *(name for name in params if name not in graph.spec.overridden)]
@@ -170,7 +177,9 @@ def train(file: str | None, params: tuple[str, ...], optimizer: str, lr: float |
         write_files(trainer.step_count)
     signal.signal(signal.SIGINT, previous)
     if fmt == "text":
-        write_lines([*([""] if every else []), *loss_curve(history.groups), "", *history.summary(seconds)])
+        trained = trainer.evaluate() if trainer.step_count else None
+        summary = history.summary(seconds, trained, batched=bool(batch_names))
+        write_lines([*([""] if every else []), *loss_curve(history.groups), "", *summary])
     if stop["asked"]:
         held = [path for path in (save_path, graph_path) if path is not None]
         saved = f"; {' and '.join(held)} hold{'s' * (len(held) == 1)} the inputs after it" if held else ""
@@ -195,6 +204,7 @@ def copy_guard(graph: Graph, path: str | None, copied: list[str]) -> Guard:
 @click.command()
 @graph_options("dout", "precision", node_help="Report this input's or node's gradient (default: every input's).")
 @click.option("--vary", "varies", metavar="NAME=SPEC", multiple=True, required=True, callback=parse_set,
+              shell_complete=complete_names("inputs", suffix="="),
               help="Values for input NAME: START:STOP:NUM (inclusive), a list like '[1, 2, 3]', or @file.npy "
                    "(one per row). Repeatable: several make a grid.")
 @click.option("--zip", "zipped", is_flag=True, help="Pair the --vary values (the first of each, the second, ...) "

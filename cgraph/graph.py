@@ -262,6 +262,21 @@ class Graph:
         self._finite = None
         return self.grads
 
+    def explain(self, precision: int = 8) -> Any:
+        """The chain rule of the backward pass, as ``cgraph explain`` writes it: an object whose
+        ``str()`` is the text and which a notebook shows as text. Backward runs first (dout 1)
+        where it has not run since the inputs last changed."""
+        from .notebook import Explanation  # downstream of the graph, imported only when asked for
+
+        return Explanation(self, precision)
+
+    def _repr_html_(self) -> str:
+        """The interactive page inside a notebook's cell (an iframe), with the values and
+        gradients; backward runs first (dout 1) where it has not run."""
+        from .notebook import page_frame  # downstream of the graph, imported only when shown
+
+        return page_frame(self)
+
     def all_finite(self) -> bool:
         """Whether every value and gradient of the last run is finite (per-input gradients too:
         a gradient is their sum, so it is finite only where they all are).

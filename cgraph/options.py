@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
+from .completion import complete_names, complete_value
 from .console import COLOR_OPTION, notice_if_slow, say
 
 if TYPE_CHECKING:
@@ -69,33 +70,6 @@ class Amount(click.ParamType):
         return int(amount)
 
 
-def complete_names(*sections: str) -> Callable:
-    """Shell completion of the names in the graph file given on the command line: those of
-    ``sections`` ("inputs", "nodes"); a last argument "=" is put after each (``--set NAME=``)."""
-    suffix = sections[-1] if sections[-1] == "=" else ""
-    sections = tuple(section for section in sections if section != "=")
-
-    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-        from click.shell_completion import CompletionItem
-
-        from .yamlsafe import parse, quick_parse
-
-        # While an option's value is being completed, click leaves FILE among the unparsed arguments.
-        path = ctx.params.get("file") or next(iter(ctx.args), None)
-        try:
-            with open(path, encoding="utf-8-sig") as file:
-                text = file.read()
-            data = quick_parse(text)
-            data = parse(text, path) if data is None else data
-            names = [name for section in sections for name in (data.get(section) or {})]
-        except Exception:  # no file yet, or not a graph: nothing to offer, and no traceback while typing
-            return []
-        return [CompletionItem(f"{name}{suffix}") for name in names
-                if isinstance(name, str) and name.startswith(incomplete)]
-
-    return complete
-
-
 BUDGET_OPTIONS = (
     click.option("--max-memory", type=Amount(of_bytes=True), metavar="SIZE",
                  help="Refuse graphs whose values and gradients, with what writing them out holds, need more "
@@ -113,7 +87,7 @@ EXPR_OPTION = click.option(
          "uses come from other formulas or --set. Repeatable; the last is the output.")
 SET_OPTION = click.option(
     "--set", "sets", metavar="NAME=VALUE", multiple=True, callback=parse_set,
-    shell_complete=complete_names("inputs", "="),
+    shell_complete=complete_names("inputs", suffix="="),
     help="Replace input NAME with VALUE (a number, a list like '[1, 2]', a mapping like "
          "'{shape: [3, 2], random: normal, seed: 1}', or @file.npy). Repeatable.")
 
@@ -136,7 +110,7 @@ def graph_options(*extra: str, formats: tuple[str, ...] = FORMATS, node_help: st
     ]
     if "dout" in extra:
         options.append(click.option(
-            "--dout", default="1", show_default=True, metavar="VALUE",
+            "--dout", default="1", show_default=True, metavar="VALUE", shell_complete=complete_value,
             help="Gradient injected at the output: a number, a list like '[[1, 0], [0, 1]]', or @file.npy."))
     if "format" in extra:
         options.append(click.option("--format", "fmt", type=click.Choice(formats), default="text", show_default=True,

@@ -14,12 +14,13 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .arrays import array_from_data, check_shape, load_npy
+from .arrays import array_from_data, check_shape, load_npy, parse_option_yaml
 from .errors import CgraphError
 from .graph import Graph
 from .render import format_inline, json_bytes, json_value
-from .yamlsafe import parse, resolve_plain
+from .yamlsafe import resolve_plain
 
+_SPEC_FORMS = "START:STOP:NUM, a list of values such as '[1, 2, 3]', or @file.npy"
 _RANGE = re.compile(r"\s*([^:\s]+)\s*:\s*([^:\s]+)\s*:\s*([^:\s]+)\s*\Z")
 
 
@@ -31,9 +32,9 @@ def parse_spec(text: str, option: str, max_elements: int) -> np.ndarray:
         elif _RANGE.match(text):
             values = _linspace(*_RANGE.match(text).groups(), max_elements)  # type: ignore[union-attr]
         else:
-            data = parse(text, option)
+            data = parse_option_yaml(text, option, _SPEC_FORMS)
             if not isinstance(data, list):
-                raise CgraphError("expected START:STOP:NUM, a list of values such as '[1, 2, 3]', or @file.npy")
+                raise CgraphError(f"expected {_SPEC_FORMS}")
             values = array_from_data(data, None)
             check_shape(values.shape, max_elements, None)
     except CgraphError as error:

@@ -145,6 +145,15 @@ class Trainer:
         self.step_count = number
         return record
 
+    def evaluate(self) -> StepRecord:
+        """The loss and metrics of the parameters as they are now, on every row of the batch inputs:
+        what ``cgraph forward`` of the trained graph gives, where a step's record is before its update."""
+        graph = self.graph
+        graph.set_inputs({**self.params, **self.data})
+        loss = float(graph.forward())
+        values = graph.values
+        return StepRecord(self.step_count, loss, {name: float(values[name]) for name in self.metrics})
+
     def _stop(self, number: int, what: str) -> None:
         """Raise the error for NaN or infinity at step ``number``, placed where it first appeared."""
         problems = self.graph.non_finite()
@@ -222,19 +231,27 @@ class History:
         if math.isfinite(record.loss) and (self.best is None or record.loss < self.best.loss):
             self.best = record
 
-    def summary(self, seconds: float) -> list[str]:
-        """The first and last loss, the best step, the metrics at the last step and the time taken."""
+    def summary(self, seconds: float, trained: StepRecord | None = None, batched: bool = False) -> list[str]:
+        """The first and last loss (each before its step's update), the best step, the metrics at
+        the last step, the loss and metrics ``trained`` (after the last update, on every row where
+        ``batched``) and the time taken."""
         first, last, best = self.first, self.last, self.best
         if first is None or last is None:
             return ["no steps run"]
         count = self.steps
         rate = f" ({count / seconds:,.0f} steps/s)" if seconds > 0 else ""
         lines = [
-            f"loss: {first.loss:.6g} at step {first.step}, {last.loss:.6g} at step {last.step}",
+            (f"loss: {first.loss:.6g} at step {first.step}, {last.loss:.6g} at step {last.step} "
+             "(each before its step's update)"),
             f"best: {best.loss:.6g} at step {best.step}" if best else "best: no finite loss",
         ]
         if last.metrics:
             shown = ", ".join(f"{name} {value:.6g}" for name, value in last.metrics.items())
             lines.append(f"at step {last.step}: {shown}")
+        if trained is not None:
+            shown = ", ".join(f"{name} {value:.6g}" for name, value in trained.as_dict().items() if name != "step")
+            rows = ", on every row" if batched else ""
+            lines.append(f"after step {trained.step}'s update{rows}: {shown} "
+                         "(as cgraph forward of the trained graph gives)")
         lines.append(f"time: {seconds:.2f} s for {count:,} step{'s' * (count != 1)}{rate}")
         return lines

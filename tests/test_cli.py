@@ -8,6 +8,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -190,7 +191,11 @@ def test_float16_scalars_print_without_warnings() -> None:
         (["backward", MATRICES, "--dout", "[1, 2, 3]"], None, "cgraph: error: --dout: shape (3,) does not broadcast to the shape (2, 2)"),
         (["backward", MATRICES, "--dout", "abc"], None, "cgraph: error: --dout: expected a number or a list of numbers, got string 'abc'"),
         (["backward", MATRICES, "--dout", "@nope.npy"], None, "cgraph: error: --dout: file not found: nope.npy"),
-        (["forward", APPLE, "--set", "tax=[1, 2", ], None, "--set tax:1:6: error: invalid YAML"),
+        (["forward", APPLE, "--set", "tax=[1, 2", ], None, "cgraph: error: --set tax: cannot read '[1, 2': did not find expected ',' or ']' at its end; expected a number"),
+        (["backward", APPLE, "--dout", "[1, 2"], None, "cgraph: error: --dout: cannot read '[1, 2': did not find expected ',' or ']' at its end; expected a number, a list like '[1, 2]'"),
+        (["backward", APPLE, "--dout", "[1, ]]"], None, "cgraph: error: --dout: cannot read '[1, ]]': there is more after the value's end at column 6"),
+        (["backward", APPLE, "--dout", "{fill: 1"], None, "cgraph: error: --dout: cannot read '{fill: 1': did not find expected ',' or '}' at its end"),
+        (["sweep", APPLE, "--vary", "tax=[1, 2"], None, "cgraph: error: --vary tax: cannot read '[1, 2': did not find expected ',' or ']' at its end; expected START:STOP:NUM"),
         (["forward", APPLE, "--set", "tx=1"], None, "cgraph: error: --set: 'tx' is not an input (did you mean 'tax'?)"),
         (["forward", APPLE, "--node", "prize"], None, "cgraph: error: --node: unknown name 'prize' (did you mean 'price'?)"),
         (["forward", APPLE, "--output", "prize"], None, "cgraph: error: --output: unknown node 'prize' (did you mean 'price'?)"),
@@ -392,3 +397,15 @@ def test_text_output_never_writes_a_non_zero_number_as_zero(size: int) -> None:
         assert cells and all(re.fullmatch(r"1\.12e-03", cell) for cell in cells), cells
     mixed = run("forward", "-", "--precision", "2", "--node", "x", "--set", "x=[0.001, -0.5, 1]", stdin=graph)
     assert "value: [ 1.00e-03 -5.00e-01  1.00e+00]" in mixed.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["backward", APPLE, "--dout", "[1, 2"], "cgraph: error: --dout: cannot read '[1, 2': did not find expected ',' or ']' at its end"),
+    (["backward", APPLE, "--dout", "abc"], "cgraph: error: --dout: expected a number or a list of numbers, got string 'abc'"),
+    (["forward", APPLE, "--set", "tax={fill: 1"], "cgraph: error: --set tax: cannot read '{fill: 1': did not find expected ',' or '}' at its end"),
+])
+def test_a_typo_in_an_option_value_names_the_option_in_the_real_command(args: list[str], message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "cgraph", *args], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
+    assert "YAML" not in result.stderr

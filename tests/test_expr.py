@@ -358,7 +358,7 @@ def run_json_file(*args: str) -> dict:
     ("r={shape: [3, 2], random: normall}", "--set r:1:25: error: 'random' must be one of: normal, uniform"),
     ("r={shape: [3, 2], fil: 1}", "--set r:1:17: error: unknown key 'fil' in an input (did you mean 'fill'?)"),
     ("r=[1, [2]]", "--set r:1:5: error: expected a number, got a nested list"),
-    ("r={shape: [2], fill: 1", "--set r:1:21: error: invalid YAML"),
+    ("r={shape: [2], fill: 1", "--set r: error: cannot read '{shape: [2], fill: 1': did not find expected ',' or '}' at its end"),
     # a VALUE that is wrong as a whole is placed at its option, not at the formulas
     ("r=true", "--set r: error: expected a number or a list of numbers, got boolean true"),
     ("r=", "--set r: error: expected a number or a list of numbers, got null"),

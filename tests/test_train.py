@@ -226,12 +226,14 @@ def test_text_output_has_a_curve_and_a_summary(tmp_path):
     result = run("train", graph, "--param", "w", "--steps", "40", "--lr", "0.1")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    losses = [float(np.sum((C + np.array([2.0, -3.0]) * 0.8 ** k - C) ** 2)) for k in range(40)]
+    losses = [float(np.sum((C + np.array([2.0, -3.0]) * 0.8 ** k - C) ** 2)) for k in range(41)]
     assert lines[0].lstrip().startswith(f"{losses[0]:.4g} |█")  # the first column is the highest, and full
-    assert lines[-6].lstrip().startswith("+---") and lines[-5].lstrip().startswith("step 1")
-    assert lines[-5].endswith("step 40")
-    assert f"loss: {losses[0]:.6g} at step 1, {losses[-1]:.6g} at step 40" in lines
-    assert f"best: {losses[-1]:.6g} at step 40" in lines
+    assert lines[-7].lstrip().startswith("+---") and lines[-6].lstrip().startswith("step 1")
+    assert lines[-6].endswith("step 40")
+    assert f"loss: {losses[0]:.6g} at step 1, {losses[39]:.6g} at step 40 (each before its step's update)" in lines
+    assert f"best: {losses[39]:.6g} at step 40" in lines
+    # the loss of the trained parameters, after step 40's update, as forward of the trained graph gives
+    assert lines[-2] == f"after step 40's update: loss {losses[40]:.6g} (as cgraph forward of the trained graph gives)"
     assert lines[-1].startswith("time: ") and "for 40 steps" in lines[-1]
     assert result.stderr == ""  # no progress bar where stderr is not a terminal
 
