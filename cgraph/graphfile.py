@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from .gradient import GradientGraph
-from .save import plain_data, yaml_line
+from .save import plain_data
+from .yamlline import yaml_line
 
 BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "matmul": "@"}
 MAX_INLINE = 100  # characters of a sub-expression written inside another node's formula

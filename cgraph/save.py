@@ -15,7 +15,6 @@ import numpy as np
 
 from . import signals
 from .errors import CgraphError
-from .yamlline import yaml_line
 
 if TYPE_CHECKING:
     from .spec import GraphSpec
@@ -134,6 +133,8 @@ def write_graph(path: str, data: Mapping[str, Any], base_dir: str, arrays: Mappi
     """A copy of the graph ``data`` (read from a file in ``base_dir``) at ``path``, whose inputs in
     ``arrays`` are .npy files written beside it; the other inputs' ``file:`` paths still point at
     their files. ``comment`` heads the file."""
+    from .yamlline import yaml_line
+
     check_graph_copy(path, [name for name in (data.get("inputs") or {}) if name in arrays], guard, named)
     inputs: dict[str, Any] = {}
     for name, value in (data.get("inputs") or {}).items():

@@ -15,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import click
 import pytest
 from docs_examples import ROOT, output_matches
 
@@ -85,7 +86,7 @@ def check_runs(command: str, shown: list[str], folder: Path) -> None:
         assert output_matches(shown, actual.splitlines()), (command, actual)
 
 
-COMMANDS = sorted(cli.commands)
+COMMANDS = cli.list_commands(click.Context(cli))
 
 
 @pytest.mark.parametrize("command", [name for name in COMMANDS if name != "serve"])

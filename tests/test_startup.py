@@ -15,9 +15,9 @@ COMMANDS = ["backward", "check", "dot", "explain", "forward", "grad", "hessian",
 
 # What `cgraph backward` of a mapping-form YAML file needs, and no more.
 BACKWARD_MODULES = {
-    "cgraph", "cgraph.api", "cgraph.arrays", "cgraph.budget", "cgraph.cli", "cgraph.console",
+    "cgraph", "cgraph.api", "cgraph.arrays", "cgraph.budget", "cgraph.cli", "cgraph.completion", "cgraph.console",
     "cgraph.errors", "cgraph.graph", "cgraph.layers", "cgraph.layers.base", "cgraph.layers.binary",
-    "cgraph.layers.conv", "cgraph.layers.gradient_ops", "cgraph.layers.network", "cgraph.layers.normalization",
+    "cgraph.layers.conv", "cgraph.layers.conv_grad", "cgraph.layers.gradient_ops", "cgraph.layers.network", "cgraph.layers.normalization",
     "cgraph.layers.reductions", "cgraph.layers.shape", "cgraph.layers.unary", "cgraph.options", "cgraph.render",
     "cgraph.save", "cgraph.signals", "cgraph.spec", "cgraph.yamlsafe",
 }
