@@ -15,10 +15,29 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
+import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+JQ = shutil.which("jq")
+
+
+def add_tools(folder: Path) -> None:
+    """Give ``folder`` the example graphs as graphs/ and a .bin/ holding the command `cgraph` (this
+    interpreter's) and, where jq is missing, a stand-in for it."""
+    (folder / "graphs").symlink_to(ROOT / "graphs")
+    bin_folder = folder / ".bin"
+    bin_folder.mkdir()
+    tools = {"cgraph": f'exec "{sys.executable}" -m cgraph "$@"'}
+    if JQ is None:
+        tools["jq"] = f'exec "{sys.executable}" "{Path(__file__).parent / "jq_standin.py"}" "$@"'
+    for name, line in tools.items():
+        script = bin_folder / name
+        script.write_text(f"#!/bin/sh\n{line}\n")
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "README.md"]
 
 _FENCE = re.compile(r"(?:<!-- file: (?P<file>\S+) -->\n)?```(?P<lang>\w*)\n(?P<body>.*?)```", re.DOTALL)

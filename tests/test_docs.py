@@ -9,9 +9,7 @@ import os
 import re
 import shlex
 import shutil
-import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import jq_standin
@@ -19,8 +17,10 @@ import pytest
 from click.testing import CliRunner
 from docs_examples import (
     DOC_FILES,
+    JQ,
     ROOT,
     Example,
+    add_tools,
     examples,
     line_matches,
     output_matches,
@@ -31,7 +31,6 @@ from cgraph.cli import cli
 EXAMPLES = [example for doc in DOC_FILES for example in examples(doc)]
 README = (ROOT / "README.md").read_text()
 SVG = ROOT / "docs" / "buy_apple_orange.svg"
-JQ = shutil.which("jq")
 _SHELL = re.compile(r"[|;<>&`$]|^\w+=|^for ")
 
 
@@ -59,17 +58,8 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Path]:
 def _folder(folders: dict[Path, Path], factory: pytest.TempPathFactory, doc: Path) -> Path:
     if doc not in folders:
         folder = factory.mktemp(doc.stem)
-        (folder / "graphs").symlink_to(ROOT / "graphs")
+        add_tools(folder)
         (folder / "docs").mkdir()
-        bin_folder = folder / ".bin"
-        bin_folder.mkdir()
-        tools = {"cgraph": f'exec "{sys.executable}" -m cgraph "$@"'}
-        if JQ is None:
-            tools["jq"] = f'exec "{sys.executable}" "{Path(__file__).parent / "jq_standin.py"}" "$@"'
-        for name, line in tools.items():
-            script = bin_folder / name
-            script.write_text(f"#!/bin/sh\n{line}\n")
-            script.chmod(script.stat().st_mode | stat.S_IEXEC)
         folders[doc] = folder
     return folders[doc]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 import textwrap
@@ -17,11 +16,10 @@ from pathlib import Path
 
 import click
 import pytest
-from docs_examples import ROOT, output_matches
+from docs_examples import ROOT, add_tools, output_matches
 
 from cgraph.cli import cli
 
-JQ = shutil.which("jq")
 
 
 def help_text(*command: str) -> str:
@@ -59,16 +57,7 @@ def examples(text: str) -> list[tuple[str, list[str]]]:
 @pytest.fixture()
 def folder(tmp_path: Path) -> Path:
     """A folder holding the example graphs as graphs/ and the command `cgraph` on its PATH."""
-    (tmp_path / "graphs").symlink_to(ROOT / "graphs")
-    bin_folder = tmp_path / ".bin"
-    bin_folder.mkdir()
-    tools = {"cgraph": f'exec "{sys.executable}" -m cgraph "$@"'}
-    if JQ is None:
-        tools["jq"] = f'exec "{sys.executable}" "{Path(__file__).parent / "jq_standin.py"}" "$@"'
-    for name, line in tools.items():
-        script = bin_folder / name
-        script.write_text(f"#!/bin/sh\n{line}\n")
-        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    add_tools(tmp_path)
     return tmp_path
 
 
