@@ -58,6 +58,7 @@ class Emitter:
     statics: dict[str, np.ndarray] = field(default_factory=dict)
     parameters: set[str] = field(default_factory=set)  # float initializers: inputs where used as data
     unavailable: dict[str, str] = field(default_factory=dict)  # outputs cgraph does not compute: why
+    shape_of: dict[str, str] = field(default_factory=dict)  # a Shape node's whole output: the tensor it measured
     node: OnnxNode | None = None
 
     # --- reading the current node's inputs ---------------------------------------------------
@@ -205,9 +206,9 @@ def _ints(value: np.ndarray | None) -> list[int] | None:
 
 # --- elementwise ---------------------------------------------------------------------------
 
-_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Equal": "equal"}
+_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Equal": "equal", "Greater": "greater"}
 _UNARY = {"Neg": "neg", "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Abs": "abs", "Relu": "relu",
-          "Sigmoid": "sigmoid", "Tanh": "tanh", "Identity": "identity"}
+          "Sigmoid": "sigmoid", "Tanh": "tanh", "Sign": "sign", "Identity": "identity"}
 
 
 @converts(*_BINARY)
@@ -486,6 +487,51 @@ def _where(e: Emitter, n: OnnxNode) -> None:
     e.out("add", e.emit("mul", x, condition), e.emit("mul", y, other))
 
 
+@converts("ScatterND", since=11)
+def _scatter_nd(e: Emitter, n: OnnxNode) -> None:
+    """Updates (K,) put into constant zeros (P,) at K distinct constant positions (K, 1), the form
+    cgraph onnx writes scatter in: one cgraph scatter per run of evenly spaced positions, added up."""
+    form = "only updates of 1 dimension put into constant zeros of 1 dimension at distinct constant positions"
+    if n.attr("reduction", "none") != "none":
+        raise e.fail(f"reduction '{n.attr('reduction')}' is not supported; {form} are")
+    data, indices, updates = e.static(0, "data"), e.static(1, "indices"), e.data(2)
+    if data.ndim != 1 or np.any(data != 0) or indices.shape != (*e.shapes[updates], 1) or len(e.shapes[updates]) != 1:
+        raise e.fail(f"{form} are supported")
+    size = data.shape[0]
+    positions = [int(i) % size if -size <= int(i) < size else size for i in indices.reshape(-1)]
+    if size in positions or len(set(positions)) != len(positions):
+        raise e.fail(f"positions out of range or repeated; {form} are supported")
+    runs = _runs(positions)
+    if len(runs) > 256:
+        raise e.fail(f"{len(runs)} runs of evenly spaced positions; at most 256 are supported")
+    parts = []
+    for first, count, step in runs:
+        piece = updates if len(runs) == 1 else e.emit("index", updates, key=f"{first}:{first + count}")
+        start = positions[first]
+        stop = start + step * (count - 1) + (1 if step > 0 else -1)
+        key = f"{start}:{'' if stop < 0 else stop}" + (f":{step}" if step != 1 else "")
+        parts.append((e.out if len(runs) == 1 else e.emit)("scatter", piece, key=key, shape=[size]))
+    total = parts[0]
+    for index, part in enumerate(parts[1:], 2):
+        total = (e.out if index == len(parts) else e.emit)("add", total, part)
+
+
+def _runs(positions: list[int]) -> list[tuple[int, int, int]]:
+    """``positions`` cut into runs of evenly spaced ones: (first item, count, step) each."""
+    runs: list[tuple[int, int, int]] = []
+    first = 0
+    while first < len(positions):
+        count, step = 1, 1
+        if first + 1 < len(positions):
+            step = positions[first + 1] - positions[first]
+            count = 2
+            while first + count < len(positions) and positions[first + count] - positions[first + count - 1] == step:
+                count += 1
+        runs.append((first, count, step))
+        first += count
+    return runs
+
+
 # --- shapes --------------------------------------------------------------------------------
 
 
@@ -699,11 +745,10 @@ def _conv(e: Emitter, n: OnnxNode) -> None:
     e.out("conv2d", x, w, b, stride=strides, pad=pads, **_floor(e.shapes[x], kernel, strides, pads))
 
 
-def _ceil_mode_fits(e: Emitter, n: OnnxNode, shape: Shape, kernel: list[int], strides: list[int], pads: list[int]) -> None:
-    if n.attr("ceil_mode", 0):
-        for size, k, s, p in zip(shape[2:], kernel, strides, pads):
-            if (size + 2 * p - k) % s:
-                raise e.fail("ceil_mode=1 with windows that do not fit exactly is not supported")
+def _rounding(n: OnnxNode, shape: Shape, kernel: list[int], strides: list[int], pads: list[int]) -> dict[str, bool]:
+    """A pooling's attribute for windows that do not fit exactly: ``ceil`` with ceil_mode=1, else ``floor``."""
+    rounding = _floor(shape, kernel, strides, pads)
+    return {"ceil": True} if rounding and n.attr("ceil_mode", 0) else rounding
 
 
 @converts("MaxPool")
@@ -711,26 +756,24 @@ def _max_pool(e: Emitter, n: OnnxNode) -> None:
     x = e.data(0)
     kernel = list(n.attr("kernel_shape"))
     strides, pads = _window(e, n, e.shapes[x], kernel)
-    _ceil_mode_fits(e, n, e.shapes[x], kernel, strides, pads)
     if n.attr("storage_order", 0):
         raise e.fail("storage_order=1 is not supported")
-    e.out("max_pool2d", x, size=kernel, stride=strides, pad=pads, **_floor(e.shapes[x], kernel, strides, pads))
+    e.out("max_pool2d", x, size=kernel, stride=strides, pad=pads, **_rounding(n, e.shapes[x], kernel, strides, pads))
 
 
 @converts("AveragePool")
 def _average_pool(e: Emitter, n: OnnxNode) -> None:
-    """avg_pool2d counts padded zeros; without count_include_pad each mean is divided again by the
-    share of its window inside the image."""
+    """avg_pool2d counts padded zeros (in ceil mode, not the part of a last window past the padding);
+    without count_include_pad each mean is divided again by the share of its window inside the image."""
     x = e.data(0)
     shape = e.shapes[x]
     kernel = list(n.attr("kernel_shape"))
     strides, pads = _window(e, n, shape, kernel)
-    _ceil_mode_fits(e, n, shape, kernel, strides, pads)
-    floor = _floor(shape, kernel, strides, pads)
+    rounding = _rounding(n, shape, kernel, strides, pads)
     if n.attr("count_include_pad", 0) or not any(pads):
-        e.out("avg_pool2d", x, size=kernel, stride=strides, pad=pads, **floor)
+        e.out("avg_pool2d", x, size=kernel, stride=strides, pad=pads, **rounding)
         return
-    pooled = e.emit("avg_pool2d", x, size=kernel, stride=strides, pad=pads, **floor)
+    pooled = e.emit("avg_pool2d", x, size=kernel, stride=strides, pad=pads, **rounding)
     inside = np.zeros((shape[2] + 2 * pads[0], shape[3] + 2 * pads[1]))
     inside[pads[0]:pads[0] + shape[2], pads[1]:pads[1] + shape[3]] = 1
     oh, ow = e.shapes[pooled][2:]
@@ -851,6 +894,25 @@ def _shape(e: Emitter, n: OnnxNode) -> None:
     shape = e.in_shape(0)
     start, end = n.attr("start", 0), n.attr("end")
     e.set_static(n.name, np.array(shape[start:end], np.int64))
+    if start == 0 and end is None:
+        e.shape_of[n.name] = e.data(0)
+
+
+@converts("ConstantOfShape", since=9)
+def _constant_of_shape(e: Emitter, n: OnnxNode) -> None:
+    """zeros_like(x) where the shape is Shape(x) and the value 0 in x's dtype (cgraph onnx writes
+    zeros_like so); otherwise the filled array, a constant of the model."""
+    shape = _ints(e.static(0, "shape"))
+    value = n.attr("value")
+    value = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
+    measured = e.shape_of.get(n.inputs[0])
+    if measured is not None and value[0] == 0 and e.dtypes[measured] == value.dtype:
+        e.out("zeros_like", measured)
+        return
+    if math.prod(shape) > e.max_elements:
+        raise e.fail(f"its {math.prod(shape):,} elements are over the limit of {e.max_elements:,} "
+                     "(raise it with --max-elements)")
+    e.set_static(n.name, np.full(shape, value[0], value.dtype))
 
 
 @converts("Size")

@@ -374,7 +374,7 @@ def _convert(onnx: Any, e: Emitter, proto: Any, opset: int, tensors: _Tensors, t
     convert = converter(node.op, opset)
     if convert is None:
         raise e.fail(f"cgraph has no op for it; supported at opset {opset}: {', '.join(supported(opset))}")
-    if _foldable(e, node) and node.op not in ("Shape", "Size"):
+    if _foldable(e, node) and node.op not in ("Shape", "Size", "ConstantOfShape"):
         _fold(onnx, e, proto, node, opset)
         return
     convert(e, node)

@@ -410,6 +410,8 @@ def _conv2d(w: _Writer, node: NodeSpec, args: list[str], dtype: np.dtype) -> Non
 def _pool(w: _Writer, node: NodeSpec, args: list[str], dtype: np.dtype) -> None:
     layer = _layer(w, node)
     extra = {"count_include_pad": 1} if node.op == "avg_pool2d" else {}
+    if layer.ceil:
+        extra["ceil_mode"] = 1
     w.op("MaxPool" if node.op == "max_pool2d" else "AveragePool", args, dtype, node.name,
          kernel_shape=_pair(layer.size), **_window_attrs(layer), **extra)
 

@@ -60,9 +60,11 @@ def _check_images(shape: Shape, op: str) -> None:
 
 
 def out_size(axis: str, size: int, pad: int, window: int, stride: int, window_name: str,
-             max_pad: int | None = None, floor: bool = False) -> int:
+             max_pad: int | None = None, floor: bool = False, ceil: bool = False) -> int:
     """The output's length along ``axis``: (size + 2·pad − window) / stride + 1, rounded down
-    where ``floor`` (PyTorch's and ONNX's rule: the rows or columns no window reaches are left out).
+    where ``floor`` (PyTorch's and ONNX's rule: the rows or columns no window reaches are left out),
+    up where ``ceil`` (PyTorch's and ONNX's ceil_mode: a last window that hangs over the end, if it
+    starts inside the image or its left padding).
 
     AttrError showing the arithmetic where the window does not fit or (without ``floor``) the
     result is not a whole number, with the pads (up to ``max_pad``) and strides that would make
@@ -74,6 +76,9 @@ def out_size(axis: str, size: int, pad: int, window: int, stride: int, window_na
     if span < 0:
         raise AttrError(f"{formula} = {span / stride + 1:g}: the window of {window} does not fit in "
                         f"{size + 2 * pad} (padded) along {axis}", *window_keys, "pad")
+    if span % stride and ceil:
+        count = -(-span // stride) + 1
+        return count - 1 if (count - 1) * stride >= size + pad else count
     if span % stride and not floor:
         limit = pad + stride if max_pad is None else min(pad + stride, max_pad + 1)
         pads = [p for p in range(pad + 1, limit) if (size + 2 * p - window) % stride == 0]
@@ -84,6 +89,8 @@ def out_size(axis: str, size: int, pad: int, window: int, stride: int, window_na
     return span // stride + 1
 
 
+CEIL_DOC = ("true for one more window at the end where the windows do not fit exactly, if it starts inside the "
+            "image or its padding (PyTorch's and ONNX's ceil_mode); its part past the padded image is left out")
 FLOOR_DOC = ("true to leave out the last rows and columns where the windows do not fit exactly, as PyTorch and "
              "ONNX do (OH rounded down); false, the default, refuses them")
 
@@ -252,6 +259,7 @@ class Pool2dLayer(BaseLayer):
     stride: int | Pair
     pad: int | Pair
     floor: bool
+    ceil: bool = False  # an attribute of the poolings themselves, not of the ops of their gradients
 
     def __init__(self, **attrs: Any) -> None:
         if attrs.get("stride") is None and "size" in attrs:
@@ -269,8 +277,8 @@ class Pool2dLayer(BaseLayer):
         xs = shapes[0]
         _check_images(xs, self.op)
         (kh, kw), (sh, sw), (ph, pw) = pair(self.size), pair(self.stride), pair(self.pad)
-        return (*xs[:2], out_size("H", xs[2], ph, kh, sh, "size", kh // 2, self.floor),
-                out_size("W", xs[3], pw, kw, sw, "size", kw // 2, self.floor))
+        return (*xs[:2], out_size("H", xs[2], ph, kh, sh, "size", kh // 2, self.floor, self.ceil),
+                out_size("W", xs[3], pw, kw, sw, "size", kw // 2, self.floor, self.ceil))
 
     def work(self, *shapes: Shape) -> int:
         """Every element of every window is read in the forward pass and written in the backward."""
@@ -280,7 +288,7 @@ class Pool2dLayer(BaseLayer):
         """The padded copies of x and of its gradient, and one array of the output's size."""
         n, channels, height, width = shapes[0]
         ph, pw = pair(self.pad)
-        padded = n * channels * (height + 2 * ph) * (width + 2 * pw) if ph or pw else 0
+        padded = n * channels * (height + 2 * ph) * (width + 2 * pw) if ph or pw or self.ceil else 0
         return 2 * padded + math.prod(self.out_shape(*shapes))
 
     def plain_attrs(self) -> dict[str, Any]:
@@ -292,11 +300,36 @@ class Pool2dLayer(BaseLayer):
         """Views of ``array`` (padded) at each position inside the window; see _offsets."""
         return _offsets(array, pair(self.size), pair(self.stride), self.out_shape(self.x.shape)[2:])
 
+    def _end_pad(self, x_shape: Shape) -> Pair:
+        """The rows and columns that the last window in ceil mode reaches past the padded image."""
+        (kh, kw), (sh, sw), (ph, pw) = pair(self.size), pair(self.stride), pair(self.pad)
+        oh, ow = self.out_shape(x_shape)[2:]
+        return max((oh - 1) * sh + kh - x_shape[2] - 2 * ph, 0), max((ow - 1) * sw + kw - x_shape[3] - 2 * pw, 0)
+
+    def _pad_x(self, array: np.ndarray, fill: float) -> np.ndarray:
+        """``array`` (x's shape) with ``pad`` rows and columns of ``fill`` on each side, and in ceil
+        mode as many more at the end as the last window reaches."""
+        (ph, pw), (eh, ew) = pair(self.pad), self._end_pad(array.shape)
+        if (eh, ew) == (0, 0):
+            return _padded(array, (ph, pw), fill)
+        return np.pad(array, ((0, 0), (0, 0), (ph, ph + eh), (pw, pw + ew)), constant_values=fill)
+
+    def _crop(self, padded: np.ndarray) -> np.ndarray:
+        """The reverse of _pad_x: the part of ``padded`` over x."""
+        (ph, pw), (height, width) = pair(self.pad), self.x.shape[2:]
+        return padded[:, :, ph:ph + height, pw:pw + width]
+
     def _padded_shape(self) -> Shape:
-        """x's shape with the padding."""
-        ph, pw = pair(self.pad)
+        """x's shape with the padding (and in ceil mode the rows and columns the last window reaches)."""
+        (ph, pw), (eh, ew) = pair(self.pad), self._end_pad(self.x.shape)
         n, channels, height, width = self.x.shape
-        return (n, channels, height + 2 * ph, width + 2 * pw)
+        return (n, channels, height + 2 * ph + eh, width + 2 * pw + ew)
+
+    def _refuse_ceil_windows(self, x_shape: Shape) -> None:
+        """NotImplementedError (grad refuses the node) where ceil mode added a window: the ops of the
+        gradient do not take ``ceil``."""
+        if self._end_pad(x_shape) != (0, 0):
+            raise NotImplementedError
 
     def _dtype(self, dout: np.ndarray) -> np.dtype:
         """The gradient's dtype: dout's and x's together."""
@@ -381,6 +414,7 @@ class MaxPool2dLayer(Pool2dLayer):
     """
 
     op = "max_pool2d"
+    attrs = {**Pool2dLayer.attrs, "ceil": Attr(read_bool, False, CEIL_DOC, quiet=True)}
     formula = "max of {x} over each window of {size}, stride={stride}, pad={pad} (of -inf)"
     grad_formulas = ("dout to the position of each window's maximum (the first, in row-major order, where tied)",)
 
@@ -396,7 +430,7 @@ class MaxPool2dLayer(Pool2dLayer):
 
     def forward(self, x: Any) -> Any:
         self.x = x
-        padded = _padded(x, pair(self.pad), -np.inf)
+        padded = self._pad_x(x, -np.inf)
         out = self._pool(padded, nan_wins=False)
         gaps = any(stride > size for stride, size in zip(pair(self.stride), pair(self.size)))
         if out.size and (np.isnan(np.max(out)) or gaps and np.isnan(np.max(x))):
@@ -427,10 +461,11 @@ class MaxPool2dLayer(Pool2dLayer):
         _scatter(dout, self.row, row_gradient, 2, sh, kh)
         dx = (np.empty if rows_covered and columns_covered else np.zeros)(shape, dtype)
         _scatter(row_gradient, self.column, dx, 3, sw, kw)
-        return (_cropped(dx, pair(self.pad)),)
+        return (self._crop(dx),)
 
     def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
         _refuse_dropped_rows(self.floor, g.shape(args[0]), pair(self.size), self.stride, self.pad)
+        self._refuse_ceil_windows(g.shape(args[0]))
         return (g.apply("max_pool2d_grad", args[0], dout, **self.plain_attrs()),)
 
     def positions(self) -> np.ndarray:
@@ -449,7 +484,7 @@ class MaxPool2dLayer(Pool2dLayer):
     def windows(self, array: np.ndarray) -> Iterator[np.ndarray]:
         """Views of ``array`` padded with zeros (of x's shape) at each position inside the window, as
         positions() counts them."""
-        return self._windows(_padded(array, pair(self.pad), 0.0))
+        return self._windows(self._pad_x(array, 0.0))
 
     def _overlapping_backward(self, dout: np.ndarray) -> np.ndarray:
         """Windows that overlap add up in x's gradient, one position in the window after another."""
@@ -457,7 +492,7 @@ class MaxPool2dLayer(Pool2dLayer):
         dx = self._padded_zeros(dout)
         for k, view in enumerate(self._windows(dx)):
             view += dout * (position == k)
-        return _cropped(dx, pair(self.pad))
+        return self._crop(dx)
 
 
 @register
@@ -466,25 +501,38 @@ class AvgPool2dLayer(Pool2dLayer):
     count_include_pad=True), so every mean divides by the window's size."""
 
     op = "avg_pool2d"
+    attrs = {**Pool2dLayer.attrs, "ceil": Attr(read_bool, False, CEIL_DOC, quiet=True)}
     formula = "mean of {x} over each window of {size}, stride={stride}, pad={pad} (of zeros, counted in the mean)"
     grad_formulas = ("dout / (the window's size) to every position of its window",)
 
+    def _counts(self) -> int | np.ndarray:
+        """The number of positions of each window inside the padded image: the window's size, or in
+        ceil mode (OH, OW) counts, smaller for the last windows, which hang over the end (PyTorch's rule)."""
+        (kh, kw), (sh, sw), (ph, pw) = pair(self.size), pair(self.stride), pair(self.pad)
+        if self._end_pad(self.x.shape) == (0, 0):
+            return kh * kw
+        (height, width), (oh, ow) = self.x.shape[2:], self.out_shape(self.x.shape)[2:]
+        rows = np.minimum(np.arange(oh) * sh + kh, height + 2 * ph) - np.arange(oh) * sh
+        columns = np.minimum(np.arange(ow) * sw + kw, width + 2 * pw) - np.arange(ow) * sw
+        return np.outer(rows, columns)
+
     def forward(self, x: Any) -> Any:
         self.x = x
-        windows = self._windows(_padded(x, pair(self.pad), 0.0))
+        windows = self._windows(self._pad_x(x, 0.0))
         out = np.array(next(windows))
         for view in windows:
             out += view
-        out /= math.prod(pair(self.size))
+        out /= self._counts()
         return out
 
     def backward(self, dout: Any) -> tuple[Any]:
         dx = self._padded_zeros(dout)
-        share = dout / math.prod(pair(self.size))
+        share = dout / self._counts()
         for view in self._windows(dx):
             view += share
-        return (_cropped(dx, pair(self.pad)),)
+        return (self._crop(dx),)
 
     def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
         _refuse_dropped_rows(self.floor, g.shape(args[0]), pair(self.size), self.stride, self.pad)
+        self._refuse_ceil_windows(g.shape(args[0]))
         return (g.apply("avg_pool2d_grad", dout, **self.plain_attrs()),)
