@@ -36,7 +36,6 @@ REFUSED = {
     r"test_(average|max)pool_(1d|3d)_.*": "1-D and 3-D pooling: cgraph pools 2-D images (N, C, H, W)",
     r"test_(average|max)pool_2d_(same_upper|same_lower)": "asymmetric padding: cgraph pads both sides alike",
     r"test_(average|max)pool_2d_pads(_count_include_pad)?": "padding over half the window, which cgraph refuses",
-    r"test_(average|max)pool_2d_ceil.*": "ceil_mode=1 with windows that do not fit exactly",
     r"test_(average|max)pool_2d_dilations": "dilations other than 1",
     r"test_batchnorm_.*_training_mode": "BatchNormalization in training mode (the inference form only)",
     r"test_training_dropout.*": "Dropout in training mode (its random mask is not numpy's)",

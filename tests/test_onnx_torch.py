@@ -62,6 +62,23 @@ class StridedNet(nn.Module):
         return self.average(x) + self.conv2(x)
 
 
+class CeilNet(nn.Module):
+    """Pooling in ceil mode, one more window at the end where the windows do not fit: 10x10 max-pooled
+    by 3, stride 2, pad 1 gives 6x6 (floor: 5x5); average-pooled by 3, stride 2, pad 1 with and without
+    the padding counted, 4x4 (floor: 3x3); the input average-pooled by 3, 4x4 (floor: 3x3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+        self.counted = nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=True)
+        self.uncounted = nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+        self.average = nn.AvgPool2d(3, ceil_mode=True)
+
+    def forward(self, x):
+        pooled = self.pool(x)
+        return self.counted(pooled) + self.uncounted(pooled) * 0.5 + self.average(x) * 0.25
+
+
 class BatchNormNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -106,6 +123,8 @@ MODELS = {
     "lenet": (LeNet, [(2, 1, 28, 28)], 17),
     "residual": (Residual, [(2, 3, 6, 6)], 17),
     "strided": (StridedNet, [(2, 1, 28, 28)], 17),
+    "ceil_mode": (CeilNet, [(2, 3, 10, 10)], 17),
+    "ceil_mode_opset_19": (CeilNet, [(2, 3, 10, 10)], 19),
     "batchnorm": (_batch_norm, [(6, 5)], 17),
     "cross_entropy": (CrossEntropy, [(5, 6), "labels"], 17),
     "softmax_opset_11": (SoftmaxMlp, [(3, 4)], 11),
@@ -200,5 +219,17 @@ def test_windows_that_do_not_fit_equal_onnxruntime() -> None:
     raw = _export(StridedNet().eval(), (x,), 17, ["input"])
     (expected,) = ort.InferenceSession(raw, providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})
     assert expected.shape == (2, 4, 2, 2)
+    value = api.loads(raw, overrides={"input": x.numpy()}).forward()
+    np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("opset", [17, 19])
+def test_ceil_mode_pooling_equals_onnxruntime(opset: int) -> None:
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 10, 10)
+    raw = _export(CeilNet().eval(), (x,), opset, ["input"])
+    (expected,) = ort.InferenceSession(raw, providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})
+    assert expected.shape == (2, 3, 4, 4)
     value = api.loads(raw, overrides={"input": x.numpy()}).forward()
     np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
