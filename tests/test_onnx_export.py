@@ -109,6 +109,30 @@ def test_registered_op_written_reads_back_with_the_same_values_and_gradients(op,
         _assert_same(grads_again[name], grads[name], f"{name} grad")
 
 
+@pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d"])
+@pytest.mark.parametrize("attrs", [{"size": 3, "stride": 2, "pad": 1, "ceil": True}, {"size": 2, "ceil": True}])
+def test_ceil_mode_pooling_is_written_as_ceil_mode(op, attrs) -> None:
+    """Windows over 6x7 images that do not fit exactly along one axis: onnxruntime's values in
+    float32, and the model read back gives the values and gradients again."""
+    x = np.random.default_rng(5).standard_normal((2, 3, 6, 7))
+    graph = Graph(GraphSpec("<op>", {"x": InputSpec("x", x.astype(np.float32), None)},
+                            {"out": NodeSpec("out", op, ("x",), None, dict(attrs))}, "out"))
+    expected = np.asarray(graph.forward())
+    proto = onnx_writer.model(graph)
+    assert [attr.i for attr in proto.graph.node[-1].attribute if attr.name == "ceil_mode"] == [1]
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    (actual,) = session.run(None, {"x": x.astype(np.float32)})
+    assert actual.shape == expected.shape == (2, 3, 4, 4)
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)
+    graph = Graph(GraphSpec("<op>", {"x": InputSpec("x", x, None)},
+                            {"out": NodeSpec("out", op, ("x",), None, dict(attrs))}, "out"))
+    dout = np.random.default_rng(6).standard_normal(expected.shape)
+    value, grad = graph.forward(), graph.backward(dout)["x"]
+    again = api.loads(onnx_writer.model(graph).SerializeToString(), source="pool.onnx", overrides={"x": x})
+    _assert_same(again.forward(), value, "value")
+    _assert_same(again.backward(dout)["x"], grad, "x grad")
+
+
 @pytest.mark.parametrize("op", sorted(set(REGISTRY) - set(onnx_writer.REFUSED)))
 def test_registered_op_in_float32_equals_onnxruntime(op) -> None:
     """The first case of each op with float32 inputs: a float32 model, run by onnxruntime itself

@@ -286,10 +286,13 @@ class Pool2dLayer(BaseLayer):
 
     def scratch_elements(self, *shapes: Shape) -> int:
         """The padded copies of x and of its gradient, and one array of the output's size."""
-        n, channels, height, width = shapes[0]
-        ph, pw = pair(self.pad)
-        padded = n * channels * (height + 2 * ph) * (width + 2 * pw) if ph or pw or self.ceil else 0
-        return 2 * padded + math.prod(self.out_shape(*shapes))
+        return 2 * self._padded_elements(shapes[0]) + math.prod(self.out_shape(*shapes))
+
+    def _padded_elements(self, x_shape: Shape) -> int:
+        """The size of a padded copy of x (0 where nothing is added)."""
+        (ph, pw), (eh, ew) = pair(self.pad), self._end_pad(x_shape)
+        n, channels, height, width = x_shape
+        return n * channels * (height + 2 * ph + eh) * (width + 2 * pw + ew) if ph or pw or eh or ew else 0
 
     def plain_attrs(self) -> dict[str, Any]:
         """The attributes as a graph file writes them, for the ops of the gradient."""
@@ -302,8 +305,10 @@ class Pool2dLayer(BaseLayer):
 
     def _end_pad(self, x_shape: Shape) -> Pair:
         """The rows and columns that the last window in ceil mode reaches past the padded image."""
+        if not self.ceil:
+            return 0, 0
         (kh, kw), (sh, sw), (ph, pw) = pair(self.size), pair(self.stride), pair(self.pad)
-        oh, ow = self.out_shape(x_shape)[2:]
+        oh, ow = Pool2dLayer.out_shape(self, x_shape)[2:]
         return max((oh - 1) * sh + kh - x_shape[2] - 2 * ph, 0), max((ow - 1) * sw + kw - x_shape[3] - 2 * pw, 0)
 
     def _pad_x(self, array: np.ndarray, fill: float) -> np.ndarray:
@@ -423,10 +428,9 @@ class MaxPool2dLayer(Pool2dLayer):
         in the forward pass or their gradient in the backward, and the maxima's positions (bytes,
         counted as one array of the output's size)."""
         n, channels, height, width = shapes[0]
-        ph, pw = pair(self.pad)
-        padded = n * channels * (height + 2 * ph) * (width + 2 * pw) if ph or pw else 0
-        row_maxima = n * channels * (height + 2 * ph) * self.out_shape(*shapes)[3]
-        return 2 * padded + row_maxima + math.prod(self.out_shape(*shapes))
+        ph, eh = pair(self.pad)[0], self._end_pad(shapes[0])[0]
+        row_maxima = n * channels * (height + 2 * ph + eh) * self.out_shape(*shapes)[3]
+        return 2 * self._padded_elements(shapes[0]) + row_maxima + math.prod(self.out_shape(*shapes))
 
     def forward(self, x: Any) -> Any:
         self.x = x
