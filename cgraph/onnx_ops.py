@@ -909,6 +909,8 @@ def _constant_of_shape(e: Emitter, n: OnnxNode) -> None:
     if measured is not None and value[0] == 0 and e.dtypes[measured] == value.dtype:
         e.out("zeros_like", measured)
         return
+    if any(size < 0 for size in shape):
+        raise e.fail(f"the shape {shape} has a negative size")
     if math.prod(shape) > e.max_elements:
         raise e.fail(f"its {math.prod(shape):,} elements are over the limit of {e.max_elements:,} "
                      "(raise it with --max-elements)")

@@ -157,3 +157,45 @@ def test_cast_between_float_types_keeps_the_gradient_in_the_input_dtype() -> Non
     to_int = CastLayer(dtype="int64")
     assert to_int.forward(np.array([1.7, -1.7])).tolist() == [1, -1]
     assert to_int.backward(np.ones(2))[0].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(("data", "indices", "attrs", "problem"), [
+    (np.ones(4), [[0], [2]], {}, "only updates of 1 dimension put into constant zeros"),
+    (np.zeros(4), [[1], [1]], {}, "positions out of range or repeated"),
+    (np.zeros(4), [[0], [5]], {}, "positions out of range or repeated"),
+    (np.zeros(4), [[0], [2]], {"reduction": "add"}, "reduction 'add' is not supported"),
+])
+def test_scatter_nd_of_other_forms_than_the_writers_is_refused_by_name(data, indices, attrs, problem, tmp_path) -> None:
+    path = tmp_path / "scatter.onnx"
+    path.write_bytes(_model(
+        [helper.make_node("ScatterND", ["data", "indices", "u"], ["y"], **attrs)],
+        [helper.make_tensor_value_info("u", TensorProto.DOUBLE, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [4])],
+        [onnx.numpy_helper.from_array(data, "data"),
+         onnx.numpy_helper.from_array(np.array(indices, np.int64), "indices")], opset=18))
+    result = run("forward", str(path), "--set", "u=[1, 2]")
+    assert result.returncode == 1 and result.stdout == b""
+    error = result.stderr.decode()
+    assert error.startswith(f"{path}: error: node 'y' (ScatterND, opset 18): ") and problem in error, error
+    assert error.count("\n") == 1
+
+
+def test_scatter_nd_into_zeros_and_constant_of_shape_read_back_as_cgraph_ops() -> None:
+    """ScatterND of runs of positions, and ConstantOfShape of Shape(x): scatter, add and zeros_like,
+    with numpy's values and gradients (dL/du = dout at the positions; zeros_like's 0)."""
+    graph = cgraph.loads(_model(
+        [helper.make_node("ScatterND", ["data", "indices", "u"], ["s"]),
+         helper.make_node("Shape", ["s"], ["shape"]),
+         helper.make_node("ConstantOfShape", ["shape"], ["z"], value=helper.make_tensor("v", TensorProto.DOUBLE, [1], [0.0])),
+         helper.make_node("Add", ["s", "z"], ["y"])],
+        [helper.make_tensor_value_info("u", TensorProto.DOUBLE, [5])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [9])],
+        [onnx.numpy_helper.from_array(np.zeros(9), "data"),
+         onnx.numpy_helper.from_array(np.array([[8], [6], [4], [0], [1]], np.int64), "indices")], opset=18),
+        overrides={"u": np.array([1.0, 2.0, 3.0, 4.0, 5.0])})
+    assert {node.op for node in graph.spec.nodes.values()} == {"scatter", "index", "add", "zeros_like"}
+    expected = np.zeros(9)
+    expected[[8, 6, 4, 0, 1]] = [1.0, 2.0, 3.0, 4.0, 5.0]
+    np.testing.assert_array_equal(graph.forward(), expected)
+    dout = np.arange(9.0) + 10
+    np.testing.assert_array_equal(graph.backward(dout)["u"], dout[[8, 6, 4, 0, 1]])
