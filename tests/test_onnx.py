@@ -127,7 +127,7 @@ def test_an_op_without_a_mapping_is_one_error_naming_node_op_opset_and_the_suppo
     assert result.returncode == 1 and result.stdout == b""
     error = result.stderr.decode()
     assert error.startswith(f"{path}: error: node 'y' (Erf, opset 17): cgraph has no op for it; supported at opset 17: "
-                            "Abs, Add, ArgMax, AveragePool, BatchNormalization, Cast, Clip, Concat, Conv, ")
+                            "Abs, Add, ArgMax, AveragePool, BatchNormalization, Cast, Clip, Concat, ConstantOfShape, Conv, ")
     assert error.count("\n") == 1 and "SoftmaxCrossEntropyLoss" in error
 
 
