@@ -110,10 +110,12 @@ def test_registered_op_written_reads_back_with_the_same_values_and_gradients(op,
 
 
 @pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d"])
-@pytest.mark.parametrize("attrs", [{"size": 3, "stride": 2, "pad": 1, "ceil": True}, {"size": 2, "ceil": True}])
-def test_ceil_mode_pooling_is_written_as_ceil_mode(op, attrs) -> None:
-    """Windows over 6x7 images that do not fit exactly along one axis: onnxruntime's values in
-    float32, and the model read back gives the values and gradients again."""
+@pytest.mark.parametrize(("attrs", "out_hw"), [({"size": 3, "stride": 2, "pad": 1, "ceil": True}, (4, 4)),
+                                               ({"size": 2, "ceil": True}, (3, 4))])
+def test_ceil_mode_pooling_is_written_as_ceil_mode(op, attrs, out_hw) -> None:
+    """Windows over 6x7 images that do not fit exactly along one axis (6 + 2 − 3 = 5 rows by
+    stride 2: 4 windows; 7 columns by 2: 4): onnxruntime's values in float32, and the model read
+    back gives the values and gradients again."""
     x = np.random.default_rng(5).standard_normal((2, 3, 6, 7))
     graph = Graph(GraphSpec("<op>", {"x": InputSpec("x", x.astype(np.float32), None)},
                             {"out": NodeSpec("out", op, ("x",), None, dict(attrs))}, "out"))
@@ -122,7 +124,7 @@ def test_ceil_mode_pooling_is_written_as_ceil_mode(op, attrs) -> None:
     assert [attr.i for attr in proto.graph.node[-1].attribute if attr.name == "ceil_mode"] == [1]
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     (actual,) = session.run(None, {"x": x.astype(np.float32)})
-    assert actual.shape == expected.shape == (2, 3, 4, 4)
+    assert actual.shape == expected.shape == (2, 3, *out_hw)
     np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)
     graph = Graph(GraphSpec("<op>", {"x": InputSpec("x", x, None)},
                             {"out": NodeSpec("out", op, ("x",), None, dict(attrs))}, "out"))
