@@ -272,6 +272,8 @@ class Pool2dLayer(BaseLayer):
         if 2 * ph > kh or 2 * pw > kw:
             raise AttrError(f"pad {_show(values['pad'])} is more than half the window {_show(values['size'])}; "
                             "a window would hold nothing but padding", "pad", "size")
+        if values["floor"] and values.get("ceil"):
+            raise AttrError("floor and ceil are both true; choose one way to round OH and OW", "floor", "ceil")
 
     def out_shape(self, *shapes: Shape) -> Shape:
         xs = shapes[0]
