@@ -429,7 +429,7 @@ class MaxPool2dLayer(Pool2dLayer):
         """The padded copies of x and of its gradient, the maxima of the windows' rows (N, C, H, OW)
         in the forward pass or their gradient in the backward, and the maxima's positions (bytes,
         counted as one array of the output's size)."""
-        n, channels, height, width = shapes[0]
+        n, channels, height = shapes[0][:3]
         ph, eh = pair(self.pad)[0], self._end_pad(shapes[0])[0]
         row_maxima = n * channels * (height + 2 * ph + eh) * self.out_shape(*shapes)[3]
         return 2 * self._padded_elements(shapes[0]) + row_maxima + math.prod(self.out_shape(*shapes))
