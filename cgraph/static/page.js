@@ -1148,8 +1148,9 @@
         wrap.appendChild(element("div", summary, "note summary"));
         wrap.appendChild(loadButton(wrap, array, label, source));
       } else {
-        wrap.appendChild(element("div", `${summary} All the numbers: cgraph html --full, cgraph serve, ` +
-          "or cgraph backward FILE --node NAME --full --format json.", "note summary"));
+        const ways = config.live ? "" : "cgraph html --full, cgraph serve, or ";
+        wrap.appendChild(element("div", `${summary} All the numbers: ${ways}` +
+          "cgraph backward FILE --node NAME --full --format json.", "note summary"));
       }
     } else {
       wrap.dataset.values = JSON.stringify(Array.from(array.values, jsonNumber));
