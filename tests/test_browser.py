@@ -304,3 +304,20 @@ def test_serve_loads_a_sampled_arrays_every_value_behind_its_button(watched: Wat
     finally:
         code, _ = stop(process)
     assert code == 130
+
+
+def test_a_written_pages_sampled_array_says_how_to_get_every_value_and_full_has_them(watched: Watched,
+                                                                                    tmp_path: Path) -> None:
+    page = watched.page
+    for args, count in (((), None), (("--full",), 51_840)):
+        open_graph(watched, tmp_path, "simple_convnet", *args)
+        page.click("#fit")
+        page.click('g.node[data-name="conv1"]')
+        view = page.locator("#panel .value-part.section .array-view")
+        assert page.locator("button.load-all").count() == 0  # no server to load from
+        if count is None:
+            assert "All the numbers: cgraph html --full, cgraph serve, or cgraph backward" in view.inner_text()
+            assert view.get_attribute("data-values") is None
+        else:
+            assert "All the numbers" not in view.inner_text()
+            assert len(json.loads(view.get_attribute("data-values"))) == count
