@@ -289,7 +289,9 @@ def test_serve_loads_a_sampled_arrays_every_value_behind_its_button(watched: Wat
         page.wait_for_selector("#panel .value-part.section .array-view[data-values]", timeout=10_000)
         values = json.loads(view.get_attribute("data-values"))
         assert len(values) == expected.size == 51_840 and values == expected.ravel().tolist()
-        assert "sampled" not in view.inner_text() and page.locator("button.load-all").count() == 0
+        assert "strided sample" not in view.inner_text()
+        assert page.locator("#panel .value-part.section button.load-all").count() == 0
+        assert page.locator("#panel .grad-part.section button.load-all").count() == 1  # the gradient: on its own click
         page.click("#panel .value-part.section button:has-text('show all 2160 rows')")
         cells = page.locator("#panel .value-part.section td")
         assert cells.count() == 51_840  # every value in the table: 3 * 30 * 24 rows of 24
