@@ -125,7 +125,10 @@ def page_data(graph: Graph, source: str, precision: int = 4, only: Iterable[str]
     data = {
         "file": source,
         "precision": precision,
-        "layers": {name: str(graph.layers[name]) for name in names if name in graph.layers},
+        "layers": {name: graph.layers[name].signature(graph.spec.nodes[name].args,
+                                                      [graph.shapes[arg] for arg in graph.spec.nodes[name].args],
+                                                      graph.shapes[name])
+                   for name in names if name in graph.layers},
         "warnings": list(warnings),
         "backward": {"output": graph.output, "dout": encode(graph.dout), "nodes": entries},
         "explain": steps,

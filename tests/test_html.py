@@ -78,7 +78,7 @@ def test_page_embeds_exactly_what_backward_explain_and_check_print() -> None:
     assert data["explain"] == json.loads(run("explain", BIAS, "--format", "json").stdout)
     check = json.loads(run("check", BIAS, "--format", "json").stdout)
     assert data["check"] == check and [item["name"] for item in check["inputs"]] == ["x", "w", "b"]
-    assert data["layers"]["xw"] == "MulLayer(x.shape=(3, 2), y.shape=(2,)) -> out.shape=(3, 2)"
+    assert data["layers"]["xw"] == "MulLayer(x=x (3, 2), y=w (2,)) -> out (3, 2)"  # as the text view
     assert embedded(page, "cgraph-config") == {"live": False}
 
 
