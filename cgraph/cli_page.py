@@ -63,8 +63,8 @@ def serve(port: int, with_check: bool, precision: int, nodes: tuple[str, ...], f
           **loading: Any) -> None:
     """Serve FILE's page (as cgraph html writes it) on 127.0.0.1 and redraw it in the browser
     whenever FILE, or a file it reads (a .npy input, --set @file.npy), is saved; a mistake in
-    them, or one of them missing, shows in the page until it is fixed.
-    Prints the page's URL. Ctrl-C stops it.
+    them, or one of them missing, shows in the page until it is fixed. A sampled array's panel
+    can load all its values from the server. Prints the page's URL. Ctrl-C stops it.
 
     \b
     Example:
@@ -77,7 +77,7 @@ def serve(port: int, with_check: bool, precision: int, nodes: tuple[str, ...], f
     if file is None or file == "-":
         raise click.UsageError("serve watches a graph file for changes: give FILE (not standard input or -e)")
 
-    def build() -> tuple[str, tuple[str, ...]]:
+    def build() -> tuple[str, tuple[str, ...], serving.Arrays]:
         from .arrays import files_read_whole
 
         try:
@@ -87,8 +87,10 @@ def serve(port: int, with_check: bool, precision: int, nodes: tuple[str, ...], f
             gc.enable()  # load_graph pauses the collector for a short run; a server runs on
         problems = find_problems(graph, strict)
         if problems and strict:
-            return pages.error_data(file, problems[0]), graph.spec.files
-        return page_data(graph, file, precision, nodes, with_check, problems), graph.spec.files
+            return pages.error_data(file, problems[0]), graph.spec.files, {}
+        arrays = {name: {"value": graph.values[name], "grad": graph.grads[name]}
+                  for name in pages.kept_names(graph, nodes)}  # for the page's "load all" of a sampled array
+        return page_data(graph, file, precision, nodes, with_check, problems), graph.spec.files, arrays
 
     def announce(url: str) -> None:
         click.echo(url)

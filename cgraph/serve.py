@@ -1,7 +1,10 @@
 """``cgraph serve``: the interactive page on 127.0.0.1, with new data whenever a file the graph reads changes.
 
-Standard library only. The server answers two paths: ``/``, the page, and ``/update?have=VERSION``,
-which the page polls: ``{"version": V}`` while the data is unchanged, else ``{"version": V, "data": ...}``.
+Standard library only. The server answers three paths: ``/``, the page; ``/update?have=VERSION``,
+which the page polls: ``{"version": V}`` while the data is unchanged, else ``{"version": V, "data": ...}``;
+and ``/array?name=NAME&which=value|grad&have=VERSION``, one drawn array in full (the page embeds
+big ones as a sample), encoded as the page's data encodes arrays, from the build of VERSION only:
+409 with ``{"version": V}`` where the data is now another version, 404 for a name not drawn.
 Everything else is 404. The data is built again (by the caller's ``build``) when the size,
 modification time or inode of the graph file or of any file its last build read changes (a file
 that disappears too); a mistake in the files becomes an error shown in the page. Every answer
@@ -12,18 +15,22 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from .errors import CgraphError
-from .html import error_data, page
+from .html import encode_array, error_data, page
 
 Stamp = tuple[int, ...] | None
+# The arrays of a build, by name and then "value" or "grad", as the graph computed them.
+Arrays = Mapping[str, Mapping[str, Any]]
+Build = Callable[[], tuple[str, tuple[str, ...], Arrays]]
 RETRY_SECONDS = 1.0  # while the page shows an error, it is built again this often (or as often as it costs)
 # A file's modification time advances in ticks of the kernel's clock (a few milliseconds): a file
 # modified within this long of being read may have changed again since with the same stamp, and
@@ -34,17 +41,19 @@ RECENT_NS = 100_000_000
 class PageSource:
     """The page's data for one graph file, built again when the file or any file it read changes.
 
-    ``build`` returns the data (JSON text) and the files it read (resolved paths). Where it fails,
+    ``build`` returns the data (JSON text), the files it read (resolved paths) and the arrays of
+    the inputs and nodes drawn, whole (see :meth:`array`). Where it fails,
     the files of the build before are still watched, and the build is tried again every
     RETRY_SECONDS: a file it names that was missing from the start is seen when it appears."""
 
-    def __init__(self, path: str, build: Callable[[], tuple[str, tuple[str, ...]]]) -> None:
+    def __init__(self, path: str, build: Build) -> None:
         self.path = path
         self.build = build
         self._lock = threading.Lock()
         self._stamps: dict[str, Stamp] = {}  # of the files watched, as they were when last read
         self._again_at: float | None = None  # when to build again though no stamp changed (monotonic)
         self._data = ""
+        self._arrays: Arrays = {}
         self._version = ""
         self._page: tuple[str, bytes] = ("", b"")
 
@@ -65,13 +74,27 @@ class PageSource:
                 self._page = (version, page(data, live=True, version=version).encode())
             return self._page
 
+    def array(self, name: str, which: str, have: str) -> tuple[int, str]:
+        """The HTTP status and JSON text of ``name``'s whole value or gradient (``which``) in the
+        build whose version is ``have``: 200 and the array as the page's data encodes it (never
+        summarised), 409 and ``{"version": V}`` where the data is now version V, 404 and
+        ``{"error": ...}`` for a name not drawn (or ``which`` neither "value" nor "grad")."""
+        with self._lock:
+            if have != self._version:
+                return 409, json.dumps({"version": self._version})
+            value = self._arrays.get(name, {}).get(which)
+            if value is None:
+                return 404, json.dumps({"error": f"no {which!r} of {name!r} in this page"})
+            return 200, json.dumps(encode_array(value, full=True), allow_nan=False)
+
     def _rebuild(self, before: dict[str, Stamp], checked: int) -> None:
         """Build the data from the files whose stamps, taken at ``checked`` (ns since the epoch), are ``before``."""
         started = time.monotonic()
         failed = True
         files: tuple[str, ...] = ()
+        self._arrays = {}
         try:
-            self._data, files = self.build()
+            self._data, files, self._arrays = self.build()
             failed = False
         except CgraphError as error:
             self._data = error_data(self.path, str(error))
@@ -142,17 +165,22 @@ def _handler(source: PageSource) -> type[BaseHTTPRequestHandler]:
             if self.headers.get("Host") not in (f"127.0.0.1:{port}", f"localhost:{port}"):
                 self.send_error(404)  # another name for this address (DNS rebinding): not ours to answer
                 return
+            query = {key: values[0] for key, values in parse_qs(url.query).items()}
+            status = 200
             if url.path == "/":
                 body, kind = source.page()[1], "text/html; charset=utf-8"
             elif url.path == "/update":
                 version, data = source.current()
-                have = parse_qs(url.query).get("have", [""])[0]
+                have = query.get("have", "")
                 text = f'{{"version": "{version}"}}' if have == version else f'{{"version": "{version}", "data": {data}}}'
+                body, kind = text.encode(), "application/json"
+            elif url.path == "/array":
+                status, text = source.array(query.get("name", ""), query.get("which", ""), query.get("have", ""))
                 body, kind = text.encode(), "application/json"
             else:
                 self.send_error(404)
                 return
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
@@ -166,7 +194,7 @@ def _handler(source: PageSource) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(path: str, build: Callable[[], tuple[str, tuple[str, ...]]], port: int,
+def serve(path: str, build: Build, port: int,
           announce: Callable[[str], None]) -> None:
     """Serve the page of ``path`` on 127.0.0.1:``port`` (0: a free port) until interrupted;
     ``build`` makes its data (see :class:`PageSource`); ``announce`` is given the URL once the

@@ -265,3 +265,61 @@ def test_simple_convnet_page_shows_the_shapes_and_the_filters_gradients(watched:
                 np.ravel(filters).tolist()]
     assert len(expected) == 750
     assert panel_values(watched, "grad-part") == expected
+
+
+def test_serve_loads_a_sampled_arrays_every_value_behind_its_button(watched: Watched, tmp_path: Path) -> None:
+    graph = tmp_path / "convnet.yaml"
+    graph.write_text((GRAPHS / "simple_convnet.yaml").read_text())
+    result = CliRunner().invoke(cli, ["backward", str(graph), "--format", "json"])
+    expected = np.array(json.loads(result.stdout)["nodes"]["conv1"]["value"])
+    assert expected.shape == (3, 30, 24, 24)
+    process, url = start_server(graph)
+    try:
+        watched.allowed.append(url)
+        watched.open(url)
+        page = watched.page
+        page.click("#fit")
+        page.click('g.node[data-name="conv1"]')
+        view = page.locator("#panel .value-part.section .array-view")
+        assert "51,840 elements" in view.inner_text() and view.get_attribute("data-values") is None  # a sample
+        # The sample: every (1, 3, 3, 2) along the axes, (3, 10, 8, 12) = 2,880 numbers.
+        assert page.locator("#panel .value-part.section td").count() == 2_880
+        page.click("#panel .value-part.section button.load-all")
+        view.locator("table").wait_for(state="attached")
+        page.wait_for_selector("#panel .value-part.section .array-view[data-values]", timeout=10_000)
+        values = json.loads(view.get_attribute("data-values"))
+        assert len(values) == expected.size == 51_840 and values == expected.ravel().tolist()
+        assert "strided sample" not in view.inner_text()
+        assert page.locator("#panel .value-part.section button.load-all").count() == 0
+        assert page.locator("#panel .grad-part.section button.load-all").count() == 1  # the gradient: on its own click
+        page.click("#panel .value-part.section button:has-text('show all 2160 rows')")
+        cells = page.locator("#panel .value-part.section td")
+        assert cells.count() == 51_840  # every value in the table: 3 * 30 * 24 rows of 24
+        for flat in (0, 577, 51_839):
+            index = np.unravel_index(flat, expected.shape)
+            assert float(cells.nth(flat).get_attribute("title")) == expected[index]
+        page.hover('g.node[data-name="relu1"]')  # another box's panel while the pointer is there
+        page.click('g.node[data-name="conv1"]')
+        assert json.loads(view.get_attribute("data-values")) == values  # kept: not loaded again
+        page.screenshot(path=str(tmp_path / "convnet_full_conv1.png"))
+        print(f"screenshot: {tmp_path / 'convnet_full_conv1.png'}")
+    finally:
+        code, _ = stop(process)
+    assert code == 130
+
+
+def test_a_written_pages_sampled_array_says_how_to_get_every_value_and_full_has_them(watched: Watched,
+                                                                                    tmp_path: Path) -> None:
+    page = watched.page
+    for args, count in (((), None), (("--full",), 51_840)):
+        open_graph(watched, tmp_path, "simple_convnet", *args)
+        page.click("#fit")
+        page.click('g.node[data-name="conv1"]')
+        view = page.locator("#panel .value-part.section .array-view")
+        assert page.locator("button.load-all").count() == 0  # no server to load from
+        if count is None:
+            assert "All the numbers: cgraph html --full, cgraph serve, or cgraph backward" in view.inner_text()
+            assert view.get_attribute("data-values") is None
+        else:
+            assert "All the numbers" not in view.inner_text()
+            assert len(json.loads(view.get_attribute("data-values"))) == count

@@ -6,6 +6,7 @@ the real server on 127.0.0.1 (a free port) for a few seconds at most."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from test_html import embedded, get, plain, start_server, stop
+from test_html import GRAPHS, embedded, get, plain, start_server, stop
 
 GRAPH = "inputs:\n  x: {file: x.npy}\n  w: 3\nnodes:\n  y: {op: mul, inputs: [x, w]}\n  s: {op: sum, inputs: [y]}\n"
 
@@ -185,3 +186,52 @@ def test_many_clients_reloading_while_the_files_are_saved_get_whole_answers(tmp_
         code, stderr = stop(process)
     assert code == 130
     assert "Traceback" not in stderr and "error" not in stderr, stderr
+
+
+def backward_full(graph: Path) -> dict:
+    """``cgraph backward GRAPH --format json``'s nodes, run as its own process."""
+    result = subprocess.run([sys.executable, "-m", "cgraph", "backward", str(graph), "--format", "json"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(result.stdout)["nodes"]
+
+
+def whole_array(url: str, name: str, which: str, have: str) -> tuple[int, object]:
+    status, body = get(f"{url}array?name={name}&which={which}&have={have}")
+    return status, json.loads(body)  # every answer of /array is JSON, 404 and 409 too
+
+
+def test_a_sampled_array_is_served_whole_from_the_build_the_page_shows(tmp_path: Path) -> None:
+    graph = tmp_path / "convnet.yaml"
+    graph.write_text((GRAPHS / "simple_convnet.yaml").read_text())
+    process, url = start_server(graph)
+    try:
+        first = update(url)
+        version = first["version"]
+        assert "step" in first["data"]["backward"]["nodes"]["conv1"]["value"]  # the page has only a sample
+        expected = backward_full(graph)
+        for name, which in (("conv1", "value"), ("conv1", "grad"), ("W2", "grad"), ("x", "value")):
+            status, whole = whole_array(url, name, which, version)
+            assert status == 200 and "step" not in whole, (name, which)
+            numbers = np.frombuffer(base64.b64decode(whole["data"]), dtype="<f4" if whole["bytes"] == 4 else "<f8")
+            assert whole["shape"] == list(np.shape(expected[name][which]))
+            assert np.array_equal(numbers.reshape(whole["shape"]), np.array(expected[name][which])), (name, which)
+        assert whole_array(url, "loss", "value", version) == (200, pytest.approx(expected["loss"]["value"]))
+        for name, which in (("nowhere", "value"), ("conv1", "values"), ("", "grad")):
+            status, answer = whole_array(url, name, which, version)
+            assert status == 404 and set(answer) == {"error"}, (name, which)
+        assert whole_array(url, "conv1", "value", "0123456789abcdef") == (409, {"version": version})
+
+        # Saved anew: the old page's version is refused with the new one, never answered with new values.
+        graph.write_text(graph.read_text().replace("shape: [30, 1, 5, 5], seed: 1", "shape: [30, 1, 5, 5], seed: 7"))
+        os.utime(graph, ns=(time.time_ns() + 10**9,) * 2)
+        newer = update(url, version)["version"]
+        assert newer != version
+        assert whole_array(url, "conv1", "value", version) == (409, {"version": newer})
+        status, whole = whole_array(url, "conv1", "value", newer)
+        numbers = np.frombuffer(base64.b64decode(whole["data"]), dtype="<f8").reshape(whole["shape"])
+        changed = backward_full(graph)["conv1"]["value"]
+        assert status == 200 and np.array_equal(numbers, np.array(changed))
+        assert not np.array_equal(numbers, np.array(expected["conv1"]["value"]))
+    finally:
+        code, stderr = stop(process)
+    assert code == 130 and "Traceback" not in stderr

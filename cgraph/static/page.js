@@ -40,6 +40,7 @@
   let version = config.version || null;
   let painting = false; // a repaint of the heatmaps in view and of the mini-map is due
   const decoded = new WeakMap();
+  const loaded = new Map(); // served live: the whole arrays fetched for sampled ones, by "name\nvalue|grad"
   const measurer = document.createElement("canvas").getContext("2d");
 
   // --- arrays: decoded from the page's base64 ----------------------------------------------
@@ -1085,11 +1086,44 @@
   }
 
   function arraySection(title, value, className, name) {
-    const array = decode(value);
+    const which = title === "value" ? "value" : "grad";
+    const whole = loaded.get(`${name}\n${which}`);
+    const array = decode(whole || value);
     const section = element("div", undefined, `${className} section`);
     section.appendChild(element("h3", isArray(array) ? `${title} ${shapeText(array.shape)}` : title));
-    section.appendChild(arrayView(value, `${name} ${title}`));
+    section.appendChild(arrayView(whole || value, `${name} ${title}`, { name, which }));
     return section;
+  }
+
+  /** Served live: a button that fetches a sampled array whole from the server (of the same
+   *  version of the data as the page shows) and puts its view in place of ``wrap``. */
+  function loadButton(wrap, array, label, source) {
+    const button = element("button", `load all ${array.size.toLocaleString("en")} values`, "load-all");
+    button.type = "button";
+    button.addEventListener("click", async () => {
+      const asked = version;
+      button.disabled = true;
+      button.textContent = "loading\u2026";
+      let failure;
+      try {
+        const query = `name=${encodeURIComponent(source.name)}&which=${source.which}&have=${encodeURIComponent(asked || "")}`;
+        const response = await fetch(`/array?${query}`, { cache: "no-store" });
+        if (response.ok && version === asked) {
+          const whole = await response.json();
+          loaded.set(`${source.name}\n${source.which}`, whole);
+          if (wrap.isConnected) wrap.replaceWith(arrayView(whole, label));
+          return;
+        }
+        failure = response.status === 409 || version !== asked
+          ? "the graph has changed since this page was drawn: it is being drawn again with the new values"
+          : `the server has no ${source.which} of ${source.name} (HTTP ${response.status})`;
+      } catch (error) {
+        failure = "the server does not answer (is cgraph serve still running?)";
+      }
+      button.remove();
+      wrap.insertBefore(element("div", `cannot load all the values: ${failure}`, "note load-failed"), wrap.children[1] || null);
+    });
+    return button;
   }
 
   function jsonNumber(x) {
@@ -1097,8 +1131,9 @@
   }
 
   /** A value: a number, or a heatmap and a scrollable table of its numbers (for a summarised array,
-   *  its minimum and maximum and its strided sample). */
-  function arrayView(value, label) {
+   *  its minimum and maximum and its strided sample, and served live, a button that loads it whole
+   *  where ``source``, {name, which: "value" | "grad"}, says which entry's array it is). */
+  function arrayView(value, label, source) {
     const wrap = element("div", undefined, "array-view");
     const array = decode(value);
     if (!isArray(array)) {
@@ -1107,9 +1142,16 @@
       return wrap;
     }
     if (array.step) {
-      wrap.appendChild(element("div", `${array.size.toLocaleString("en")} elements, min ${num(array.min)}, max ${num(array.max)}; ` +
-        `shown: a strided sample of ${shapeText(array.sampleShape)} (every ${shapeText(array.step)} along the axes). ` +
-        "All the numbers: cgraph html --full, or cgraph backward FILE --node NAME --full --format json.", "note summary"));
+      const summary = `${array.size.toLocaleString("en")} elements, min ${num(array.min)}, max ${num(array.max)}; ` +
+        `shown: a strided sample of ${shapeText(array.sampleShape)} (every ${shapeText(array.step)} along the axes).`;
+      if (config.live && source) {
+        wrap.appendChild(element("div", summary, "note summary"));
+        wrap.appendChild(loadButton(wrap, array, label, source));
+      } else {
+        const ways = config.live ? "" : "cgraph html --full, cgraph serve, or ";
+        wrap.appendChild(element("div", `${summary} All the numbers: ${ways}` +
+          "cgraph backward FILE --node NAME --full --format json.", "note summary"));
+      }
     } else {
       wrap.dataset.values = JSON.stringify(Array.from(array.values, jsonNumber));
     }
@@ -1340,6 +1382,7 @@
         const update = await response.json();
         if (update.version !== version) {
           version = update.version;
+          loaded.clear();
           data = update.data;
           await draw();
         }
