@@ -161,15 +161,6 @@ def test_example_graph_equals_onnxruntime(path: Path) -> None:
     _assert_close(actual, expected)
 
 
-def _backward_json(*args: str) -> dict:
-    result = run("backward", *args, "--format", "json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def _entries(document: dict) -> dict:
-    return {**document.get("inputs", {}), **document.get("nodes", {})}
-
 
 def _assert_same(actual, expected, what: str) -> None:
     """Equal within 1e-12 of the array's largest magnitude (sums are taken in another order)."""
