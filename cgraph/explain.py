@@ -154,23 +154,29 @@ _OPERAND_BEFORE = re.compile(r"[\w.)\]]\s*\Z")  # what makes a following '-' bin
 _PLAIN_NUMBER = re.compile(r"(?:\d+(?:\.\d+)?|nan|inf)\Z")
 
 
+def _fill(template: str, piece: Callable[[str, str, str], str]) -> str:
+    """``template`` with each ``{field}`` replaced by ``piece(field, text before it, literal after it)``."""
+    parsed = list(string.Formatter().parse(template))
+    pieces: list[str] = []
+    for index, (literal, name, _, _) in enumerate(parsed):
+        pieces.append(literal)
+        if name is not None:
+            after = parsed[index + 1][0].lstrip() if index + 1 < len(parsed) else ""
+            pieces.append(piece(name, "".join(pieces).rstrip(), after))
+    return "".join(pieces)
+
+
 def with_names(template: str, names: dict[str, str]) -> str:
     """``template`` with each ``{field}`` replaced by its name from ``names``; a formula's part named
     by an operator's text (``x - 1``) in parentheses, unless it stands alone between brackets or commas
     (``(x - 1) ** 2``, ``mean(x - 1)``)."""
-    parsed = list(string.Formatter().parse(template))
-    pieces: list[str] = []
-    for index, (literal, field, _, _) in enumerate(parsed):
-        pieces.append(literal)
-        if field is None:
-            continue
-        name = names[field]
-        before = "".join(pieces).rstrip()
-        after = parsed[index + 1][0].lstrip() if index + 1 < len(parsed) else ""
+
+    def piece(key: str, before: str, after: str) -> str:
         alone = before.endswith(("(", "[", ",")) or not before
         alone = alone and (after.startswith((")", "]", ",")) or not after)
-        pieces.append(name if alone else operand(name))
-    return "".join(pieces)
+        return names[key] if alone else operand(names[key])
+
+    return _fill(template, piece)
 
 
 def operand(name: str) -> str:
@@ -184,22 +190,17 @@ def substitute(template: str, numbers: dict[str, str]) -> str:
     after a unary minus (``-(-4)``, ``-(1)``), a negative number after an operator (``1 / (-0.5)``),
     and anything but a plain non-negative number beside ``**`` or before ``.T`` or an index
     (``(-0.5)**2``, ``(1e-05)**2``, ``((2, 3) array).T``, ``((3,) [2, -3, -3])[2]``)."""
-    parsed = list(string.Formatter().parse(template))
-    pieces: list[str] = []
-    for index, (literal, field, _, _) in enumerate(parsed):
-        pieces.append(literal)
-        if field is None:
-            continue
-        text = numbers[field]
-        before = "".join(pieces).rstrip()
-        after = parsed[index + 1][0].lstrip() if index + 1 < len(parsed) else ""
+
+    def piece(key: str, before: str, after: str) -> str:
+        text = numbers[key]
         unary_minus = before.endswith("-") and not _OPERAND_BEFORE.search(before[:-1])
         tight = before.endswith("**") or after.startswith(("**", ".", "["))
         negative_operand = text.startswith("-") and bool(_OPERATOR_BEFORE.search(before))
         if unary_minus or negative_operand or (tight and not _PLAIN_NUMBER.match(text)):
-            text = f"({text})"
-        pieces.append(text)
-    return "".join(pieces)
+            return f"({text})"
+        return text
+
+    return _fill(template, piece)
 
 
 def _broadcast_to(shape: Shape, out_shape: Shape) -> bool:
