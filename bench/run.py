@@ -851,6 +851,12 @@ def bench_second_order(wide: int, batch: int, sizes: tuple[int, int, int], repea
     theirs = command_cpu_time([*command, "backward", str(path), "--format", "json"], repeat)
     row(f"cgraph grad {path.name} (writes the gradient graph), CPU time", f"{ours:.2f} s",
         f"cgraph backward --format json {theirs:.2f} s", ours / theirs, 2.0)
+    net_path = _net_file(two_layer_net(batch, sizes), folder, "net_size")
+    for graph_path in (path, net_path):
+        original, emitted, wrt = grad_node_counts(graph_path)
+        bound = 3 * original + wrt
+        row(f"cgraph grad {graph_path.name}: nodes of the gradient graph", f"{emitted:,} nodes",
+            f"bound 3 x {original:,} + {wrt} inputs = {bound:,}", emitted / bound, 1.0)
     if torch is None:
         for label in ("Hessian-vector product", "whole Hessian"):
             row(f"{label}, two-layer net", "-", "PyTorch (not installed)", None, None)
@@ -896,6 +902,18 @@ def bench_second_order(wide: int, batch: int, sizes: tuple[int, int, int], repea
         baseline = "torch.autograd.grad, create_graph" if target else "torch.autograd.functional.hessian"
         row(f"{label}, two-layer net {'-'.join(map(str, shape))}, batch {rows}", f"{ours * 1e3:.1f} ms",
             f"{baseline} {theirs * 1e3:.1f} ms", ours / theirs, target)
+
+
+def grad_node_counts(path: Path) -> tuple[int, int, int]:
+    """The nodes of the graph at ``path`` and of its gradient graph, as the loaded graphs hold them
+    (each op applied, a named entry or inside a formula), and the number of inputs differentiated."""
+    from cgraph.cli_grad import gradient_file
+    from cgraph.gradient import reachable_inputs
+
+    original = cgraph.load(path)
+    text = gradient_file(str(path), None, (), "1", None, 10**9)[0]
+    emitted = cgraph.loads(text, source="<grad>")  # its input files named from the working directory
+    return len(original.spec.nodes), len(emitted.spec.nodes), len(reachable_inputs(original, original.output))
 
 
 def _net_file(data: dict, folder: Path, stem: str) -> Path:

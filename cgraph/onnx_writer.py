@@ -99,6 +99,7 @@ REFUSED: dict[str, str] = {
     "max_pool2d_grad": "max pooling's gradient has no ONNX op",
     "max_pool2d_select": "max pooling's gradient has no ONNX op",
     "avg_pool2d_grad": "average pooling's gradient has no ONNX op",
+    "log_softmax_grad": "log_softmax's gradient has no single ONNX op",
 }
 
 

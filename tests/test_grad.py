@@ -102,6 +102,36 @@ def test_every_example_graph(name):
     assert_same_gradients(ROOT / "graphs" / name)
 
 
+def _assert_size_bound(path: Path) -> None:
+    """The gradient graph of ``path`` has at most 3x its nodes plus one per input differentiated:
+    nodes as the loaded graphs hold them, each op applied (a named entry or inside a formula)."""
+    text = gradient_file(str(path), None, (), "1", None, 10**8)[0]
+    original = cgraph.load(path)
+    emitted = cgraph.loads(text, source="<grad>")  # its input files named from the working directory
+    forward = len(original.spec.nodes)
+    assert set(original.spec.nodes) <= set(emitted.spec.nodes)  # the forward nodes, reused
+    bound = 3 * forward + len(gradient_graph(original).wrt)
+    assert len(emitted.spec.nodes) <= bound, f"{path.name}: {len(emitted.spec.nodes)} nodes, bound {bound}"
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_example_s_gradient_graph_keeps_the_size_bound(name):
+    _assert_size_bound(ROOT / "graphs" / name)
+
+
+def test_the_benchmark_graphs_gradient_graphs_keep_the_size_bound(tmp_path):
+    """bench/run.py's 2,000-node wide graph and two-layer net (at small sizes: shapes do not change the count)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    wide = tmp_path / "wide.yaml"
+    wide.write_text(bench.wide_yaml(2000))
+    _assert_size_bound(wide)
+    _assert_size_bound(bench._net_file(bench.two_layer_net(4, (6, 5, 3)), tmp_path, "net"))
+
+
 def test_an_op_without_rules_is_refused_with_one_line(tmp_path, monkeypatch):
     monkeypatch.delattr(REGISTRY["tanh"], "grad_graph")
     path = _write(tmp_path, {"x": np.array([0.5])}, {"y": "sum(tanh(x))"})

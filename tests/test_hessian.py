@@ -107,6 +107,27 @@ def test_the_hessian_through_every_kind_of_op_is_torchs(tmp_path):
     _compare(ours["hessian"], theirs, ["x", "y"])
 
 
+LOG_SOFTMAX = """inputs:
+  x: [[0.3, -1.2, 0.8], [1.5, -0.4, 0.2]]
+  g: [[0.5, -0.7, 1.1], [0.2, 0.9, -0.3]]
+nodes:
+  loss: sum(tanh(log_softmax_grad(g * x, log_softmax(x) * 0.7)) * x) + sum(log_softmax(x * g) ** 2)
+"""
+
+
+@needs_torch
+def test_the_hessian_through_log_softmax_and_its_gradient_is_torchs(tmp_path):
+    """log_softmax's rule is the op log_softmax_grad, whose own rules give the second derivatives."""
+    def loss(x, g):
+        y = torch.log_softmax(x, dim=-1) * 0.7
+        grad = g * x - torch.exp(y) * (g * x).sum(dim=-1, keepdim=True)  # log_softmax_grad by its definition
+        return (torch.tanh(grad) * x).sum() + (torch.log_softmax(x * g, dim=-1) ** 2).sum()
+
+    ours = _hessian_json(tmp_path, LOG_SOFTMAX)
+    inputs = _torch_inputs(LOG_SOFTMAX)
+    _compare(ours["hessian"], torch.autograd.functional.hessian(loss, (inputs["x"], inputs["g"])), ["x", "g"])
+
+
 @needs_torch
 def test_kinks_follow_pytorch(tmp_path):
     # relu at 0, abs at 0 and maximum's ties: PyTorch's first derivatives (0, 0, half and half)

@@ -640,6 +640,9 @@ OP_CASES: dict[str, tuple] = {
     # A cast to float64 of float64 inputs: the values unchanged; other dtypes are checked in tests/test_onnx.py.
     "cast": (lambda x, dtype: x.astype(dtype), [((real(2, 3),), {"dtype": "float64"}), ((real(),), {"dtype": "float64"})]),
     "log_softmax": (lambda x: np.log(_softmax(x)), [((real(3),), {}), ((real(2, 3),), {}), ((real(2, 2, 3),), {})]),
+    # log_softmax's vector-Jacobian product with the Jacobian written out: d out_j / d x_i = [i = j] - softmax(x)_i
+    "log_softmax_grad": (lambda g, y: np.einsum("...i,...ij->...j", g, np.eye(y.shape[-1]) - np.exp(y)[..., None, :]), [
+        ((real(3), real(3)), {}), ((real(2, 3), real(2, 3)), {}), ((real(2, 2, 3), real(2, 2, 3)), {})]),
     "flatten": (lambda x: x.reshape(x.shape[0], -1), [
         ((real(3),), {}),
         ((real(3, 4),), {}),

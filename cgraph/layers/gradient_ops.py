@@ -1,7 +1,7 @@
 """Ops that gradient graphs are made of, each an ordinary op with its own rules, so a gradient graph
 can be differentiated again: sum_to and broadcast_to (broadcasting and its reverse), scatter (an
-index's reverse), greater and sign (masks at kinks), one_hot, log_softmax, zeros_like, identity,
-and gemm (a matrix product of transposed inputs)."""
+index's reverse), greater and sign (masks at kinks), one_hot, log_softmax and its gradient
+log_softmax_grad, zeros_like, identity, and gemm (a matrix product of transposed inputs)."""
 
 from __future__ import annotations
 
@@ -292,11 +292,48 @@ class LogSoftmaxLayer(BaseLayer):
         return self.out
 
     def backward(self, dout: Any) -> tuple[Any]:
-        return (dout - np.exp(self.out) * np.sum(dout, axis=-1, keepdims=True),)
+        return (_log_softmax_grad(dout, self.out),)
 
     def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
-        total = g.apply("sum", dout, axis=-1, keepdims=True)
-        return (g.sub(dout, g.mul(g.apply("exp", out), total)),)
+        return (g.apply("log_softmax_grad", dout, out),)
+
+
+def _log_softmax_grad(g: Any, y: Any) -> Any:
+    return g - np.exp(y) * np.sum(g, axis=-1, keepdims=True)
+
+
+@register
+class LogSoftmaxGradLayer(BaseLayer):
+    """log_softmax's gradient as one op (PyTorch's _log_softmax_backward_data): out = g - exp(y) *
+    sum(g along the last axis), for the gradient g of log_softmax's output y. With g = t it is
+    t - softmax(x) * sum(t), the negated gradient of softmax_with_loss for labels t."""
+
+    op = "log_softmax_grad"
+    args = ("g", "y")
+    formula = "{g} - exp({y}) * sum({g} along the last axis)"
+    grad_formulas = ("dout - sum(dout * exp({y}) along the last axis)",
+                     "-dout * exp({y}) * sum({g} along the last axis)")
+
+    def out_shape(self, *shapes: Shape) -> Shape:
+        _check_classes(shapes[1], "log_softmax_grad")
+        if shapes[0] != shapes[1]:
+            raise ValueError(f"{{g}} has the shape {shapes[0]}, not the shape {shapes[1]} of {{y}}")
+        return shapes[0]
+
+    def forward(self, g: Any, y: Any) -> Any:
+        self.g, self.y = g, y
+        return _log_softmax_grad(g, y)
+
+    def backward(self, dout: Any) -> tuple[Any, Any]:
+        scaled = dout * np.exp(self.y)
+        return (dout - np.sum(scaled, axis=-1, keepdims=True),
+                -(scaled * np.sum(self.g, axis=-1, keepdims=True)))
+
+    def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
+        grad, y = args
+        scaled = g.mul(dout, g.apply("exp", y))
+        return (g.sub(dout, g.apply("sum", scaled, axis=-1, keepdims=True)),
+                g.neg(g.mul(scaled, g.apply("sum", grad, axis=-1, keepdims=True))))
 
 
 

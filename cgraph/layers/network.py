@@ -262,10 +262,10 @@ class SoftmaxWithLossLayer(BaseLayer):
     def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
         x, t = args
         xs, ts = g.shape(x), g.shape(t)
-        scale = g.div(dout, g.number(math.prod(xs[:-1])))
+        # -dout / N times log_softmax's gradient of t: t - softmax(x) * sum(t), backward's
+        # dout / N * (softmax(x) * sum(t) - t) with both signs flipped (the same numbers)
+        scale = g.div(dout, g.number(-math.prod(xs[:-1])))
         log_p = g.apply("log_softmax", x)
-        p = g.apply("exp", log_p)
         if ts == xs:
-            total = g.apply("sum", t, axis=-1, keepdims=True)
-            return g.mul(scale, g.sub(g.mul(p, total), t)), g.mul(g.neg(scale), log_p)
-        return g.mul(scale, g.sub(p, g.apply("one_hot", t, classes=xs[-1]))), None
+            return g.mul(scale, g.apply("log_softmax_grad", t, log_p)), g.mul(scale, log_p)
+        return g.mul(scale, g.apply("log_softmax_grad", g.apply("one_hot", t, classes=xs[-1]), log_p)), None
