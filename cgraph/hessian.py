@@ -15,6 +15,8 @@ import numpy as np
 from .errors import CgraphError
 from .graph import Graph
 
+BATCH_ELEMENTS = 1 << 22  # directions are batched so that no batched value holds more elements (32 MiB of float64)
+
 
 @dataclass
 class Hessian:
@@ -67,24 +69,36 @@ def check_size(graph: Graph, wrt: list[str], max_elements: int) -> int:
 
 def hessian(graph: Graph, data: dict, source: str, wrt: list[str], dout: np.ndarray,
             bar: Callable[[int], Any] | None = None) -> Hessian:
-    """The Hessian of ``graph``'s output with respect to ``wrt``: for each element of each X, one
-    backward pass of the gradient graph from grad_X with a one-hot dout gives the row
-    d(dL/dX[i]) / dY of every Y."""
+    """The Hessian of ``graph``'s output with respect to ``wrt``. For each X, the gradient graph's
+    own gradient graph from grad_X (whose dout is a direction V, its grad_Y the products H·V) is
+    evaluated for a batch of the one-hot directions at once (cgraph.batched): row i of each block
+    is d(dL/dX[i]) / dY, what a backward pass of the gradient graph from grad_X with a one-hot dout gives."""
+    from .batched import evaluate
+    from .gradient import gradient_graph
+
     gradient, names = gradient_of(graph, data, source, wrt, dout)
+    gradient.forward()
     blocks = {x: {y: np.zeros(graph.shapes[x] + graph.shapes[y]) for y in wrt} for x in wrt}
     total = sum(math.prod(graph.shapes[name]) for name in wrt)
     with bar(total) if bar else nullcontext() as progress:
         for x in wrt:
             gradient.output = names[x]
-            shape = graph.shapes[x]
-            for index in np.ndindex(shape):
-                one_hot = np.zeros(shape)
-                one_hot[index] = 1.0
-                grads = gradient.backward(one_hot)
+            second = gradient_graph(gradient, wrt)
+            shapes = {**gradient.shapes, **dict.fromkeys(second.constants, ())}
+            values = {**gradient.values, **second.constants}
+            size = math.prod(graph.shapes[x])
+            largest = max([size, *(math.prod(node.shape) for node in second.nodes.values())])
+            step = max(1, min(size, BATCH_ELEMENTS // max(1, largest)))
+            for start in range(0, size, step):
+                count = min(step, size - start)
+                directions = np.zeros((count, size))
+                directions[np.arange(count), start + np.arange(count)] = 1.0
+                rows = evaluate(second.nodes, values, shapes, {second.dout: directions.reshape(count, *graph.shapes[x])},
+                                [second.wrt[y] for y in wrt])
                 for y in wrt:
-                    blocks[x][y][index] = grads[y]
+                    blocks[x][y].reshape(size, -1)[start:start + count] = rows[second.wrt[y]].reshape(count, -1)
                 if progress is not None:
-                    progress.update(1)
+                    progress.update(count)
     return Hessian(graph.output, dout, wrt, blocks, {name: graph.shapes[name] for name in wrt})
 
 
