@@ -851,11 +851,11 @@ def bench_second_order(wide: int, batch: int, sizes: tuple[int, int, int], repea
     theirs = command_cpu_time([*command, "backward", str(path), "--format", "json"], repeat)
     row(f"cgraph grad {path.name} (writes the gradient graph), CPU time", f"{ours:.2f} s",
         f"cgraph backward --format json {theirs:.2f} s", ours / theirs, 2.0)
-    net_path = _net_file(two_layer_net(batch, sizes), folder, "net_size")
-    for graph_path in (path, net_path):
+    net_path = _net_file(two_layer_net(batch, sizes), folder, f"net_{batch}_{sizes[0]}_{sizes[1]}_{sizes[2]}")
+    for label, graph_path in ((path.name, path), (f"two-layer net {'-'.join(map(str, sizes))}", net_path)):
         original, emitted, wrt = grad_node_counts(graph_path)
         bound = 3 * original + wrt
-        row(f"cgraph grad {graph_path.name}: nodes of the gradient graph", f"{emitted:,} nodes",
+        row(f"cgraph grad {label}: nodes of the gradient graph", f"{emitted:,} nodes",
             f"bound 3 x {original:,} + {wrt} inputs = {bound:,}", emitted / bound, 1.0)
     if torch is None:
         for label in ("Hessian-vector product", "whole Hessian"):
@@ -865,9 +865,10 @@ def bench_second_order(wide: int, batch: int, sizes: tuple[int, int, int], repea
     names = ["x", "W1", "b1", "W2", "b2"]
     for label, rows, shape, wrt, target in (
             ("Hessian-vector product", batch, sizes, ["W1"], 1.5),
-            ("whole Hessian (one backward pass per element)", 10, (8, 5, 3), names, None)):
+            ("whole Hessian (batched over directions)", 10, (8, 5, 3), names, None),
+            ("whole Hessian (batched over directions)", 10, (12, 8, 4), names, None)):
         data = two_layer_net(rows, shape)
-        graph_path = _net_file(data, folder, f"net_{rows}")
+        graph_path = _net_file(data, folder, f"net_{rows}_{shape[0]}_{shape[1]}_{shape[2]}")
         _, parsed = hessian.read_file(str(graph_path))
         graph = cgraph.load(graph_path)
         graph.forward()

@@ -114,8 +114,9 @@ def hessian(file: str, output: str | None, wrt: tuple[str, ...], dout: str, fmt:
     every input with a path to the output): for each pair of inputs X, Y the block
     d²L/dX dY of shape shape(X) + shape(Y), as torch.autograd.functional.hessian lays it out.
 
-    Each row is one backward pass of the gradient graph (as 'cgraph grad' writes it), so the cost
-    is (elements of the inputs) squared numbers; --max-elements refuses more.
+    Each row is what a backward pass of the gradient graph (as 'cgraph grad' writes it) from
+    grad_X with a one-hot dout gives, computed for many rows at once; the result holds (elements
+    of the inputs) squared numbers, and --max-elements refuses more.
 
     \b
     Example:
@@ -131,6 +132,6 @@ def hessian(file: str, output: str | None, wrt: tuple[str, ...], dout: str, fmt:
 
 
 def progress_bar(total: int) -> Any:
-    """A progress bar on a terminal, over ``total`` backward passes."""
+    """A progress bar on a terminal, over the Hessian's ``total`` rows."""
     return progress(total, "hessian", None, lambda item: None)
 

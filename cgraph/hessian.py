@@ -1,6 +1,6 @@
-"""Second derivatives by backward passes of the gradient graph: the Hessian of L = sum(dout * output)
-with respect to inputs, one row per element, and its check against central differences of the
-gradients that ``backward`` computes."""
+"""Second derivatives from the gradient graph: the Hessian of L = sum(dout * output) with respect to
+inputs, its rows computed in batches of directions, and its check against central differences of
+the gradients that ``backward`` computes."""
 
 from __future__ import annotations
 

@@ -189,6 +189,66 @@ def test_the_hessian_is_central_differences_of_the_gradients(tmp_path):
                 np.testing.assert_allclose(column, numeric, rtol=1e-5, atol=1e-7, err_msg=f"{x}, {y}{index}")
 
 
+# Ops that the batched evaluation runs once per direction (convolutions, poolings, dropout, batchnorm)
+# beside ones it batches (concat, stack, mean over axes).
+CONVNET = """inputs:
+  x: {random: normal, shape: [2, 1, 5, 5], seed: 0}
+  W: {random: normal, shape: [2, 1, 3, 3], seed: 1}
+  b: [0.1, -0.2]
+  g: {random: normal, shape: [2], seed: 3}
+  h: {random: normal, shape: [4], seed: 4}
+nodes:
+  c: conv2d(x, W, b, pad=1)
+  p: {op: max_pool2d, inputs: [c], size: 2, stride: 1}
+  q: {op: avg_pool2d, inputs: [c], size: 2, stride: 1}
+  k: concat(p, q, axis=1)
+  s: stack(sum(tanh(k), axis=[0, 2, 3]), h, axis=0)
+  loss: sum(s * s) + sum(dropout(tanh(c), ratio=0.3) ** 2) + mean(batchnorm(c, g, b) ** 3)
+"""
+
+
+def _by_backward_passes(tmp_path: Path, text: str) -> dict:
+    """The Hessian the slow way: one backward pass of the gradient graph from grad_X per element of
+    X, with a one-hot dout (the gradients of its inputs are the row)."""
+    path = tmp_path / "source.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["grad", str(path)])
+    assert result.exit_code == 0, result.stderr
+    gradient = cgraph.loads(result.stdout)
+    names = [name for name in cgraph.loads(text).spec.inputs if f"grad_{name}" in gradient.spec.nodes]
+    blocks: dict = {x: {} for x in names}
+    for x in names:
+        gradient.output = f"grad_{x}"
+        shape = gradient.shapes[x]
+        rows = []
+        for index in np.ndindex(shape):
+            one_hot = np.zeros(shape)
+            one_hot[index] = 1.0
+            rows.append(gradient.backward(one_hot))
+        for y in names:
+            blocks[x][y] = np.array([np.asarray(row[y]) for row in rows]).reshape(shape + gradient.shapes[y])
+    return blocks
+
+
+@pytest.mark.parametrize("text", [MIXED, NET, LOG_SOFTMAX, CONVNET, (ROOT / "graphs" / "two_layer_net.yaml").read_text()],
+                         ids=["mixed", "net", "log_softmax", "convnet", "two_layer_net"])
+def test_the_batched_hessian_is_one_backward_pass_per_element(text, tmp_path, monkeypatch):
+    """All directions at once, and in batches of a few (a small BATCH_ELEMENTS): the numbers of one
+    backward pass per element, within 1e-12."""
+    from cgraph import hessian
+
+    expected = _by_backward_passes(tmp_path, text)
+    whole = _hessian_json(tmp_path, text)["hessian"]
+    monkeypatch.setattr(hessian, "BATCH_ELEMENTS", 7)
+    batches = _hessian_json(tmp_path, text)["hessian"]
+    assert list(whole) == list(expected)
+    for x in expected:
+        for y in expected:
+            for ours in (whole, batches):
+                np.testing.assert_allclose(np.asarray(ours[x][y], dtype=np.float64), expected[x][y], rtol=1e-12,
+                                           atol=1e-300, err_msg=f"{x}, {y}")
+
+
 def test_the_hessian_is_symmetric_and_laid_out_by_shapes(tmp_path):
     ours = _hessian_json(tmp_path, NET, "--wrt", "W2", "--wrt", "b2")
     assert np.shape(ours["hessian"]["W2"]["b2"]) == (5, 2, 2)
