@@ -349,8 +349,7 @@ def _cnn_cases():
 
     for op in CNN_OPS:
         for i, (kinds, attrs) in enumerate(OP_CASES[op][1]):
-            if not attrs.get("floor"):  # grad refuses windows that leave rows out
-                yield pytest.param(op, kinds, attrs, id=f"{op}-{i}")
+            yield pytest.param(op, kinds, attrs, id=f"{op}-{i}")
 
 
 @needs_torch

@@ -147,12 +147,43 @@ def pixel_rows(images: np.ndarray) -> np.ndarray:
     return images.transpose(0, 2, 3, 1).reshape(n * oh * ow, filters)
 
 
-def _refuse_dropped_rows(floor: bool, x_shape: Shape, window: Any, stride: Any, pad: Any) -> None:
-    """NotImplementedError (grad refuses the node) where ``floor`` left rows or columns of x out: the
-    ops of the gradient size their images by the windows, which would not give x's size back."""
-    sizes = zip(x_shape[2:], window, pair(stride), pair(pad))
-    if floor and any((size + 2 * p - k) % s for size, k, s, p in sizes):
-        raise NotImplementedError
+def _covered(floor: bool, x_shape: Shape, window: Any, stride: Any, pad: Any) -> Pair | None:
+    """Where ``floor`` left rows or columns of the padded x out, the rows and columns of it that the
+    windows cover, (OH − 1)·stride + window (the size the ops of the gradient give their images,
+    with no padding); None where the windows cover it all."""
+    sizes = list(zip(x_shape[2:], window, pair(stride), pair(pad)))
+    if not floor or not any((size + 2 * p - k) % s for size, k, s, p in sizes):
+        return None
+    height, width = (((size + 2 * p - k) // s) * s + k for size, k, s, p in sizes)
+    return height, width
+
+
+def _x_part(x_shape: Shape, pad: Any, covered: Pair) -> tuple[str, tuple[int, int]]:
+    """The key of x's part that the covered rows and columns of the padded x hold, and its size."""
+    (ph, pw), (height, width) = pair(pad), x_shape[2:]
+    rows, columns = min(covered[0] - ph, height), min(covered[1] - pw, width)
+    return f"..., 0:{rows}, 0:{columns}", (rows, columns)
+
+
+def _covered_x(g: GradBuilder, x: str, pad: Any, covered: Pair) -> str:
+    """The covered part of x padded with zeros: the images the windows see, without padding of their own."""
+    (ph, pw), x_shape = pair(pad), g.shape(x)
+    key, (rows, columns) = _x_part(x_shape, pad, covered)
+    part = g.apply("index", x, key=key) if (rows, columns) != x_shape[2:] else x
+    if (ph, pw) == (0, 0) and (rows, columns) == covered:
+        return part
+    return g.apply("scatter", part, key=f"..., {ph}:{ph + rows}, {pw}:{pw + columns}", shape=[*x_shape[:2], *covered])
+
+
+def _uncovered_grad(g: GradBuilder, image: str, x_shape: Shape, pad: Any, covered: Pair) -> str:
+    """x's gradient from the gradient ``image`` of the covered part of the padded x: its part over x,
+    and 0 for the rows and columns of x that no window reached."""
+    (ph, pw) = pair(pad)
+    key, (rows, columns) = _x_part(x_shape, pad, covered)
+    part = image
+    if (ph, pw) != (0, 0) or (rows, columns) != covered:
+        part = g.apply("index", image, key=f"..., {ph}:{ph + rows}, {pw}:{pw + columns}")
+    return g.apply("scatter", part, key=key, shape=list(x_shape)) if (rows, columns) != x_shape[2:] else part
 
 
 def _plain(value: int | Pair) -> int | list[int]:
@@ -237,10 +268,15 @@ class Conv2dLayer(BaseLayer):
 
     def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
         x, W, _ = args
-        _refuse_dropped_rows(self.floor, g.shape(x), g.shape(W)[2:], self.stride, self.pad)
+        bias = g.apply("sum", dout, axis=[0, 2, 3])
+        covered = _covered(self.floor, g.shape(x), g.shape(W)[2:], self.stride, self.pad)
+        if covered is not None:  # rows left out: the rules of the covered part of the padded x, without padding
+            attrs = {"stride": _plain(self.stride), "pad": 0}
+            image = g.apply("conv2d_transpose", dout, W, **attrs)
+            return (_uncovered_grad(g, image, g.shape(x), self.pad, covered),
+                    g.apply("conv2d_filter_grad", _covered_x(g, x, self.pad, covered), dout, **attrs), bias)
         attrs = {"stride": _plain(self.stride), "pad": _plain(self.pad)}
-        return (g.apply("conv2d_transpose", dout, W, **attrs), g.apply("conv2d_filter_grad", x, dout, **attrs),
-                g.apply("sum", dout, axis=[0, 2, 3]))
+        return g.apply("conv2d_transpose", dout, W, **attrs), g.apply("conv2d_filter_grad", x, dout, **attrs), bias
 
 
 class Pool2dLayer(BaseLayer):
@@ -470,8 +506,7 @@ class MaxPool2dLayer(Pool2dLayer):
         return (self._crop(dx),)
 
     def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
-        _refuse_dropped_rows(self.floor, g.shape(args[0]), pair(self.size), self.stride, self.pad)
-        self._refuse_ceil_windows(g.shape(args[0]))
+        self._refuse_ceil_windows(g.shape(args[0]))  # rows left out by floor: max_pool2d_grad takes x's shape
         return (g.apply("max_pool2d_grad", args[0], dout, **self.plain_attrs()),)
 
     def positions(self) -> np.ndarray:
@@ -539,6 +574,9 @@ class AvgPool2dLayer(Pool2dLayer):
         return (self._crop(dx),)
 
     def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
-        _refuse_dropped_rows(self.floor, g.shape(args[0]), pair(self.size), self.stride, self.pad)
         self._refuse_ceil_windows(g.shape(args[0]))
+        covered = _covered(self.floor, g.shape(args[0]), pair(self.size), self.stride, self.pad)
+        if covered is not None:  # rows left out: the gradient of the covered part of the padded x, without padding
+            image = g.apply("avg_pool2d_grad", dout, size=_plain(self.size), stride=_plain(self.stride), pad=0)
+            return (_uncovered_grad(g, image, g.shape(args[0]), self.pad, covered),)
         return (g.apply("avg_pool2d_grad", dout, **self.plain_attrs()),)
