@@ -2,8 +2,9 @@
 batched input carry a leading axis of the batch's size, the others are computed once.
 
 Elementwise ops, the ops along the last axis and gemm broadcast over the leading axis as they
-are; reductions, reshapes, transposes, indexing and their reverses move their axes past it; any
-other op runs once per item of the batch. The numbers are those of one evaluation per item.
+are; reductions, reshapes, transposes, indexing and their reverses move their axes past it; the
+convolutions and poolings of gradients take the batch's images as one stack of images; any other
+op runs once per item of the batch. The numbers are those of one evaluation per item.
 """
 
 from __future__ import annotations
@@ -84,6 +85,22 @@ MOVED: dict[str, Callable[[Any, np.ndarray, Shape, Shape], np.ndarray]] = {
 }
 
 
+# Ops that work image by image along the first axis of their inputs at these positions (the others
+# not batched): a batch of their images is one batch of batch-size times as many images.
+BY_IMAGE: dict[str, tuple[int, ...]] = {
+    "conv2d": (0,), "conv2d_transpose": (0,), "avg_pool2d": (0,), "avg_pool2d_grad": (0,),
+    "max_pool2d_grad": (0, 1), "max_pool2d_select": (0, 1),
+}
+
+
+def _by_image(layer: BaseLayer, images: tuple[int, ...], args: list[Any], shapes: list[Shape], size: int,
+              out: Shape) -> np.ndarray:
+    """An op of BY_IMAGE on the batch's images as one stack of images."""
+    stacked = [np.broadcast_to(arg, (size, *shape)).reshape(size * shape[0], *shape[1:])
+               if i in images else arg for i, (arg, shape) in enumerate(zip(args, shapes))]
+    return np.asarray(layer.forward(*stacked)).reshape(size, *out)
+
+
 def _batched_node(node: Emitted, layer: BaseLayer, args: list[Any], is_batched: list[bool], shapes: list[Shape],
                   size: int) -> np.ndarray:
     """``node``'s value for each item of the batch, some of its ``args`` batched."""
@@ -94,6 +111,8 @@ def _batched_node(node: Emitted, layer: BaseLayer, args: list[Any], is_batched: 
         value = np.asarray(layer.forward(*padded))
     elif node.op in MOVED and len(args) == 1:
         value = MOVED[node.op](layer, args[0], shapes[0], out)
+    elif node.op in BY_IMAGE and all(i in BY_IMAGE[node.op] for i, batched in enumerate(is_batched) if batched):
+        value = _by_image(layer, BY_IMAGE[node.op], args, shapes, size, out)
     else:
         value = np.stack([np.asarray(layer.forward(*[arg[item] if batched else arg
                                                      for arg, batched in zip(args, is_batched)]))
