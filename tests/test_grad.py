@@ -154,6 +154,24 @@ def test_windows_that_leave_rows_out_have_rules(op, shape, attrs, tmp_path):
     assert_same_gradients(path)
 
 
+@pytest.mark.parametrize(("shape", "attrs"), [((2, 3, 6, 7), {"size": 3, "stride": 2, "pad": 1}),
+                                            ((1, 2, 6, 7), {"size": 2}), ((1, 1, 6, 6), {"size": 2})])
+def test_max_pooling_in_ceil_mode_has_rules_and_average_pooling_is_refused(shape, attrs, tmp_path):
+    """max_pool2d with ceil: true (a window that hangs over the end): backward's gradient; avg_pool2d
+    with ceil: true where that adds a window: refused in one line naming the node and its op."""
+    rng = np.random.default_rng(sum(shape))
+    nodes = {"m": {"op": "max_pool2d", "inputs": ["x"], **attrs, "ceil": True}, "loss": "sum(tanh(m) * m)"}
+    assert_same_gradients(_write(tmp_path, {"x": rng.standard_normal(shape)}, nodes))
+    nodes = {"a": {"op": "avg_pool2d", "inputs": ["x"], **attrs, "ceil": True}, "loss": "sum(tanh(a) * a)"}
+    path = _write(tmp_path, {"x": rng.standard_normal(shape)}, nodes, "avg.json")
+    if any((size - attrs["size"] + 2 * attrs.get("pad", 0)) % attrs.get("stride", attrs["size"]) for size in shape[2:]):
+        result = CliRunner().invoke(cli, ["grad", str(path)])
+        assert result.exit_code == 1 and result.stdout == "" and result.stderr.count("\n") == 1
+        assert "node 'a': grad has no rule for the op avg_pool2d" in result.stderr
+    else:  # the windows fit: ceil adds none
+        assert_same_gradients(path)
+
+
 def test_an_op_without_rules_is_refused_with_one_line(tmp_path, monkeypatch):
     monkeypatch.delattr(REGISTRY["tanh"], "grad_graph")
     path = _write(tmp_path, {"x": np.array([0.5])}, {"y": "sum(tanh(x))"})

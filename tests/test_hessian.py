@@ -373,6 +373,25 @@ def test_second_derivatives_of_the_convolutional_ops_are_torchs(op, kinds, attrs
     _compare(ours["hessian"], theirs, names)
 
 
+@needs_torch
+def test_second_derivatives_of_max_pooling_in_ceil_mode_are_torchs(tmp_path):
+    """A last window hanging over the end of 6 rows and 7 columns (size 3, stride 2, pad 1): PyTorch's ceil_mode."""
+    from torch.nn import functional as F
+
+    rng = np.random.default_rng(4)
+    x, c = rng.standard_normal((2, 2, 6, 7)), rng.standard_normal((2, 2, 4, 4))
+    text = json.dumps({"inputs": {"x": x.tolist(), "c": c.tolist()},
+                       "nodes": {"m": {"op": "max_pool2d", "inputs": ["x"], "size": 3, "stride": 2, "pad": 1, "ceil": True},
+                                 "loss": "sum(c * tanh(m) * m)"}})
+    ours = _hessian_json(tmp_path, text, "--wrt", "x", "--wrt", "c")
+
+    def loss(x, c):
+        m = F.max_pool2d(x, 3, 2, 1, ceil_mode=True)
+        return (c * torch.tanh(m) * m).sum()
+
+    _compare(ours["hessian"], torch.autograd.functional.hessian(loss, (torch.tensor(x), torch.tensor(c))), ["x", "c"])
+
+
 def test_a_convnet_s_gradient_graph_runs_and_equals_backward():
     graph = cgraph.load(ROOT / "graphs" / "simple_convnet.yaml")
     expected = graph.backward(1.0)

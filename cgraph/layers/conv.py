@@ -334,8 +334,8 @@ class Pool2dLayer(BaseLayer):
 
     def plain_attrs(self) -> dict[str, Any]:
         """The attributes as a graph file writes them, for the ops of the gradient."""
-        floor = {"floor": True} if self.floor else {}
-        return {"size": _plain(self.size), "stride": _plain(self.stride), "pad": _plain(self.pad), **floor}
+        rounding = {"floor": True} if self.floor else {"ceil": True} if self.ceil else {}
+        return {"size": _plain(self.size), "stride": _plain(self.stride), "pad": _plain(self.pad), **rounding}
 
     def _windows(self, array: np.ndarray) -> Iterator[np.ndarray]:
         """Views of ``array`` (padded) at each position inside the window; see _offsets."""
@@ -506,8 +506,7 @@ class MaxPool2dLayer(Pool2dLayer):
         return (self._crop(dx),)
 
     def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
-        self._refuse_ceil_windows(g.shape(args[0]))  # rows left out by floor: max_pool2d_grad takes x's shape
-        return (g.apply("max_pool2d_grad", args[0], dout, **self.plain_attrs()),)
+        return (g.apply("max_pool2d_grad", args[0], dout, **self.plain_attrs()),)  # its windows from x, ceil's too
 
     def positions(self) -> np.ndarray:
         """For each window of the last forward pass, the position of its maximum inside it
@@ -574,9 +573,10 @@ class AvgPool2dLayer(Pool2dLayer):
         return (self._crop(dx),)
 
     def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
-        self._refuse_ceil_windows(g.shape(args[0]))
+        self._refuse_ceil_windows(g.shape(args[0]))  # so ceil, if true, adds no window: the windows of floor's rule
         covered = _covered(self.floor, g.shape(args[0]), pair(self.size), self.stride, self.pad)
         if covered is not None:  # rows left out: the gradient of the covered part of the padded x, without padding
             image = g.apply("avg_pool2d_grad", dout, size=_plain(self.size), stride=_plain(self.stride), pad=0)
             return (_uncovered_grad(g, image, g.shape(args[0]), self.pad, covered),)
-        return (g.apply("avg_pool2d_grad", dout, **self.plain_attrs()),)
+        attrs = {key: value for key, value in self.plain_attrs().items() if key != "ceil"}
+        return (g.apply("avg_pool2d_grad", dout, **attrs),)

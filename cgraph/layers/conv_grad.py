@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import BaseLayer, GradBuilder, Shape, counted, register
+from .base import Attr, BaseLayer, GradBuilder, Shape, counted, read_bool, register
 from .conv import (
+    CEIL_DOC,
     AvgPool2dLayer,
     Conv2dLayer,
     MaxPool2dLayer,
@@ -158,7 +159,8 @@ class _PoolGrad(Pool2dLayer):
     """An op with the poolings' attributes: size, stride (the size by default) and pad."""
 
     def _pool_attrs(self) -> dict[str, Any]:
-        return {"size": self.size, "stride": self.stride, "pad": self.pad, "floor": self.floor}
+        return {"size": self.size, "stride": self.stride, "pad": self.pad, "floor": self.floor,
+                **({"ceil": True} if self.ceil else {})}
 
     def _check_gradient(self, xs: Shape, gs: Shape) -> None:
         pooled = Pool2dLayer.out_shape(self, xs)
@@ -178,6 +180,7 @@ class MaxPool2dGradLayer(_PoolGrad):
     rule for ties and NaN. Its gradient is 0 for x (the positions do not move with small steps)."""
 
     op = "max_pool2d_grad"
+    attrs = {**Pool2dLayer.attrs, "ceil": Attr(read_bool, False, CEIL_DOC + " (as the max_pool2d it is of)", quiet=True)}
     args = ("x", "g")
     formula = "{g} to the position of each window's maximum of {x} (size={size}, stride={stride}, pad={pad})"
     grad_formulas = ("0", "max_pool2d_select({x}, dout, size={size}, stride={stride}, pad={pad})")
@@ -215,6 +218,7 @@ class MaxPool2dSelectLayer(_PoolGrad):
     The reverse of max_pool2d_grad; its gradient is 0 for x."""
 
     op = "max_pool2d_select"
+    attrs = {**Pool2dLayer.attrs, "ceil": Attr(read_bool, False, CEIL_DOC + " (as the max_pool2d it is of)", quiet=True)}
     args = ("x", "v")
     formula = "{v} at the position of each window's maximum of {x} (size={size}, stride={stride}, pad={pad})"
     grad_formulas = ("0", "max_pool2d_grad({x}, dout, size={size}, stride={stride}, pad={pad})")
