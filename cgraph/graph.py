@@ -40,7 +40,8 @@ class Graph:
     def __init__(self, spec: GraphSpec, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
         self.spec = spec
         self.output = spec.output
-        self.layers: dict[str, BaseLayer] = {name: REGISTRY[node.op](**node.attrs) for name, node in spec.nodes.items()}
+        self.layers: dict[str, BaseLayer] = {
+            name: REGISTRY[node.op](**node.attrs) if node.attrs else REGISTRY[node.op]() for name, node in spec.nodes.items()}
         self.max_elements = max_elements
         self.shapes = self._infer_shapes({name: item.value.shape for name, item in spec.inputs.items()})
         self.values: dict[str, Any] = {}
@@ -63,18 +64,21 @@ class Graph:
              tuple(map(index.__getitem__, node.args)))
             for k, (name, layer, node) in enumerate(zip(self.layers, self.layers.values(), self.spec.nodes.values()))
         ]
-        # Per node that uses constants: which of its inputs are constants (they take no gradient).
-        self._constant_args = [
-            (k, tuple(count <= arg < first for arg in args))
-            for k, (_, _, _, args) in enumerate(self._plan) if any(count <= arg < first for arg in args)
-        ]
-        # The nodes whose value comes from constants alone (1 / 4): where inputs hold arrays, their values
-        # are made arrays too.
-        made_of_constants = set(range(count, first))
-        for out, _, _, args in self._plan:
-            if made_of_constants.issuperset(args):
-                made_of_constants.add(out)
-        self._constant_nodes = sorted(made_of_constants - set(range(count, first)))
+        self._constant_args: list[tuple[int, tuple[bool, ...]]] = []
+        self._constant_nodes: list[int] = []
+        if count < first:
+            # Per node that uses constants: which of its inputs are constants (they take no gradient).
+            self._constant_args = [
+                (k, tuple(count <= arg < first for arg in args))
+                for k, (_, _, _, args) in enumerate(self._plan) if any(count <= arg < first for arg in args)
+            ]
+            # The nodes whose value comes from constants alone (1 / 4): where inputs hold arrays, their
+            # values are made arrays too.
+            made_of_constants = set(range(count, first))
+            for out, _, _, args in self._plan:
+                if made_of_constants.issuperset(args):
+                    made_of_constants.add(out)
+            self._constant_nodes = sorted(made_of_constants - set(range(count, first)))
         self._floats = self._all_floats()
 
     def _all_floats(self) -> bool:
@@ -136,9 +140,18 @@ class Graph:
         shapes = dict(shapes)
         shapes.update(dict.fromkeys(self.spec.constants, ()))
         within_limits: set[Shape] = set()  # shapes checked against the limits, which most nodes repeat
+        # The output shapes found for an op without attributes, by its class and its inputs' shapes:
+        # most nodes repeat one, and out_shape depends on nothing else there.
+        known: dict[tuple[Any, ...], Shape] = {}
+        layers = self.layers
         for name, node in self.spec.nodes.items():
             arg_shapes = [*map(shapes.__getitem__, node.args)]
-            layer = self.layers[name]
+            layer = layers[name]
+            key = None if node.attrs else (type(layer), *arg_shapes)
+            shape = known.get(key) if key else None
+            if shape is not None:
+                shapes[name] = shape
+                continue
             try:
                 shape = layer.out_shape(*arg_shapes)
             except ValueError as error:
@@ -159,6 +172,8 @@ class Graph:
                     raise CgraphError(error.message, self.spec.position(name)) from None
                 within_limits.add(shape)
             shapes[name] = shape
+            if key:
+                known[key] = shape
         return shapes
 
     def forward(self) -> Any:
