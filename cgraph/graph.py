@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import math
 from contextlib import contextmanager
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -40,8 +42,12 @@ class Graph:
     def __init__(self, spec: GraphSpec, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
         self.spec = spec
         self.output = spec.output
-        self.layers: dict[str, BaseLayer] = {
-            name: REGISTRY[node.op](**node.attrs) if node.attrs else REGISTRY[node.op]() for name, node in spec.nodes.items()}
+        nodes = spec.nodes.values()
+        if any(map(attrgetter("attrs"), nodes)):
+            layers = [REGISTRY[node.op](**node.attrs) for node in nodes]
+        else:  # no attributes: each op's class made without arguments
+            layers = [cls() for cls in map(REGISTRY.__getitem__, map(attrgetter("op"), nodes))]
+        self.layers: dict[str, BaseLayer] = dict(zip(spec.nodes, layers))
         self.max_elements = max_elements
         self.shapes = self._infer_shapes({name: item.value.shape for name, item in spec.inputs.items()})
         self.values: dict[str, Any] = {}
@@ -56,14 +62,15 @@ class Graph:
     def _compile(self) -> None:
         """The plan the passes follow, one step per node: where its inputs are, its layer's
         forward, and its backward specialised to the shapes (see BaseLayer.backward_step)."""
-        index = {name: i for i, name in enumerate(self._names)}
+        index = dict(zip(self._names, range(len(self._names))))
         count, first = len(self.spec.inputs), len(self.spec.inputs) + len(self.spec.constants)
         shapes = self.shapes
-        self._plan = [
-            (first + k, layer.forward, layer.backward_step(tuple(map(shapes.__getitem__, node.args)), shapes[name]),
-             tuple(map(index.__getitem__, node.args)))
-            for k, (name, layer, node) in enumerate(zip(self.layers, self.layers.values(), self.spec.nodes.values()))
-        ]
+        args = [*map(attrgetter("args"), self.spec.nodes.values())]
+        layers = self.layers.values()
+        steps = [layer.backward_step(arg_shapes, out_shape) for layer, arg_shapes, out_shape in zip(
+            layers, map(tuple, map(map, repeat(shapes.__getitem__), args)), map(shapes.__getitem__, self.layers))]
+        self._plan = [*zip(range(first, first + len(args)), map(attrgetter("forward"), layers), steps,
+                           map(tuple, map(map, repeat(index.__getitem__), args)))]
         self._constant_args: list[tuple[int, tuple[bool, ...]]] = []
         self._constant_nodes: list[int] = []
         if count < first:
@@ -139,6 +146,12 @@ class Graph:
         max_elements = self.max_elements
         shapes = dict(shapes)
         shapes.update(dict.fromkeys(self.spec.constants, ()))
+        given = set(shapes.values())
+        if len(given) == 1 and all(REGISTRY[op].out_shape is BaseLayer.out_shape
+                                   for op in set(map(attrgetter("op"), self.spec.nodes.values()))):
+            # Every value has the one shape of the inputs: elementwise ops keep it (as their out_shape says).
+            shapes.update(dict.fromkeys(self.spec.nodes, given.pop()))
+            return shapes
         within_limits: set[Shape] = set()  # shapes checked against the limits, which most nodes repeat
         # The output shapes found for an op without attributes, by its class and its inputs' shapes:
         # most nodes repeat one, and out_shape depends on nothing else there.
