@@ -142,14 +142,15 @@ def build_spec(
             file = source_file(value, base_dir)
         inputs[name] = InputSpec(name, array, name_pos, file)
 
-    nodes = _plain_nodes(nodes_data, inputs)
-    if nodes is None:
+    plain = _plain_nodes(nodes_data, inputs)
+    if plain is None:
         written, constants = _written_nodes(
             nodes_data.as_mapping() if type(nodes_data) is NodeColumns else nodes_data, inputs, overrides, top)
-        nodes = {name: written[name] for name in _dependency_order(written)}
+        in_order = False
     else:
-        constants = {}
-        _check_overrides(overrides, inputs, nodes)
+        (written, in_order), constants = plain, {}
+        _check_overrides(overrides, inputs, written)
+    nodes = written if in_order else {name: written[name] for name in _dependency_order(written)}
     outputs = _outputs(data, nodes, inputs, top)
     chosen = _output(data, nodes, inputs, output if output is not None or "output" in data or not outputs
                      else outputs[0], top)
@@ -254,10 +255,11 @@ def _check_name(name: Any, pos: Position) -> None:
         raise CgraphError(f"name of {len(name)} characters is longer than the limit of {MAX_NAME_LENGTH}", pos)
 
 
-def _plain_nodes(nodes_data: Any, inputs: dict[str, InputSpec]) -> dict[str, NodeSpec] | None:
-    """The nodes in dependency order where every one is a right plain ``{op: OP, inputs: [NAME, ...]}``,
-    checked a column at a time: all names, all ops and all references together. None where any
-    node is written otherwise or is wrong: those nodes are read one by one (_written_nodes)."""
+def _plain_nodes(nodes_data: Any, inputs: dict[str, InputSpec]) -> tuple[dict[str, NodeSpec], bool] | None:
+    """The nodes in file order, and whether that is a dependency order, where every one is a right
+    plain ``{op: OP, inputs: [NAME, ...]}``, checked a column at a time: all names, all ops and all
+    references together. None where any node is written otherwise or is wrong: those nodes are
+    read one by one (_written_nodes)."""
     if type(nodes_data) is NodeColumns:
         names, ops, args = nodes_data.names, nodes_data.ops, nodes_data.args
         positions: Any = repeat(None)
@@ -294,9 +296,7 @@ def _plain_nodes(nodes_data: Any, inputs: dict[str, InputSpec]) -> dict[str, Nod
     if (used_at == user_at).any():
         return None  # a node that uses itself
     written = dict(zip(names, map(NodeSpec, names, ops, args, positions, repeat(NO_ATTRS))))
-    if (used_at < user_at).all():
-        return written  # already in dependency order, as most files are
-    return {name: written[name] for name in _dependency_order(written)}
+    return written, bool((used_at < user_at).all())  # most files are in dependency order
 
 
 def _node(name: str, body: Any, pos: Position, name_pos: Position | None) -> NodeSpec:

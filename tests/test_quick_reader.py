@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -215,3 +216,29 @@ node_lines = st.one_of(
 def test_random_node_sections_read_alike(lines: list[str], after: str, newline_at_end: bool) -> None:
     text = "inputs:\n  x: 1.0\nnodes:\n" + "\n".join(lines) + ("\n" if newline_at_end or after else "") + after
     check_columns(text)
+
+
+WRONG_NODES = [
+    "  a: {op: mul, inputs: [b, x]}\n  b: {op: add, inputs: [a, x]}\n",  # a cycle
+    "  a: {op: mul, inputs: [a, x]}\n",  # uses itself
+    "  a: {op: mul, inputs: [x, y]}\n",  # an unknown name
+    "  x: {op: mul, inputs: [x, x]}\n",  # the name of an input
+    "  a: {op: mul, inputs: [x]}\n",  # too few inputs
+    "  a: {op: mull, inputs: [x, x]}\n",  # an unknown op
+    "  a: {op: sum_to, inputs: [x]}\n",  # an op that needs an attribute
+]
+
+
+@pytest.mark.parametrize("nodes", WRONG_NODES)
+@pytest.mark.parametrize("overrides", [{}, {"q": 1.0}, {"a": 1.0}])
+def test_nodes_read_as_columns_fail_as_the_yaml_parser_says(nodes: str, overrides: dict) -> None:
+    """The same error, at the same place, as the nodes read one by one from the YAML parser's mapping."""
+    from cgraph import loads
+
+    text = "inputs:\n  x: 1.0\nnodes:\n" + nodes
+    assert quick_columns(text) is not None
+    with pytest.raises(CgraphError) as expected:
+        build_spec(parse(text, "t"), "t", overrides={name: np.asarray(value) for name, value in overrides.items()})
+    with pytest.raises(CgraphError) as found:
+        loads(text, source="t", overrides=overrides)
+    assert (found.value.message, found.value.pos) == (expected.value.message, expected.value.pos)
