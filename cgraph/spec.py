@@ -288,13 +288,10 @@ def _plain_nodes(nodes_data: Any, inputs: dict[str, InputSpec]) -> tuple[dict[st
             return None
     rank = dict.fromkeys(inputs, -1)  # where each name is defined: -1 for the inputs, then the nodes in file order
     rank.update(zip(names, range(len(names))))
-    used = [*chain.from_iterable(args)]
-    if not rank.keys() >= set(used):
-        return None  # an unknown name
-    used_at = np.fromiter(map(rank.__getitem__, used), dtype=np.intp, count=len(used))
+    used_at = np.fromiter(map(rank.get, chain.from_iterable(args), repeat(-2)), dtype=np.intp, count=sum(counts))
     user_at = np.repeat(np.arange(len(names)), counts)
-    if (used_at == user_at).any():
-        return None  # a node that uses itself
+    if (used_at == -2).any() or (used_at == user_at).any():
+        return None  # an unknown name, or a node that uses itself
     written = dict(zip(names, map(NodeSpec, names, ops, args, positions, repeat(NO_ATTRS))))
     return written, bool((used_at < user_at).all())  # most files are in dependency order
 

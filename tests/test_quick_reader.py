@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cgraph.api import loads  # imported here, before any test replaces the YAML parser
 from cgraph.errors import CgraphError
 from cgraph.spec import build_spec
 from cgraph.yamlsafe import NodeColumns, key_position_of, parse, quick_columns, quick_parse, quick_position
@@ -233,8 +234,6 @@ WRONG_NODES = [
 @pytest.mark.parametrize("overrides", [{}, {"q": 1.0}, {"a": 1.0}])
 def test_nodes_read_as_columns_fail_as_the_yaml_parser_says(nodes: str, overrides: dict) -> None:
     """The same error, at the same place, as the nodes read one by one from the YAML parser's mapping."""
-    from cgraph import loads
-
     text = "inputs:\n  x: 1.0\nnodes:\n" + nodes
     assert quick_columns(text) is not None
     with pytest.raises(CgraphError) as expected:
