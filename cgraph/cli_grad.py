@@ -33,18 +33,11 @@ def gradient_file(file: str, output: str | None, wrt: tuple[str, ...], dout_text
     from .errors import CgraphError
     from .gradient import dout_array, gradient_graph, subexpression_texts
     from .graphfile import render_gradient
-    from .yamlsafe import parse, quick_parse
+    from .hessian import read_file
 
-    try:
-        with open(file, "rb") as handle:
-            text = api.decode(handle.read(), file)
-    except OSError as error:
-        raise CgraphError(f"cannot read {file}: {error.strerror or error}") from None
+    text, data = read_file(file)
     graph = api.loads(text, source=file, base_dir=os.path.dirname(file) or ".", output=output,
                       max_elements=max_elements, graph_file=os.path.realpath(file))
-    data = quick_parse(text)
-    if data is None:
-        data = parse(text, file)
     if any(item.value.dtype != "float64" for item in graph.spec.inputs.values()):
         graph.forward()  # for the output's dtype, which dout takes
     dout = dout_array(graph, parse_array_option(dout_text, "--dout", max_elements))

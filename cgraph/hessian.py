@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import CgraphError
+from .errors import CgraphError, Position
 from .graph import Graph
 
 BATCH_ELEMENTS = 1 << 22  # directions are batched so that no batched value holds more elements (32 MiB of float64)
@@ -30,15 +30,20 @@ class Hessian:
 
 
 def read_file(file: str) -> tuple[str, dict]:
-    """A graph file's text and its parsed data."""
-    from .api import decode
+    """A graph file's text and its parsed data: the gradient graph is written over a file's own
+    nodes, so an ONNX model is refused."""
+    from .api import decode, is_onnx
     from .yamlsafe import parse, quick_parse
 
     try:
         with open(file, "rb") as handle:
-            text = decode(handle.read(), file)
+            raw = handle.read()
     except OSError as error:
         raise CgraphError(f"cannot read {file}: {error.strerror or error}") from None
+    if is_onnx(raw, file):
+        raise CgraphError(f"the gradient graph is written for YAML and JSON graph files, not ONNX models; "
+                          f"'cgraph backward {file}' gives the gradients", Position(file))
+    text = decode(raw, file)
     data = quick_parse(text)
     return text, data if data is not None else parse(text, file)
 

@@ -180,6 +180,15 @@ def test_an_op_without_rules_is_refused_with_one_line(tmp_path, monkeypatch):
     assert result.stderr.count("\n") == 1 and "grad has no rule for the op tanh" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["grad", "hessian"])
+def test_an_onnx_model_is_refused_with_one_line(command):
+    model = str(ROOT / "graphs" / "lenet.onnx")
+    result = CliRunner().invoke(cli, [command, model])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == (f"{model}: error: the gradient graph is written for YAML and JSON graph files, "
+                             f"not ONNX models; 'cgraph backward {model}' gives the gradients\n")
+
+
 def test_buy_apple_reads_like_the_chain_rule():
     text = gradient_file(str(ROOT / "graphs" / "buy_apple.yaml"), None, (), "1", None, 10**8)[0]
     assert "  grad_apple_price: dout * tax  # from price = apple_price * tax" in text
