@@ -143,6 +143,26 @@ class Graph:
                 made_of_constants.add(out)
         self._constant_nodes = sorted(made_of_constants - set(range(count, first)))
         self._floats = self._all_floats()
+        self._partial_plans: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+
+    def _partial_plan(self, only: tuple[str, ...]) -> list[tuple[Any, ...]]:
+        """The plan's steps that lead to the inputs ``only``, each told which of its inputs want a
+        gradient (see BaseLayer.partial_backward_step); made once per set of inputs and shapes."""
+        plan = self._partial_plans.get(only)
+        if plan is None:
+            wanted = [False] * len(self._names)
+            for name in only:
+                wanted[self._index[name]] = True
+            plan = []
+            for (out, forward, _, args), layer, node in zip(self._plan, self.layers.values(), self.spec.nodes.values()):
+                needed = tuple(wanted[arg] for arg in args)
+                if any(needed):
+                    wanted[out] = True
+                    step = layer.partial_backward_step(tuple(map(self.shapes.__getitem__, node.args)),
+                                                       self.shapes[self._names[out]], needed)
+                    plan.append((out, forward, step, args))
+            plan = self._partial_plans[only] = plan
+        return plan
 
     def _all_floats(self) -> bool:
         """Whether every value is 0-d float64: such a graph runs on Python floats, several times
@@ -260,12 +280,17 @@ class Graph:
         self._finite = None
         return self.values[self.output]
 
-    def backward(self, dout: Any = 1.0) -> Mapping[str, Any]:
+    def backward(self, dout: Any = 1.0, only: Sequence[str] | None = None) -> Mapping[str, Any]:
         """Inject ``dout`` at the output, run backward; return every input's and node's gradient.
 
         The gradient of v is dL/dv for L = sum(dout * output); ``dout`` is broadcast
-        to the output's shape. Runs forward first if it has not run.
+        to the output's shape. Runs forward first if it has not run. With ``only`` (names of
+        inputs), just their gradients are worked out and returned, as training needs: the
+        steps that lead elsewhere are left out, and ``input_grads`` stays empty.
         """
+        for name in only or ():
+            if name not in self.spec.inputs:
+                raise CgraphError(f"backward: '{name}' is not an input{suggest(name, self.spec.inputs)}")
         if not self.values:
             self.forward()
         out = np.asarray(self.values[self.output])
@@ -284,10 +309,18 @@ class Graph:
         self.grads, self.input_grads = {}, {}  # the last run's gradients: their memory is free for this run's
         grads: list[Any] = [None] * len(values)
         grads[self._index[self.output]] = self.dout
-        plan = self._plan
+        plan = self._plan if only is None else self._partial_plan(tuple(only))
         input_grads: list[Any] = [None] * len(plan)
         with np.errstate(all="ignore"), paused_gc():
             (_backward_floats if self._floats else _backward_arrays)(plan, grads, input_grads)
+        if only is not None:
+            self.grads = {}
+            for name in only:
+                grad, value = grads[self._index[name]], values[self._index[name]]
+                self.grads[name] = (_zeros_like(value) if grad is None else grad if self._floats
+                                    else cast(grad, value.dtype))
+            self._finite = None
+            return self.grads
 
         if None in input_grads:
             input_grads = [
@@ -380,6 +413,8 @@ def _backward_arrays(plan: list[tuple[Any, ...]], grads: list[Any], input_grads:
         arg_grads = input_grads[k] = step(grad)
         for arg, arg_grad in zip(args, arg_grads):
             previous = grads[arg]
+            if arg_grad is None:  # not wanted (see Graph._partial_plan)
+                continue
             if previous is None:
                 grads[arg] = arg_grad
             elif arg in owned and (previous.dtype is arg_grad.dtype
