@@ -32,7 +32,7 @@ class Slots(Mapping[str, Any]):
     """A read-only mapping from names to the items of a list a pass filled in, aligned with them:
     a run's values and gradients read by name without a dict built for every run."""
 
-    __slots__ = ("_names", "_index", "_items")
+    __slots__ = ("_index", "_items", "_names")
 
     def __init__(self, names: Sequence[str], index: Mapping[str, int], items: Sequence[Any]) -> None:
         self._names, self._index, self._items = names, index, items
@@ -161,7 +161,7 @@ class Graph:
                     step = layer.partial_backward_step(tuple(map(self.shapes.__getitem__, node.args)),
                                                        self.shapes[self._names[out]], needed)
                     plan.append((out, forward, step, args))
-            plan = self._partial_plans[only] = plan
+            self._partial_plans[only] = plan
         return plan
 
     def _all_floats(self) -> bool:
