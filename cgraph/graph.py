@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import math
 from contextlib import contextmanager
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -97,7 +99,12 @@ class Graph:
     def __init__(self, spec: GraphSpec, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
         self.spec = spec
         self.output = spec.output
-        self.layers: dict[str, BaseLayer] = {name: REGISTRY[node.op](**node.attrs) for name, node in spec.nodes.items()}
+        nodes = spec.nodes.values()
+        if any(map(attrgetter("attrs"), nodes)):
+            layers = [REGISTRY[node.op](**node.attrs) for node in nodes]
+        else:  # no attributes: each op's class made without arguments
+            layers = [cls() for cls in map(REGISTRY.__getitem__, map(attrgetter("op"), nodes))]
+        self.layers: dict[str, BaseLayer] = dict(zip(spec.nodes, layers))
         self.max_elements = max_elements
         self.shapes = self._infer_shapes({name: item.value.shape for name, item in spec.inputs.items()})
         self.values: Mapping[str, Any] = {}
@@ -107,10 +114,10 @@ class Graph:
         self._finite: bool | None = None  # all_finite's answer for the current values and gradients
         # The passes work on lists indexed like `names`: inputs, constants, then nodes in dependency order.
         self._names = [*spec.inputs, *spec.constants, *spec.nodes]
-        self._index = {name: i for i, name in enumerate(self._names)}
+        self._index = dict(zip(self._names, range(len(self._names))))
         count, first = len(spec.inputs), len(spec.inputs) + len(spec.constants)
         self._node_names = self._names[first:]
-        self._node_index = {name: k for k, name in enumerate(self._node_names)}
+        self._node_index = dict(zip(self._node_names, range(len(self._node_names))))
         self._compile()
         # The names that have gradients: not constants, where nodes use them (they take none).
         if self._constant_masks:
@@ -125,23 +132,27 @@ class Graph:
         index = self._index
         count, first = len(self.spec.inputs), len(self.spec.inputs) + len(self.spec.constants)
         shapes = self.shapes
-        self._plan = [
-            (first + k, layer.forward, layer.backward_step(tuple(map(shapes.__getitem__, node.args)), shapes[name]),
-             tuple(map(index.__getitem__, node.args)))
-            for k, (name, layer, node) in enumerate(zip(self.layers, self.layers.values(), self.spec.nodes.values()))
-        ]
+        args = [*map(attrgetter("args"), self.spec.nodes.values())]
+        layers = self.layers.values()
+        steps = [layer.backward_step(arg_shapes, out_shape) for layer, arg_shapes, out_shape in zip(
+            layers, map(tuple, map(map, repeat(shapes.__getitem__), args)), map(shapes.__getitem__, self.layers))]
+        self._plan = [*zip(range(first, first + len(args)), map(attrgetter("forward"), layers), steps,
+                           map(tuple, map(map, repeat(index.__getitem__), args)))]
         # Per node that uses constants, by its position: which of its inputs are constants (they take no gradient).
-        self._constant_masks = {
-            k: tuple(count <= arg < first for arg in args)
-            for k, (_, _, _, args) in enumerate(self._plan) if any(count <= arg < first for arg in args)
-        }
-        # The nodes whose value comes from constants alone (1 / 4): where inputs hold arrays, their values
-        # are made arrays too.
-        made_of_constants = set(range(count, first))
-        for out, _, _, args in self._plan:
-            if made_of_constants.issuperset(args):
-                made_of_constants.add(out)
-        self._constant_nodes = sorted(made_of_constants - set(range(count, first)))
+        self._constant_masks: dict[int, tuple[bool, ...]] = {}
+        self._constant_nodes: list[int] = []
+        if count < first:
+            self._constant_masks = {
+                k: tuple(count <= arg < first for arg in args)
+                for k, (_, _, _, args) in enumerate(self._plan) if any(count <= arg < first for arg in args)
+            }
+            # The nodes whose value comes from constants alone (1 / 4): where inputs hold arrays, their
+            # values are made arrays too.
+            made_of_constants = set(range(count, first))
+            for out, _, _, args in self._plan:
+                if made_of_constants.issuperset(args):
+                    made_of_constants.add(out)
+            self._constant_nodes = sorted(made_of_constants - set(range(count, first)))
         self._floats = self._all_floats()
         self._partial_plans: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
 
@@ -222,10 +233,25 @@ class Graph:
         max_elements = self.max_elements
         shapes = dict(shapes)
         shapes.update(dict.fromkeys(self.spec.constants, ()))
+        given = set(shapes.values())
+        if len(given) == 1 and all(REGISTRY[op].out_shape is BaseLayer.out_shape
+                                   for op in set(map(attrgetter("op"), self.spec.nodes.values()))):
+            # Every value has the one shape of the inputs: elementwise ops keep it (as their out_shape says).
+            shapes.update(dict.fromkeys(self.spec.nodes, given.pop()))
+            return shapes
         within_limits: set[Shape] = set()  # shapes checked against the limits, which most nodes repeat
+        # The output shapes found for an op without attributes, by its class and its inputs' shapes:
+        # most nodes repeat one, and out_shape depends on nothing else there.
+        known: dict[tuple[Any, ...], Shape] = {}
+        layers = self.layers
         for name, node in self.spec.nodes.items():
             arg_shapes = [*map(shapes.__getitem__, node.args)]
-            layer = self.layers[name]
+            layer = layers[name]
+            key = None if node.attrs else (type(layer), *arg_shapes)
+            shape = known.get(key) if key else None
+            if shape is not None:
+                shapes[name] = shape
+                continue
             try:
                 shape = layer.out_shape(*arg_shapes)
             except ValueError as error:
@@ -246,6 +272,8 @@ class Graph:
                     raise CgraphError(error.message, self.spec.position(name)) from None
                 within_limits.add(shape)
             shapes[name] = shape
+            if key:
+                known[key] = shape
         return shapes
 
     def forward(self) -> Any:
