@@ -7,7 +7,7 @@ import math
 from contextlib import contextmanager
 from itertools import repeat
 from operator import attrgetter
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -30,6 +30,63 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+class Slots(Mapping[str, Any]):
+    """A read-only mapping from names to the items of a list a pass filled in, aligned with them:
+    a run's values and gradients read by name without a dict built for every run."""
+
+    __slots__ = ("_index", "_items", "_names")
+
+    def __init__(self, names: Sequence[str], index: Mapping[str, int], items: Sequence[Any]) -> None:
+        self._names, self._index, self._items = names, index, items
+
+    def __getitem__(self, name: str) -> Any:
+        return self._items[self._index[name]]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        """The items, in the names' order (a list: no view is needed of a read-only mapping)."""
+        return list(self._items)
+
+    def items(self) -> Iterator[tuple[str, Any]]:  # type: ignore[override]
+        """(name, item) pairs, in the names' order."""
+        return zip(self._names, self._items)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+class InputGrads(Slots):
+    """Node names mapped to one gradient per node input: None for an input that is a constant,
+    which takes no gradient (put in on reading, so a pass makes no tuple for it)."""
+
+    __slots__ = ("_constant",)
+
+    def __init__(self, names: Sequence[str], index: Mapping[str, int], items: Sequence[Any],
+                 constant: Mapping[int, tuple[bool, ...]]) -> None:
+        super().__init__(names, index, items)
+        self._constant = constant  # per node that uses constants (by its position): which inputs are
+
+    def __getitem__(self, name: str) -> Any:
+        k = self._index[name]
+        grads, constant = self._items[k], self._constant.get(k)
+        return grads if constant is None else tuple(None if is_constant else grad
+                                                    for is_constant, grad in zip(constant, grads))
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return [self[name] for name in self._names]
+
+    def items(self) -> Iterator[tuple[str, Any]]:  # type: ignore[override]
+        return ((name, self[name]) for name in self._names)
+
+
 class Graph:
     """One layer object per node; values and gradients of every input and node after a run.
 
@@ -50,19 +107,29 @@ class Graph:
         self.layers: dict[str, BaseLayer] = dict(zip(spec.nodes, layers))
         self.max_elements = max_elements
         self.shapes = self._infer_shapes({name: item.value.shape for name, item in spec.inputs.items()})
-        self.values: dict[str, Any] = {}
-        self.grads: dict[str, Any] = {}
-        self.input_grads: dict[str, tuple[Any, ...]] = {}
+        self.values: Mapping[str, Any] = {}
+        self.grads: Mapping[str, Any] = {}
+        self.input_grads: Mapping[str, tuple[Any, ...]] = {}
         self.dout: Any = None
         self._finite: bool | None = None  # all_finite's answer for the current values and gradients
         # The passes work on lists indexed like `names`: inputs, constants, then nodes in dependency order.
         self._names = [*spec.inputs, *spec.constants, *spec.nodes]
+        self._index = dict(zip(self._names, range(len(self._names))))
+        count, first = len(spec.inputs), len(spec.inputs) + len(spec.constants)
+        self._node_names = self._names[first:]
+        self._node_index = dict(zip(self._node_names, range(len(self._node_names))))
         self._compile()
+        # The names that have gradients: not constants, where nodes use them (they take none).
+        if self._constant_masks:
+            self._grad_names = self._names[:count] + self._node_names
+            self._grad_index = {name: i for i, name in enumerate(self._grad_names)}
+        else:
+            self._grad_names, self._grad_index = self._names, self._index
 
     def _compile(self) -> None:
         """The plan the passes follow, one step per node: where its inputs are, its layer's
         forward, and its backward specialised to the shapes (see BaseLayer.backward_step)."""
-        index = dict(zip(self._names, range(len(self._names))))
+        index = self._index
         count, first = len(self.spec.inputs), len(self.spec.inputs) + len(self.spec.constants)
         shapes = self.shapes
         args = [*map(attrgetter("args"), self.spec.nodes.values())]
@@ -71,14 +138,14 @@ class Graph:
             layers, map(tuple, map(map, repeat(shapes.__getitem__), args)), map(shapes.__getitem__, self.layers))]
         self._plan = [*zip(range(first, first + len(args)), map(attrgetter("forward"), layers), steps,
                            map(tuple, map(map, repeat(index.__getitem__), args)))]
-        self._constant_args: list[tuple[int, tuple[bool, ...]]] = []
+        # Per node that uses constants, by its position: which of its inputs are constants (they take no gradient).
+        self._constant_masks: dict[int, tuple[bool, ...]] = {}
         self._constant_nodes: list[int] = []
         if count < first:
-            # Per node that uses constants: which of its inputs are constants (they take no gradient).
-            self._constant_args = [
-                (k, tuple(count <= arg < first for arg in args))
+            self._constant_masks = {
+                k: tuple(count <= arg < first for arg in args)
                 for k, (_, _, _, args) in enumerate(self._plan) if any(count <= arg < first for arg in args)
-            ]
+            }
             # The nodes whose value comes from constants alone (1 / 4): where inputs hold arrays, their
             # values are made arrays too.
             made_of_constants = set(range(count, first))
@@ -87,6 +154,26 @@ class Graph:
                     made_of_constants.add(out)
             self._constant_nodes = sorted(made_of_constants - set(range(count, first)))
         self._floats = self._all_floats()
+        self._partial_plans: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+
+    def _partial_plan(self, only: tuple[str, ...]) -> list[tuple[Any, ...]]:
+        """The plan's steps that lead to the inputs ``only``, each told which of its inputs want a
+        gradient (see BaseLayer.partial_backward_step); made once per set of inputs and shapes."""
+        plan = self._partial_plans.get(only)
+        if plan is None:
+            wanted = [False] * len(self._names)
+            for name in only:
+                wanted[self._index[name]] = True
+            plan = []
+            for (out, forward, _, args), layer, node in zip(self._plan, self.layers.values(), self.spec.nodes.values()):
+                needed = tuple(wanted[arg] for arg in args)
+                if any(needed):
+                    wanted[out] = True
+                    step = layer.partial_backward_step(tuple(map(self.shapes.__getitem__, node.args)),
+                                                       self.shapes[self._names[out]], needed)
+                    plan.append((out, forward, step, args))
+            self._partial_plans[only] = plan
+        return plan
 
     def _all_floats(self) -> bool:
         """Whether every value is 0-d float64: such a graph runs on Python floats, several times
@@ -216,17 +303,22 @@ class Graph:
             for out in self._constant_nodes:
                 values[out] = np.asarray(values[out])
         self._values = values
-        self.values = dict(zip(self._names, values))
+        self.values = Slots(self._names, self._index, values)
         self.grads, self.input_grads = {}, {}
         self._finite = None
         return self.values[self.output]
 
-    def backward(self, dout: Any = 1.0) -> dict[str, Any]:
+    def backward(self, dout: Any = 1.0, only: Sequence[str] | None = None) -> Mapping[str, Any]:
         """Inject ``dout`` at the output, run backward; return every input's and node's gradient.
 
         The gradient of v is dL/dv for L = sum(dout * output); ``dout`` is broadcast
-        to the output's shape. Runs forward first if it has not run.
+        to the output's shape. Runs forward first if it has not run. With ``only`` (names of
+        inputs), just their gradients are worked out and returned, as training needs: the
+        steps that lead elsewhere are left out, and ``input_grads`` stays empty.
         """
+        for name in only or ():
+            if name not in self.spec.inputs:
+                raise CgraphError(f"backward: '{name}' is not an input{suggest(name, self.spec.inputs)}")
         if not self.values:
             self.forward()
         out = np.asarray(self.values[self.output])
@@ -244,49 +336,36 @@ class Graph:
         values = self._values
         self.grads, self.input_grads = {}, {}  # the last run's gradients: their memory is free for this run's
         grads: list[Any] = [None] * len(values)
-        grads[self._names.index(self.output)] = self.dout
-        plan = self._plan
+        grads[self._index[self.output]] = self.dout
+        plan = self._plan if only is None else self._partial_plan(tuple(only))
         input_grads: list[Any] = [None] * len(plan)
-        owned: set[int] = set()  # gradients in arrays made here, which no one else holds
         with np.errstate(all="ignore"), paused_gc():
-            for k in range(len(plan) - 1, -1, -1):
-                out, _, step, args = plan[k]
-                grad = grads[out]
-                if grad is None:
-                    continue
-                arg_grads = input_grads[k] = step(grad)
-                for arg, arg_grad in zip(args, arg_grads):
-                    previous = grads[arg]
-                    if previous is None:
-                        grads[arg] = arg_grad
-                    elif arg in owned and (previous.dtype is arg_grad.dtype
-                                           or previous.dtype == np.result_type(previous, arg_grad)):
-                        np.add(previous, arg_grad, out=previous)
-                    else:
-                        # A new array: a layer may hand on the very array it was given (add's
-                        # backward passes dout on), so only arrays made here are added into.
-                        grads[arg] = previous = previous + arg_grad
-                        if type(previous) is np.ndarray:
-                            owned.add(arg)
+            (_backward_floats if self._floats else _backward_arrays)(plan, grads, input_grads)
+        if only is not None:
+            self.grads = {}
+            for name in only:
+                grad, value = grads[self._index[name]], values[self._index[name]]
+                self.grads[name] = (_zeros_like(value) if grad is None else grad if self._floats
+                                    else cast(grad, value.dtype))
+            self._finite = None
+            return self.grads
 
         if None in input_grads:
             input_grads = [
                 tuple(_zeros_like(values[arg]) for arg in args) if arg_grads is None else arg_grads
                 for (_, _, _, args), arg_grads in zip(plan, input_grads)
             ]
-        names, first = self._names, len(values) - len(plan)
-        if self._constant_args:  # constants take no gradient: None where a node uses one, and no entry
-            for k, is_constant in self._constant_args:
-                input_grads[k] = tuple(None if constant else grad for constant, grad in zip(is_constant, input_grads[k]))
+        first = len(values) - len(plan)
+        if self._constant_masks:  # constants take no gradient: no entry
             count = len(self.spec.inputs)
             del grads[count:first]
-            names, values = names[:count] + names[first:], values[:count] + values[first:]
+            values = values[:count] + values[first:]
         if self._floats:
             grads = [0.0 if grad is None else grad for grad in grads]
         else:
             grads = [_zeros_like(value) if grad is None else cast(grad, value.dtype) for grad, value in zip(grads, values)]
-        self.grads = dict(zip(names, grads))
-        self.input_grads = dict(zip(self._names[first:], input_grads))
+        self.grads = Slots(self._grad_names, self._grad_index, grads)
+        self.input_grads = InputGrads(self._node_names, self._node_index, input_grads, self._constant_masks)
         self._finite = None
         return self.grads
 
@@ -326,6 +405,55 @@ class Graph:
         if self.all_finite():
             return []  # the common case, checked at once
         return diagnose_non_finite(self)
+
+
+def _backward_floats(plan: list[tuple[Any, ...]], grads: list[Any], input_grads: list[Any]) -> None:
+    """The backward pass over ``plan`` where every value is a Python float: each node's gradient
+    from ``grads`` (None where nothing reached it) into its inputs', its inputs' gradients kept
+    in ``input_grads``."""
+    for k in range(len(plan) - 1, -1, -1):
+        out, _, step, args = plan[k]
+        grad = grads[out]
+        if grad is None:
+            continue
+        arg_grads = input_grads[k] = step(grad)
+        if len(args) == 2:
+            first, second = args
+            previous = grads[first]
+            grads[first] = arg_grads[0] if previous is None else previous + arg_grads[0]
+            previous = grads[second]
+            grads[second] = arg_grads[1] if previous is None else previous + arg_grads[1]
+        else:
+            for arg, arg_grad in zip(args, arg_grads):
+                previous = grads[arg]
+                grads[arg] = arg_grad if previous is None else previous + arg_grad
+
+
+def _backward_arrays(plan: list[tuple[Any, ...]], grads: list[Any], input_grads: list[Any]) -> None:
+    """:func:`_backward_floats` where values are arrays: a value's gradient is added up in place
+    in an array made here once it has two contributions."""
+    owned: set[int] = set()  # gradients in arrays made here, which no one else holds
+    for k in range(len(plan) - 1, -1, -1):
+        out, _, step, args = plan[k]
+        grad = grads[out]
+        if grad is None:
+            continue
+        arg_grads = input_grads[k] = step(grad)
+        for arg, arg_grad in zip(args, arg_grads):
+            previous = grads[arg]
+            if arg_grad is None:  # not wanted (see Graph._partial_plan)
+                continue
+            if previous is None:
+                grads[arg] = arg_grad
+            elif arg in owned and (previous.dtype is arg_grad.dtype
+                                   or previous.dtype == np.result_type(previous, arg_grad)):
+                np.add(previous, arg_grad, out=previous)
+            else:
+                # A new array: a layer may hand on the very array it was given (add's
+                # backward passes dout on), so only arrays made here are added into.
+                grads[arg] = previous = previous + arg_grad
+                if type(previous) is np.ndarray:
+                    owned.add(arg)
 
 
 def diagnose_non_finite(graph: Graph) -> list[tuple[str, str]]:

@@ -72,6 +72,7 @@ class Trainer:
                 raise CgraphError(f"--batch: '{name}' is also a --param; a batch is data, not trained")
         # Writable copies (a .npy input may be a read-only memory map), updated in place each step.
         self.params = {name: np.array(inputs[name].value, copy=True) for name in params}
+        self.param_names = tuple(params)
         self.data = {name: inputs[name].value for name in batch}
         if batch and not batch_size:
             raise CgraphError("--batch needs --batch-size")
@@ -132,12 +133,11 @@ class Trainer:
         loss = float(graph.forward())
         if not math.isfinite(loss) and not self.keep_going:
             self._stop(number, f"the loss is {loss}")
-        grads = graph.backward()
-        param_grads = {name: grads[name] for name in self.params}
+        param_grads = graph.backward(only=self.param_names)
         if not self.keep_going:
             for name, grad in param_grads.items():
                 # a sum is finite where every element is (or, rarely, overflows: then look at each)
-                if not math.isfinite(np.sum(grad)) and not np.isfinite(grad).all():
+                if not math.isfinite(np.add.reduce(grad, axis=None)) and not np.isfinite(grad).all():
                     self._stop(number, f"the gradient of '{name}' holds NaN or infinity")
         values = graph.values
         record = StepRecord(number, loss, {name: float(values[name]) for name in self.metrics})
@@ -156,6 +156,8 @@ class Trainer:
 
     def _stop(self, number: int, what: str) -> None:
         """Raise the error for NaN or infinity at step ``number``, placed where it first appeared."""
+        if self.graph.grads:  # the parameters' gradients only: all of them, to find where the NaN came from
+            self.graph.backward()
         problems = self.graph.non_finite()
         name, message = next((found for found in problems if found[0] in self.graph.spec.nodes),
                              problems[0] if problems else ("", ""))

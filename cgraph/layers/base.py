@@ -291,6 +291,13 @@ class BaseLayer:
         """
         return self.backward
 
+    def partial_backward_step(self, shapes: tuple[Shape, ...], out_shape: Shape,
+                              needed: tuple[bool, ...]) -> Callable[[Any], tuple[Any, ...]]:
+        """:meth:`backward_step` where only the inputs flagged in ``needed`` want a gradient: the
+        step may give None for the others, leaving out their work (a matrix product's dx, where
+        x is data). By default it computes them all."""
+        return self.backward_step(shapes, out_shape)
+
     def out_shape(self, *shapes: Shape) -> Shape:
         """The output's shape for inputs of ``shapes``; ValueError where they do not fit.
 

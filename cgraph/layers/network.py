@@ -31,8 +31,9 @@ def matmul_work(xs: Shape, ys: Shape) -> int:
     return 3 * math.prod(matmul_shape(xs, ys)) * xs[-1]
 
 
-def matmul_grads(x: np.ndarray, y: np.ndarray, dout: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The gradients of x and y for out = x @ y, for numpy's 1-D, 2-D and stacked cases."""
+def matmul_grads(x: np.ndarray, y: np.ndarray, dout: Any, need_x: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """The gradients of x and y for out = x @ y, for numpy's 1-D, 2-D and stacked cases; None
+    for x's where not ``need_x``."""
     x2 = x[None, :] if x.ndim == 1 else x  # numpy's matmul makes 1-D x a row and 1-D y a column
     y2 = y[:, None] if y.ndim == 1 else y
     d2 = np.asarray(dout)
@@ -40,7 +41,7 @@ def matmul_grads(x: np.ndarray, y: np.ndarray, dout: Any) -> tuple[np.ndarray, n
         d2 = d2[..., None]
     if x.ndim == 1:
         d2 = d2[..., None, :]
-    dx = sum_to(np.matmul(d2, np.swapaxes(y2, -1, -2)), x2.shape).reshape(x.shape)
+    dx = sum_to(np.matmul(d2, np.swapaxes(y2, -1, -2)), x2.shape).reshape(x.shape) if need_x else None
     dy = sum_to(np.matmul(np.swapaxes(x2, -1, -2), d2), y2.shape).reshape(y.shape)
     return dx, dy
 
@@ -102,6 +103,12 @@ class MatmulLayer(BaseLayer):
     def backward(self, dout: Any) -> tuple[Any, Any]:
         return matmul_grads(self.x, self.y, dout)
 
+    def partial_backward_step(self, shapes: tuple[Shape, ...], out_shape: Shape,
+                              needed: tuple[bool, ...]) -> Any:
+        if needed[0]:
+            return self.backward
+        return lambda dout: matmul_grads(self.x, self.y, dout, need_x=False)
+
     def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
         return matmul_grad_graph(g, *args, dout)
 
@@ -139,9 +146,15 @@ class AffineLayer(BaseLayer):
         self.product_shape = product.shape
         return product + b
 
-    def backward(self, dout: Any) -> tuple[Any, Any, Any]:
-        dx, dW = matmul_grads(self.x, self.W, sum_to(dout, self.product_shape))
+    def backward(self, dout: Any, need_x: bool = True) -> tuple[Any, Any, Any]:
+        dx, dW = matmul_grads(self.x, self.W, sum_to(dout, self.product_shape), need_x)
         return dx, dW, unbroadcast(dout, self.b)
+
+    def partial_backward_step(self, shapes: tuple[Shape, ...], out_shape: Shape,
+                              needed: tuple[bool, ...]) -> Any:
+        if needed[0]:
+            return self.backward
+        return lambda dout: self.backward(dout, need_x=False)
 
     def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:
         x, W, b = args
