@@ -11,7 +11,7 @@ from .arrays import DEFAULT_MAX_ELEMENTS, parse_value_option
 from .errors import CgraphError, Position
 from .graph import Graph, paused_gc
 from .spec import build_spec
-from .yamlsafe import YMap, parse, quick_parse, quick_position
+from .yamlsafe import YMap, parse, quick_columns, quick_parse, quick_position
 
 # The first byte of a serialized ModelProto: field 1 (ir_version, a varint), 2 (producer_name) or
 # 3 (producer_version) — control characters that no graph text starts with.
@@ -95,7 +95,9 @@ def _onnx_graph(raw: bytes, source: str, base_dir: str, overrides: Any, output: 
 
 def _load_text(text: str, source: str, base_dir: str, overrides: Any, output: Any, max_elements: int,
                files: dict[str, Any]) -> Graph:
-    data = quick_parse(text)
+    data = quick_columns(text)
+    if data is None:
+        data = quick_parse(text)
     if data is not None:
         try:
             return _graph(data, source, base_dir, overrides, output, max_elements,

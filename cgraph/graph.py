@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import math
 from contextlib import contextmanager
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -40,7 +42,12 @@ class Graph:
     def __init__(self, spec: GraphSpec, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
         self.spec = spec
         self.output = spec.output
-        self.layers: dict[str, BaseLayer] = {name: REGISTRY[node.op](**node.attrs) for name, node in spec.nodes.items()}
+        nodes = spec.nodes.values()
+        if any(map(attrgetter("attrs"), nodes)):
+            layers = [REGISTRY[node.op](**node.attrs) for node in nodes]
+        else:  # no attributes: each op's class made without arguments
+            layers = [cls() for cls in map(REGISTRY.__getitem__, map(attrgetter("op"), nodes))]
+        self.layers: dict[str, BaseLayer] = dict(zip(spec.nodes, layers))
         self.max_elements = max_elements
         self.shapes = self._infer_shapes({name: item.value.shape for name, item in spec.inputs.items()})
         self.values: dict[str, Any] = {}
@@ -55,26 +62,30 @@ class Graph:
     def _compile(self) -> None:
         """The plan the passes follow, one step per node: where its inputs are, its layer's
         forward, and its backward specialised to the shapes (see BaseLayer.backward_step)."""
-        index = {name: i for i, name in enumerate(self._names)}
+        index = dict(zip(self._names, range(len(self._names))))
         count, first = len(self.spec.inputs), len(self.spec.inputs) + len(self.spec.constants)
         shapes = self.shapes
-        self._plan = [
-            (first + k, layer.forward, layer.backward_step(tuple(map(shapes.__getitem__, node.args)), shapes[name]),
-             tuple(map(index.__getitem__, node.args)))
-            for k, (name, layer, node) in enumerate(zip(self.layers, self.layers.values(), self.spec.nodes.values()))
-        ]
-        # Per node that uses constants: which of its inputs are constants (they take no gradient).
-        self._constant_args = [
-            (k, tuple(count <= arg < first for arg in args))
-            for k, (_, _, _, args) in enumerate(self._plan) if any(count <= arg < first for arg in args)
-        ]
-        # The nodes whose value comes from constants alone (1 / 4): where inputs hold arrays, their values
-        # are made arrays too.
-        made_of_constants = set(range(count, first))
-        for out, _, _, args in self._plan:
-            if made_of_constants.issuperset(args):
-                made_of_constants.add(out)
-        self._constant_nodes = sorted(made_of_constants - set(range(count, first)))
+        args = [*map(attrgetter("args"), self.spec.nodes.values())]
+        layers = self.layers.values()
+        steps = [layer.backward_step(arg_shapes, out_shape) for layer, arg_shapes, out_shape in zip(
+            layers, map(tuple, map(map, repeat(shapes.__getitem__), args)), map(shapes.__getitem__, self.layers))]
+        self._plan = [*zip(range(first, first + len(args)), map(attrgetter("forward"), layers), steps,
+                           map(tuple, map(map, repeat(index.__getitem__), args)))]
+        self._constant_args: list[tuple[int, tuple[bool, ...]]] = []
+        self._constant_nodes: list[int] = []
+        if count < first:
+            # Per node that uses constants: which of its inputs are constants (they take no gradient).
+            self._constant_args = [
+                (k, tuple(count <= arg < first for arg in args))
+                for k, (_, _, _, args) in enumerate(self._plan) if any(count <= arg < first for arg in args)
+            ]
+            # The nodes whose value comes from constants alone (1 / 4): where inputs hold arrays, their
+            # values are made arrays too.
+            made_of_constants = set(range(count, first))
+            for out, _, _, args in self._plan:
+                if made_of_constants.issuperset(args):
+                    made_of_constants.add(out)
+            self._constant_nodes = sorted(made_of_constants - set(range(count, first)))
         self._floats = self._all_floats()
 
     def _all_floats(self) -> bool:
@@ -135,10 +146,25 @@ class Graph:
         max_elements = self.max_elements
         shapes = dict(shapes)
         shapes.update(dict.fromkeys(self.spec.constants, ()))
+        given = set(shapes.values())
+        if len(given) == 1 and all(REGISTRY[op].out_shape is BaseLayer.out_shape
+                                   for op in set(map(attrgetter("op"), self.spec.nodes.values()))):
+            # Every value has the one shape of the inputs: elementwise ops keep it (as their out_shape says).
+            shapes.update(dict.fromkeys(self.spec.nodes, given.pop()))
+            return shapes
         within_limits: set[Shape] = set()  # shapes checked against the limits, which most nodes repeat
+        # The output shapes found for an op without attributes, by its class and its inputs' shapes:
+        # most nodes repeat one, and out_shape depends on nothing else there.
+        known: dict[tuple[Any, ...], Shape] = {}
+        layers = self.layers
         for name, node in self.spec.nodes.items():
             arg_shapes = [*map(shapes.__getitem__, node.args)]
-            layer = self.layers[name]
+            layer = layers[name]
+            key = None if node.attrs else (type(layer), *arg_shapes)
+            shape = known.get(key) if key else None
+            if shape is not None:
+                shapes[name] = shape
+                continue
             try:
                 shape = layer.out_shape(*arg_shapes)
             except ValueError as error:
@@ -159,6 +185,8 @@ class Graph:
                     raise CgraphError(error.message, self.spec.position(name)) from None
                 within_limits.add(shape)
             shapes[name] = shape
+            if key:
+                known[key] = shape
         return shapes
 
     def forward(self) -> Any:

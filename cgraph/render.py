@@ -7,13 +7,16 @@ import math
 import mmap
 import re
 from contextlib import contextmanager
+from functools import partial
 from itertools import chain, repeat
+from operator import attrgetter
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import orjson
 
 from .graph import Graph
+from .layers import REGISTRY
 
 SUMMARY_THRESHOLD = 1000  # numpy's default: larger arrays are summarised unless printed in full
 
@@ -125,9 +128,8 @@ def _nodes_json(graph: Graph, names: list[str]) -> Iterator[bytes]:
     for number, (batch_names, entries, large) in enumerate(entry_batches(graph, names)):
         if number:
             yield b","
-        with _ROOM.kept():
-            text = json_bytes(dict(zip(batch_names, entries)))
-        yield from _spliced(text, [array_json(array) for _, arrays in large for array in arrays], 1, len(text) - 1)
+        text = b",".join(map(b":".join, zip(map(_dumps, batch_names), entries)))
+        yield from _spliced(text, [array_json(array) for _, arrays in large for array in arrays])
     yield b"}"
 
 
@@ -135,8 +137,7 @@ def render_jsonl(graph: Graph, only: Iterable[str] = ()) -> Iterator[bytes]:
     """One JSON object per input and node, each with its ``name``, a line each, in chunks of bounded size."""
     names = entry_names(graph, only)
     for batch_names, entries, large in entry_batches(graph, names):
-        with _ROOM.kept():
-            lines = [json_bytes({"name": name, **entry}) for name, entry in zip(batch_names, entries)]
+        lines = [b'{"name":' + _dumps(name) + b"," + entry[1:] for name, entry in zip(batch_names, entries)]
         at = 0
         for index, arrays in large:
             if index > at:
@@ -148,70 +149,117 @@ def render_jsonl(graph: Graph, only: Iterable[str] = ()) -> Iterator[bytes]:
             yield b"\n".join(lines[at:]) + b"\n"
 
 
-def entry_batches(graph: Graph, names: list[str]) -> Iterator[tuple[list[str], list[dict[str, Any]], list[tuple[int, list[Any]]]]]:
-    """Each input's and node's record, in batches of about BATCH_WEIGHT elements: op, inputs,
-    shape, dtype, value and, after backward, grad; nodes also attrs (if any), input_shapes and,
-    after backward, input_grads. ``names`` are inputs, then nodes, as entry_names gives them.
-    Values are arrays as they are, for :func:`json_bytes` to write; NaN and infinities are the
-    strings JSON allows. An array of more than CHUNK_ELEMENTS elements is left out, its place
-    marked for :func:`array_json` to fill: each batch comes with the arrays left out of its
-    entries, by the entry's index in the batch.
+def entry_batches(graph: Graph, names: list[str]) -> Iterator[tuple[list[str], list[bytes], list[tuple[int, list[Any]]]]]:
+    """Each input's and node's record as JSON text, in batches of about BATCH_WEIGHT elements: op,
+    inputs, shape, dtype, value and, after backward, grad; nodes also attrs (if any), input_shapes
+    and, after backward, input_grads. ``names`` are inputs, then nodes, as entry_names gives them.
+    NaN and infinities are the strings JSON allows. An array of more than CHUNK_ELEMENTS elements
+    is left out, its place marked (a NUL byte) for :func:`array_json` to fill: each batch comes
+    with the arrays left out of its entries, by the entry's index in the batch.
 
-    Built column by column, so that a graph of a million nodes prints in seconds.
+    Built column by column (each field of all entries of a batch written together, then joined),
+    so that a graph of a million nodes prints in seconds.
     """
     spec_nodes, shapes, backward = graph.spec.nodes, graph.shapes, bool(graph.grads)
-    values = [graph.values[name] for name in names]
-    dtypes = list(map(dtype_name, values))
-    grads = [graph.grads[name] for name in names] if backward else [None] * len(names)
-    input_grads = [graph.input_grads.get(name) for name in names] if backward else [None] * len(names)
+    values = [*map(graph.values.__getitem__, names)]
+    dtypes = ["float64"] * len(values) if {float}.issuperset(map(type, values)) else [*map(dtype_name, values)]
+    grads = [*map(graph.grads.__getitem__, names)] if backward else []
+    nodes = [*map(spec_nodes.get, names)]
+    inputs_count = sum(map(graph.spec.inputs.__contains__, names))  # the inputs come first
+    node_args = [node.args for node in nodes[inputs_count:]]
+    input_grads = [*map(graph.input_grads.__getitem__, names[inputs_count:])] if backward else []
     shape_sizes = {shape: math.prod(shape) for shape in set(shapes.values())}
-    sizes = {name: shape_sizes[shape] for name, shape in shapes.items()}
-    large_names = {name for name, size in sizes.items() if size > CHUNK_ELEMENTS}
+    sizes = dict(zip(shapes, map(shape_sizes.__getitem__, shapes.values())))
+    entry_sizes = [*map(sizes.__getitem__, names)]
     # As json_value gives them: non-finite numbers as strings, other dtypes' numbers as float64's.
     convert = not graph.all_finite() or any(dtype != "float64" for dtype in dtypes)
-    batch_names: list[str] = []
-    entries: list[dict[str, Any]] = []
-    large: list[tuple[int, list[Any]]] = []
-    weight = 0
-    for name, dtype, value, grad, arg_grads in zip(names, dtypes, values, grads, input_grads):
-        node = spec_nodes.get(name)
-        size = sizes[name]
-        if large_names and (name in large_names or (backward and node and not large_names.isdisjoint(node.args))):
-            left_out: list[Any] = []
-            value, grad = _placed(value, left_out, convert), _placed(grad, left_out, convert) if backward else None
-            if backward and node:
-                arg_grads = tuple([_placed(arg_grad, left_out, convert) for arg_grad in arg_grads])
-            large.append((len(entries), left_out))
-        elif convert:
-            value = json_value(value)
-            if backward:
-                grad = json_value(grad)
-                arg_grads = arg_grads and tuple(map(json_value, arg_grads))
-        if node is None:
-            entry = {"op": "input", "inputs": (), "shape": shapes[name], "dtype": dtype, "value": value}
-            if backward:
-                entry["grad"] = grad
-            weight += 1 + size * (1 + backward)
-        else:
-            entry = {"op": node.op, "inputs": node.args, "shape": shapes[name], "dtype": dtype, "value": value}
-            if backward:
-                entry["grad"] = grad
-            layer = graph.layers[name]
-            if layer.attrs:
-                entry["attrs"] = {key: json_value(value) for key, value in layer.shown_attrs().items()}
-            entry["input_shapes"] = tuple(map(shapes.__getitem__, node.args))
-            if backward:
-                entry["input_grads"] = arg_grads
-                weight += 1 + 2 * size + sum(map(sizes.__getitem__, node.args))
-            else:
-                weight += 1 + size
-        batch_names.append(name)
-        entries.append(entry)
-        if weight >= BATCH_WEIGHT:
-            yield batch_names, entries, large
-            batch_names, entries, large, weight = [], [], [], 0
-    if entries:
-        yield batch_names, entries, large
+    large_names = {name for name, size in sizes.items() if size > CHUNK_ELEMENTS}
+    left_out_at: dict[int, list[Any]] = {}  # the arrays left out of entry k, by k
+    if large_names:
+        for k, name in enumerate(names):
+            node = nodes[k]
+            if name in large_names or (backward and node and not large_names.isdisjoint(node.args)):
+                left_out: list[Any] = []
+                values[k] = _placed(values[k], left_out, convert)
+                if backward:
+                    grads[k] = _placed(grads[k], left_out, convert)
+                    if node:
+                        input_grads[k - inputs_count] = tuple([_placed(grad, left_out, convert)
+                                                               for grad in input_grads[k - inputs_count]])
+                left_out_at[k] = left_out
+    if convert:
+        values = [value if k in left_out_at else json_value(value) for k, value in enumerate(values)]
+        if backward:
+            grads = [grad if k in left_out_at else json_value(grad) for k, grad in enumerate(grads)]
+            input_grads = [grads_ if k + inputs_count in left_out_at else tuple(map(json_value, grads_))
+                           for k, grads_ in enumerate(input_grads)]
+
+    if backward:  # each entry counts one, its value's and gradient's elements and its inputs' gradients'
+        arg_sizes = [*map(len, node_args)] if len(shape_sizes) == 1 and 1 in shape_sizes.values() else [
+            *map(sum, map(map, repeat(sizes.__getitem__), node_args))]
+        weights = [1 + 2 * size for size in entry_sizes]
+        weights[inputs_count:] = map(int.__add__, weights[inputs_count:], arg_sizes)
+    else:
+        weights = [1 + size for size in entry_sizes]
+    start, weight = 0, 0
+    for stop, entry_weight in enumerate(weights, 1):
+        weight += entry_weight
+        if weight >= BATCH_WEIGHT or stop == len(weights):
+            large = [(k - start, left_out_at[k]) for k in sorted(left_out_at) if start <= k < stop]
+            with _ROOM.kept():
+                entries = _entries(graph, names, nodes, node_args, values, dtypes, grads, input_grads, inputs_count,
+                                   start, stop)
+            yield names[start:stop], entries, large
+            start, weight = stop, 0
+
+
+def _entries(graph: Graph, names: list[str], nodes: list[Any], node_args: list[tuple[str, ...]], values: list[Any],
+             dtypes: list[str], grads: list[Any], input_grads: list[Any], inputs_count: int, start: int,
+             stop: int) -> list[bytes]:
+    """The JSON objects of entries ``start`` to ``stop``, each field written for all of them at once."""
+    shapes, backward = graph.shapes, bool(grads)
+    shape_texts = {shape: _dumps(shape) for shape in set(shapes.values())}
+    dtype_texts = {dtype: _dumps(dtype) for dtype in set(dtypes[start:stop])}
+    entries: list[bytes] = []
+    middle = max(start, min(stop, inputs_count))  # entries start to middle are inputs, the others nodes
+    if start < middle:
+        batch = names[start:middle]
+        columns = [repeat(b'{"op":"input","inputs":[],"shape":'), map(shape_texts.__getitem__, map(shapes.__getitem__, batch)),
+                   repeat(b',"dtype":'), map(dtype_texts.__getitem__, dtypes[start:middle]),
+                   repeat(b',"value":'), _column(values[start:middle])]
+        if backward:
+            columns += [repeat(b',"grad":'), _column(grads[start:middle])]
+        entries += map(b"".join, zip(*columns, repeat(b"}")))
+    if middle < stop:
+        batch, first, last = names[middle:stop], middle - inputs_count, stop - inputs_count
+        args = node_args[first:last]
+        ops = [*map(attrgetter("op"), nodes[middle:stop])]
+        op_texts = {op: _dumps(op) for op in set(ops)}
+        arg_shapes = [*map(tuple, map(map, repeat(shapes.__getitem__), args))]
+        arg_shape_texts = {arg_shape: _dumps(arg_shape) for arg_shape in set(arg_shapes)}
+        attrs: Iterable[bytes] = repeat(b"")
+        if any(REGISTRY[op].attrs for op in op_texts):
+            attrs = [b',"attrs":' + _dumps({key: json_value(value) for key, value in layer.shown_attrs().items()})
+                     if layer.attrs else b"" for layer in map(graph.layers.__getitem__, batch)]
+        columns = [repeat(b'{"op":'), map(op_texts.__getitem__, ops),
+                   repeat(b',"inputs":'), map(_dumps, args),
+                   repeat(b',"shape":'), map(shape_texts.__getitem__, map(shapes.__getitem__, batch)),
+                   repeat(b',"dtype":'), map(dtype_texts.__getitem__, dtypes[middle:stop]),
+                   repeat(b',"value":'), _column(values[middle:stop])]
+        if backward:
+            columns += [repeat(b',"grad":'), _column(grads[middle:stop])]
+        columns += [attrs, repeat(b',"input_shapes":'), map(arg_shape_texts.__getitem__, arg_shapes)]
+        if backward:
+            columns += [repeat(b',"input_grads":'), _column(input_grads[first:last])]
+        entries += map(b"".join, zip(*columns, repeat(b"}")))
+    return entries
+
+
+def _column(items: list[Any]) -> Iterable[bytes]:
+    """Each of ``items`` as JSON text: a list of Python floats in one call to orjson."""
+    if items and {float}.issuperset(map(type, items)):
+        return orjson.dumps(items)[1:-1].split(b",")
+    return map(_dumps, items)
 
 
 def _placed(value: Any, left_out: list[Any], convert: bool) -> Any:
@@ -279,6 +327,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (np.ndarray, np.generic)):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+_dumps = partial(orjson.dumps, default=_plain, option=orjson.OPT_SERIALIZE_NUMPY)  # json_bytes, without a call of its own
 
 
 # --- text -----------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
@@ -11,7 +13,7 @@ import numpy as np
 from .arrays import DEFAULT_MAX_ELEMENTS, build_array, cast, declared_dtype, describe, is_number, source_file, suggest
 from .errors import CgraphError, Position, TextPosition
 from .layers import REGISTRY, REQUIRED, AttrError
-from .yamlsafe import key_position_of, position_of
+from .yamlsafe import NodeColumns, YMap, YSeq, key_position_of, position_of
 
 TOP_KEYS = ("inputs", "nodes", "output", "outputs")
 NODE_KEYS = ("op", "inputs")
@@ -122,7 +124,7 @@ def build_spec(
     if not isinstance(inputs_data, dict):
         raise CgraphError(f"'inputs' must be a mapping of names to arrays, got {describe(inputs_data)}", position_of(data, "inputs") or top)
     nodes_data = data["nodes"]
-    if not isinstance(nodes_data, dict) or not nodes_data:
+    if not isinstance(nodes_data, (dict, NodeColumns)) or not nodes_data:
         what = "an empty mapping" if isinstance(nodes_data, dict) else describe(nodes_data)
         raise CgraphError(f"'nodes' must be a mapping of names to nodes, got {what}", position_of(data, "nodes") or top)
 
@@ -140,6 +142,27 @@ def build_spec(
             file = source_file(value, base_dir)
         inputs[name] = InputSpec(name, array, name_pos, file)
 
+    plain = _plain_nodes(nodes_data, inputs)
+    if plain is None:
+        written, constants = _written_nodes(
+            nodes_data.as_mapping() if type(nodes_data) is NodeColumns else nodes_data, inputs, overrides, top)
+        in_order = False
+    else:
+        (written, in_order), constants = plain, {}
+        _check_overrides(overrides, inputs, written)
+    nodes = written if in_order else {name: written[name] for name in _dependency_order(written)}
+    outputs = _outputs(data, nodes, inputs, top)
+    chosen = _output(data, nodes, inputs, output if output is not None or "output" in data or not outputs
+                     else outputs[0], top)
+    files = tuple(dict.fromkeys(path for path in (graph_file, *(item.file for item in inputs.values())) if path))
+    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), locate, constants, graph_file, files,
+                     outputs)
+
+
+def _written_nodes(nodes_data: Mapping[str, Any], inputs: dict[str, InputSpec], overrides: Mapping[str, Any],
+                   top: Position) -> tuple[dict[str, NodeSpec], dict[str, float]]:
+    """Every node of ``nodes_data`` checked one by one, in file order, with formulas expanded, and
+    the numbers their formulas use; the CgraphError that says where, for the first mistake."""
     written: dict[str, NodeSpec] = {}
     bodies: dict[str, Any] = {}  # each node's mapping, or formula and its position, for the positions of its inputs
     constants: dict[str, float] = {}
@@ -171,10 +194,7 @@ def build_spec(
             written[part.name] = _checked_node(part.name, part.body, part.pos, part.pos)
             bodies[part.name] = part.body
 
-    for name in overrides:
-        if name not in inputs:
-            kind = "is a node, not an input" if name in written else f"is not an input{suggest(name, inputs)}"
-            raise CgraphError(f"--set: '{name}' {kind}")
+    _check_overrides(overrides, inputs, written)
 
     known = inputs.keys() | written.keys() | constants.keys()
     for node in written.values():
@@ -191,14 +211,14 @@ def build_spec(
                 if arg == node.name:
                     raise CgraphError(f"node '{node.name}' uses itself as an input", pos)
                 raise CgraphError(f"node '{node.name}' uses unknown name '{arg}'{suggest(arg, [*inputs, *written])}", pos)
+    return written, constants
 
-    nodes = {name: written[name] for name in _dependency_order(written)}
-    outputs = _outputs(data, nodes, inputs, top)
-    chosen = _output(data, nodes, inputs, output if output is not None or "output" in data or not outputs
-                     else outputs[0], top)
-    files = tuple(dict.fromkeys(path for path in (graph_file, *(item.file for item in inputs.values())) if path))
-    return GraphSpec(source, inputs, nodes, chosen, frozenset(overrides), locate, constants, graph_file, files,
-                     outputs)
+
+def _check_overrides(overrides: Mapping[str, Any], inputs: dict[str, InputSpec], nodes: Mapping[str, NodeSpec]) -> None:
+    for name in overrides:
+        if name not in inputs:
+            kind = "is a node, not an input" if name in nodes else f"is not an input{suggest(name, inputs)}"
+            raise CgraphError(f"--set: '{name}' {kind}")
 
 
 def _refuse_misplaced_sections(data: dict, top: Position) -> None:
@@ -233,6 +253,47 @@ def _check_name(name: Any, pos: Position) -> None:
         )
     if len(name) > MAX_NAME_LENGTH:
         raise CgraphError(f"name of {len(name)} characters is longer than the limit of {MAX_NAME_LENGTH}", pos)
+
+
+def _plain_nodes(nodes_data: Any, inputs: dict[str, InputSpec]) -> tuple[dict[str, NodeSpec], bool] | None:
+    """The nodes in file order, and whether that is a dependency order, where every one is a right
+    plain ``{op: OP, inputs: [NAME, ...]}``, checked a column at a time: all names, all ops and all
+    references together. None where any node is written otherwise or is wrong: those nodes are
+    read one by one (_written_nodes)."""
+    if type(nodes_data) is NodeColumns:
+        names, ops, args = nodes_data.names, nodes_data.ops, nodes_data.args
+        positions: Any = repeat(None)
+    else:
+        names, bodies = [*nodes_data], [*nodes_data.values()]
+        if not {dict, YMap}.issuperset(map(type, bodies)) or set(map(len, bodies)) != {2}:
+            return None
+        try:
+            ops, lists = [*map(itemgetter("op"), bodies)], [*map(itemgetter("inputs"), bodies)]
+        except KeyError:
+            return None
+        if not {list, YSeq}.issuperset(map(type, lists)):
+            return None
+        args = [*map(tuple, lists)]
+        positions = map(nodes_data.key_pos.get, names) if type(nodes_data) is YMap else repeat(None)
+        if not ({str}.issuperset(map(type, names)) and {str}.issuperset(map(type, ops))
+                and {str}.issuperset(map(type, chain.from_iterable(args)))):
+            return None
+    if (max(map(len, names)) > MAX_NAME_LENGTH or not all(map(str.isidentifier, names))
+            or not inputs.keys().isdisjoint(names)):
+        return None
+    counts = [*map(len, args)]
+    for op, count in set(zip(ops, counts)):
+        layer = REGISTRY.get(op)
+        if layer is None or layer.required_attrs or not layer.takes(count):
+            return None
+    rank = dict.fromkeys(inputs, -1)  # where each name is defined: -1 for the inputs, then the nodes in file order
+    rank.update(zip(names, range(len(names))))
+    used_at = np.fromiter(map(rank.get, chain.from_iterable(args), repeat(-2)), dtype=np.intp, count=sum(counts))
+    user_at = np.repeat(np.arange(len(names)), counts)
+    if (used_at == -2).any() or (used_at == user_at).any():
+        return None  # an unknown name, or a node that uses itself
+    written = dict(zip(names, map(NodeSpec, names, ops, args, positions, repeat(NO_ATTRS))))
+    return written, bool((used_at < user_at).all())  # most files are in dependency order
 
 
 def _node(name: str, body: Any, pos: Position, name_pos: Position | None) -> NodeSpec:

@@ -6,12 +6,15 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cgraph.api import loads  # imported here, before any test replaces the YAML parser
 from cgraph.errors import CgraphError
-from cgraph.yamlsafe import key_position_of, parse, quick_parse, quick_position
+from cgraph.spec import build_spec
+from cgraph.yamlsafe import NodeColumns, key_position_of, parse, quick_columns, quick_parse, quick_position
 
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
 
@@ -167,3 +170,74 @@ def test_a_warning_in_a_large_json_graph_does_not_read_it_again(tmp_path, monkey
     # "bad" is the 2001st key of "nodes": line 2 + 2000 * 7 + ... as json.dumps(indent=2) lays it out.
     line = path.read_text().splitlines().index('    "bad": {') + 1
     assert result.stderr.startswith(f"{path}:{line}:5: warning: node 'bad' (log) produced ")
+
+
+def check_columns(text: str) -> bool:
+    """Where the quick reader reads the nodes as columns, they are the nodes the YAML parser reads."""
+    data = quick_columns(text)
+    if data is None:
+        return False
+    assert type(data["nodes"]) is NodeColumns
+    assert typed({**data, "nodes": data["nodes"].as_mapping()}) == full(text), text
+    return True
+
+
+@pytest.mark.parametrize("path", sorted(GRAPHS.glob("*.yaml")), ids=lambda path: path.name)
+def test_examples_read_as_columns_alike(path: Path) -> None:
+    check_columns(path.read_text())
+
+
+def test_a_long_chain_is_read_as_columns() -> None:
+    lines = ["inputs:", "  x: 1.0", "  c: 2.0", "nodes:"]
+    lines += [f"  n{i}: {{op: {'mul' if i % 2 else 'add'}, inputs: [{f'n{i - 1}' if i else 'x'}, c]}}" for i in range(50)]
+    text = "\n".join(lines) + "\noutput: n49\n"
+    assert check_columns(text)
+    columns, mapping = quick_columns(text), quick_parse(text)
+    assert columns["nodes"].names == [f"n{i}" for i in range(50)]
+    assert build_spec(columns, "t").nodes == build_spec(mapping, "t").nodes
+    parsed = parse(text, "t")
+    nodes = build_spec(parsed, "t").nodes
+    assert [(node.name, node.op, node.args) for node in nodes.values()] == [
+        (name, body["op"], tuple(body["inputs"])) for name, body in parsed["nodes"].items()]
+    assert [node.pos for node in nodes.values()] == [parsed["nodes"].key_pos[name] for name in nodes]
+
+
+node_names = st.sampled_from(["a", "b", "x", "n1", "null", "True", "nodes", "inputs", "_z", "é"])
+node_lines = st.one_of(
+    st.tuples(node_names, st.sampled_from(["mul", "add", "exp", "true", "matmul"]), st.lists(node_names, min_size=1, max_size=3))
+    .map(lambda parts: f"  {parts[0]}: {{op: {parts[1]}, inputs: [{', '.join(parts[2])}]}}"),
+    st.sampled_from(["", "  # note", "   a: {op: mul, inputs: [x, x]}", "  b: x * 2", "  c: {op: add, inputs: [x, x]}  ",
+                     "  d: {op: add, inputs: [x,x]}", "  e: {op: add, inputs: [x, x]} # c", "nodes:", "output: a"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(node_lines, min_size=1, max_size=6), st.sampled_from(["", "output: a\n", "inputs:\n  y: 2\n", "nodes: 1\n"]),
+       st.booleans())
+def test_random_node_sections_read_alike(lines: list[str], after: str, newline_at_end: bool) -> None:
+    text = "inputs:\n  x: 1.0\nnodes:\n" + "\n".join(lines) + ("\n" if newline_at_end or after else "") + after
+    check_columns(text)
+
+
+WRONG_NODES = [
+    "  a: {op: mul, inputs: [b, x]}\n  b: {op: add, inputs: [a, x]}\n",  # a cycle
+    "  a: {op: mul, inputs: [a, x]}\n",  # uses itself
+    "  a: {op: mul, inputs: [x, y]}\n",  # an unknown name
+    "  x: {op: mul, inputs: [x, x]}\n",  # the name of an input
+    "  a: {op: mul, inputs: [x]}\n",  # too few inputs
+    "  a: {op: mull, inputs: [x, x]}\n",  # an unknown op
+    "  a: {op: sum_to, inputs: [x]}\n",  # an op that needs an attribute
+]
+
+
+@pytest.mark.parametrize("nodes", WRONG_NODES)
+@pytest.mark.parametrize("overrides", [{}, {"q": 1.0}, {"a": 1.0}])
+def test_nodes_read_as_columns_fail_as_the_yaml_parser_says(nodes: str, overrides: dict) -> None:
+    """The same error, at the same place, as the nodes read one by one from the YAML parser's mapping."""
+    text = "inputs:\n  x: 1.0\nnodes:\n" + nodes
+    assert quick_columns(text) is not None
+    with pytest.raises(CgraphError) as expected:
+        build_spec(parse(text, "t"), "t", overrides={name: np.asarray(value) for name, value in overrides.items()})
+    with pytest.raises(CgraphError) as found:
+        loads(text, source="t", overrides=overrides)
+    assert (found.value.message, found.value.pos) == (expected.value.message, expected.value.pos)
