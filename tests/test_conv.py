@@ -271,10 +271,10 @@ def test_work_and_scratch_of_the_benchmark_convolution() -> None:
     shapes = ((100, 1, 28, 28), (30, 1, 5, 5), (30,))
     # 100 · 24 · 24 output pixels, each 30 filters of 1 · 5 · 5 multiply-adds, three times (out, dW, dx).
     assert conv.work(*shapes) == 3 * 100 * 24 * 24 * 30 * 25 == 129_600_000
-    # im2col's matrix (57,600 rows of 25) and its gradient, and dout as (57,600, 30); no padding.
-    assert conv.scratch_elements(*shapes) == 2 * 57_600 * 25 + 57_600 * 30
+    # im2col's matrix (57,600 columns of 25) and its gradient, and each image's dW (100, 30, 25); no padding.
+    assert conv.scratch_elements(*shapes) == 2 * 57_600 * 25 + 100 * 30 * 25
     padded = Conv2dLayer(pad=1).scratch_elements((2, 3, 4, 4), (5, 3, 3, 3), (5,))
-    assert padded == 2 * (2 * 4 * 4) * 27 + 2 * (2 * 3 * 6 * 6) + 2 * 4 * 4 * 5
+    assert padded == 2 * (2 * 4 * 4) * 27 + 2 * (2 * 3 * 6 * 6) + 2 * 5 * 27
     pool = MaxPool2dLayer(size=2)
     assert pool.work((100, 30, 24, 24)) == 2 * 100 * 30 * 12 * 12 * 4
     # The maxima of the windows' rows (100, 30, 24, 12) or their gradient, and the positions (out's size).
@@ -283,8 +283,8 @@ def test_work_and_scratch_of_the_benchmark_convolution() -> None:
 
 def test_im2col_counts_in_the_memory_budget_before_anything_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     # The value of out (2, 1, 56, 56) and the gradients of it, x (2, 3, 64, 64), W (1, 3, 9, 9) and b:
-    # 298,912 bytes (filled inputs own no memory). im2col's matrix, 2 · 56 · 56 rows of 3 · 9 · 9, its
-    # gradient and dout as (6,272, 1): 3,054,464 elements, 24,435,712 bytes. In all 24,734,624 bytes, 23.6 MiB.
+    # 298,912 bytes (filled inputs own no memory). im2col's matrix, 2 · 56 · 56 columns of 3 · 9 · 9, its
+    # gradient and each image's dW (2, 1, 243): 3,048,678 elements, 24,389,424 bytes. In all 24,688,336 bytes, 23.5 MiB.
     text = conv_graph([2, 3, 64, 64], [1, 3, 9, 9])
 
     def refuse(*args: object) -> None:
@@ -293,11 +293,11 @@ def test_im2col_counts_in_the_memory_budget_before_anything_runs(monkeypatch: py
     monkeypatch.setattr(Conv2dLayer, "forward", refuse)
     result = CliRunner().invoke(cli, ["backward", "-", "--max-memory", "10M"], input=text)
     assert result.exit_code == 1 and result.stdout == ""
-    assert result.stderr == ("<stdin>: error: the graph's values and gradients need about 23.6 MiB, over the limit "
+    assert result.stderr == ("<stdin>: error: the graph's values and gradients need about 23.5 MiB, over the limit "
                              "of 10.0 MiB (raise it with --max-memory)\n")
     monkeypatch.undo()
     # With what writing them out holds, 512 bytes for each of the 2 · 31,092 values' and gradients'
-    # elements (under a 65,536-element chunk), 31,838,208 bytes: 56,572,832 bytes, 53.95 MiB.
+    # elements (under a 65,536-element chunk), 31,838,208 bytes: 56,526,544 bytes, 53.91 MiB.
     assert CliRunner().invoke(cli, ["backward", "-", "--max-memory", "53M"], input=text).exit_code == 1
     assert CliRunner().invoke(cli, ["backward", "-", "--max-memory", "54M"], input=text).exit_code == 0
 

@@ -1,10 +1,12 @@
 """Convolution and pooling over batches of images (N, C, H, W): conv2d, max_pool2d, avg_pool2d.
 
 As "Deep Learning from Scratch" builds them (chapter 7): conv2d unrolls every window of
-the padded input into a row of one matrix (im2col), so the convolution is one matrix
-product, and its backward adds the rows' gradients back into the image (col2im). The
-windows come from numpy's strided views; Python loops run over the positions inside a
-window (at most FH·FW of them), never over pixels or the batch.
+the padded input into a column of one matrix per image (im2col), so the convolution is one
+matrix product per image, and its backward adds the columns' gradients back into the image
+(col2im). The columns of an image are its output pixels in order, so the products come out
+in the images' own layout (N, FN, OH, OW), contiguous, with no reordering. The windows come
+from numpy's strided views; Python loops run over the positions inside a window (at most
+FH·FW of them), never over pixels or the batch.
 """
 
 from __future__ import annotations
@@ -119,32 +121,37 @@ def _offsets(array: np.ndarray, window: Pair, stride: Pair, out_hw: Pair) -> Ite
 
 
 def im2col(x: np.ndarray, window: Pair, stride: Pair, pad: Pair) -> np.ndarray:
-    """One row per output pixel (n, i, j) of a convolution of images ``x`` by filters of ``window``,
-    holding its window of the padded x: channels, then rows, then columns."""
+    """For each image of ``x``, one column per output pixel (i, j), in row-major order, holding its
+    window of the padded image: channels, then rows, then columns. (N, C·FH·FW, OH·OW), contiguous."""
     (fh, fw), (sh, sw) = window, stride
     windows = sliding_window_view(_padded(x, pad, 0.0), (fh, fw), axis=(2, 3))[:, :, ::sh, ::sw]
     n, channels, oh, ow = windows.shape[:4]
-    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, channels * fh * fw)
+    return windows.transpose(0, 1, 4, 5, 2, 3).reshape(n, channels * fh * fw, oh * ow)
 
 
 def col2im(dcol: np.ndarray, x_shape: Shape, window: Pair, stride: Pair, pad: Pair) -> np.ndarray:
-    """The reverse of im2col: each row's entries added back where im2col read them from, in images
-    of ``x_shape``."""
+    """The reverse of im2col: each column's entries added back where im2col read them from, in
+    images of ``x_shape``."""
     n, channels, height, width = x_shape
     (fh, fw), (sh, sw), (ph, pw) = window, stride, pad
     oh, ow = (height + 2 * ph - fh) // sh + 1, (width + 2 * pw - fw) // sw + 1
-    dcol = dcol.reshape(n, oh, ow, channels, fh, fw).transpose(0, 3, 4, 5, 1, 2)
+    dcol = dcol.reshape(n, channels, fh, fw, oh, ow)
     dx = np.zeros((n, channels, height + 2 * ph, width + 2 * pw), dcol.dtype)
-    # Each position in the window adds its column's gradient back where it was read from.
+    # Each position in the window adds its rows of the columns' gradient back where they were read from.
     for k, view in enumerate(_offsets(dx, (fh, fw), stride, (oh, ow))):
         view += dcol[:, :, k // fw, k % fw]
     return _cropped(dx, pad)
 
 
-def pixel_rows(images: np.ndarray) -> np.ndarray:
-    """Images (N, F, OH, OW) as one row per pixel (N·OH·OW, F), the layout of im2col's rows."""
-    n, filters, oh, ow = images.shape
-    return images.transpose(0, 2, 3, 1).reshape(n * oh * ow, filters)
+def image_columns(images: np.ndarray) -> np.ndarray:
+    """Images (N, F, OH, OW) as (N, F, OH·OW): one column per pixel, the layout of im2col's columns."""
+    n, filters = images.shape[:2]
+    return images.reshape(n, filters, -1)
+
+
+def filter_product(rows: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """The sum over the images of rows (N, F, L) times im2col's columns (N, K, L) transposed: (F, K)."""
+    return np.matmul(rows, col.transpose(0, 2, 1)).sum(axis=0)
 
 
 def _covered(floor: bool, x_shape: Shape, window: Any, stride: Any, pad: Any) -> Pair | None:
@@ -243,27 +250,33 @@ class Conv2dLayer(BaseLayer):
 
     def scratch_elements(self, *shapes: Shape) -> int:
         """im2col's matrix (kept from forward to backward) and its gradient, the padded copies of
-        x and of its gradient, and dout reordered to (N·OH·OW, FN)."""
+        x and of its gradient, and each image's share of dW (N, FN, C·FH·FW) before their sum."""
         n, filters, oh, ow = self.out_shape(*shapes)
         n, channels, height, width = shapes[0]
         ph, pw = pair(self.pad)
         padded = n * channels * (height + 2 * ph) * (width + 2 * pw) if ph or pw else 0
-        return 2 * n * oh * ow * math.prod(shapes[1][1:]) + 2 * padded + n * oh * ow * filters
+        window = math.prod(shapes[1][1:])
+        return 2 * n * oh * ow * window + 2 * padded + n * filters * window
 
     def forward(self, x: Any, W: Any, b: Any) -> Any:
         self.x, self.W, self.b = x, W, b
         n, filters, oh, ow = self.out_shape(x.shape, W.shape, b.shape)
         self.col = im2col(x, W.shape[2:], pair(self.stride), pair(self.pad))
-        self.col_W = W.reshape(filters, -1).T
-        out = self.col @ self.col_W + b
-        return out.reshape(n, oh, ow, filters).transpose(0, 3, 1, 2)
+        self.row_W = W.reshape(filters, -1)
+        out = np.matmul(self.row_W, self.col)
+        bias = b.reshape(filters, 1)
+        if np.result_type(out, bias) == out.dtype:
+            out += bias
+        else:
+            out = out + bias
+        return out.reshape(n, filters, oh, ow)
 
     def backward(self, dout: Any) -> tuple[Any, Any, Any]:
         x, W = self.x, self.W
-        rows = pixel_rows(dout)
-        db = rows.sum(axis=0)
-        dW = (rows.T @ self.col).reshape(W.shape)
-        dx = col2im(rows @ self.col_W.T, x.shape, W.shape[2:], pair(self.stride), pair(self.pad))
+        rows = image_columns(dout)
+        db = rows.sum(axis=(0, 2))
+        dW = filter_product(rows, self.col).reshape(W.shape)
+        dx = col2im(np.matmul(self.row_W.T, rows), x.shape, W.shape[2:], pair(self.stride), pair(self.pad))
         return dx, dW, db
 
     def grad_graph(self, g: GradBuilder, args: tuple[str, ...], out: str, dout: str) -> tuple[str | None, ...]:

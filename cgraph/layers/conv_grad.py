@@ -26,9 +26,10 @@ from .conv import (
     _offsets,
     _plain,
     col2im,
+    filter_product,
     im2col,
+    image_columns,
     pair,
-    pixel_rows,
 )
 
 
@@ -91,7 +92,8 @@ class Conv2dTransposeLayer(_ConvolutionGrad):
     def forward(self, x: Any, W: Any) -> Any:
         self.x, self.W = x, W
         shape = self.out_shape(x.shape, W.shape)
-        return col2im(pixel_rows(x) @ W.reshape(W.shape[0], -1), shape, W.shape[2:], pair(self.stride), pair(self.pad))
+        return col2im(np.matmul(W.reshape(W.shape[0], -1).T, image_columns(x)), shape, W.shape[2:], pair(self.stride),
+                      pair(self.pad))
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
         conv = self._conv2d()
@@ -107,7 +109,7 @@ class Conv2dTransposeLayer(_ConvolutionGrad):
 def _filter_grad(x: np.ndarray, d: np.ndarray, window: Any, stride: Any, pad: Any) -> np.ndarray:
     """The gradient of conv2d's filters for images ``x`` and the output's gradient ``d``."""
     col = im2col(x, tuple(window), pair(stride), pair(pad))
-    return (pixel_rows(d).T @ col).reshape(d.shape[1], x.shape[1], *window)
+    return filter_product(image_columns(d), col).reshape(d.shape[1], x.shape[1], *window)
 
 
 @register
