@@ -17,6 +17,7 @@ import numpy as np
 from .arrays import DEFAULT_MAX_ELEMENTS, MAX_DIMS, suggest
 from .errors import CgraphError, Position
 from .onnx_ops import FIRST_OPSET, NEWEST_OPSET, Emitter, OnnxNode, converter, supported
+from .onnx_wire import Span, split_raw_data
 from .spec import GraphSpec, InputSpec
 
 INSTALL = "reading ONNX models needs the onnx package: pip install 'cgraph-calc[onnx]'"
@@ -43,16 +44,17 @@ def read_model(
     """The GraphSpec of the ONNX model serialized in ``raw``; ``overrides`` give the inputs' values."""
     onnx = _onnx()
     top = Position(source)
+    split = split_raw_data(raw)
     model = onnx.ModelProto()
     try:
-        model.ParseFromString(raw)
+        model.ParseFromString(raw if split is None else split[0])
     except Exception as error:  # protobuf's DecodeError, or a RecursionError on deep nesting
         raise CgraphError(f"not an ONNX model: the protobuf is truncated or corrupt ({type(error).__name__})", top) from None
     graph = model.graph
     if not model.ir_version or not graph.node:
         raise CgraphError("not an ONNX model: it has no IR version or no graph nodes", top)
     opset = _opset(model, top)
-    tensors = _Tensors(onnx, source, base_dir, max_elements)
+    tensors = _Tensors(onnx, source, base_dir, max_elements, raw)
     tensors.check_budget(graph, max_memory)
     overrides = dict(overrides or {})
     given = frozenset(overrides)
@@ -61,7 +63,8 @@ def read_model(
     nodes = _feeding(graph, wanted)
     used = {name for proto in nodes for name in proto.input}
     e = Emitter(source, max_elements=max_elements)
-    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    spans = split[1] if split is not None else [None] * len(graph.initializer)
+    initializers = {tensor.name: (tensor, span) for tensor, span in zip(graph.initializer, spans)}
     declared = {value.name: value for value in graph.input}
     missing = []
     for value in graph.input:
@@ -70,7 +73,7 @@ def read_model(
         if name in overrides:
             array = _given(overrides.pop(name), name, dtype, dims)
         elif name in initializers:
-            array = tensors.array(initializers[name])
+            array = tensors.array(*initializers[name])
         elif name in used:
             missing.append((name, dtype, dims))
             continue
@@ -84,11 +87,11 @@ def read_model(
     if missing:
         raise CgraphError(_missing_message(missing), top)
     _check_dims(e, declared, top)
-    for name, tensor in initializers.items():
+    for name, (tensor, span) in initializers.items():
         if name in declared:
             continue
         _checked_name(name, top)
-        array = tensors.array(tensor)
+        array = tensors.array(tensor, span)
         if name in overrides:
             array = _given(overrides.pop(name), name, array.dtype, None)
         e.set_static(name, array)
@@ -216,10 +219,12 @@ def _check_dims(e: Emitter, declared: dict[str, Any], top: Position) -> None:
 
 class _Tensors:
     """Tensor protos as arrays, each refused before its data is touched where its declared size is
-    over the limits, or where its external data lies outside the model's folder."""
+    over the limits, or where its external data lies outside the model's folder. ``model`` is the
+    serialized model, which holds the raw data that the parser was not given (at a tensor's span)."""
 
-    def __init__(self, onnx: Any, source: str, base_dir: str, max_elements: int) -> None:
+    def __init__(self, onnx: Any, source: str, base_dir: str, max_elements: int, model: bytes) -> None:
         self.onnx, self.top, self.base_dir, self.max_elements = onnx, Position(source), base_dir, max_elements
+        self.model = model
 
     def declared(self, tensor: Any, what: str) -> tuple[np.dtype, tuple[int, ...]]:
         dtype = _np_dtype(self.onnx, tensor.data_type, what, self.top)
@@ -247,11 +252,19 @@ class _Tensors:
             raise CgraphError(f"the model's initializers declare {format_bytes(total)}, over the limit of "
                               f"{format_bytes(max_memory)} (raise it with --max-memory)", self.top)
 
-    def array(self, tensor: Any, what: str | None = None) -> np.ndarray:
+    def array(self, tensor: Any, span: Span | None = None, what: str | None = None) -> np.ndarray:
+        """The array of ``tensor``, whose raw data is ``self.model[span]`` where the span is given."""
         what = what or f"tensor '{tensor.name}'"
         dtype, dims = self.declared(tensor, what)
         if tensor.data_location == self.onnx.TensorProto.EXTERNAL:
             return self._external(tensor, dtype, dims, what)
+        if span is not None:
+            start, end = span
+            expected = math.prod(dims) * dtype.itemsize
+            if end - start != expected:
+                raise CgraphError(f"{what} declares shape {list(dims)} ({expected:,} bytes) but holds "
+                                  f"{end - start:,} bytes", self.top)
+            return np.frombuffer(self.model, dtype.newbyteorder("<"), math.prod(dims), start).astype(dtype).reshape(dims)
         if tensor.HasField("raw_data") and dtype.kind in "fiu":
             raw = tensor.raw_data  # a copy of the bytes each time it is read: read once
             expected = math.prod(dims) * dtype.itemsize
@@ -309,7 +322,7 @@ def _attributes(onnx: Any, proto: Any, tensors: _Tensors, top: Position) -> dict
     attrs: dict[str, Any] = {}
     for attribute in proto.attribute:
         if attribute.type == onnx.AttributeProto.TENSOR:
-            attrs[attribute.name] = tensors.array(attribute.t, f"node '{proto.output[0] if proto.output else ''}' "
+            attrs[attribute.name] = tensors.array(attribute.t, None, f"node '{proto.output[0] if proto.output else ''}' "
                                                                f"attribute '{attribute.name}'")
         elif attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
             attrs[attribute.name] = None  # subgraphs: the ops that take them are not in the table
