@@ -8,6 +8,7 @@ model is read (Constant nodes, integer initializers, shapes): those become attri
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -60,13 +61,17 @@ class Emitter:
     unavailable: dict[str, str] = field(default_factory=dict)  # outputs cgraph does not compute: why
     shape_of: dict[str, str] = field(default_factory=dict)  # a Shape node's whole output: the tensor it measured
     node: OnnxNode | None = None
+    top: Position = field(init=False)  # where every node and input of the model is: the model file
+
+    def __post_init__(self) -> None:
+        self.top = Position(self.source)
 
     # --- reading the current node's inputs ---------------------------------------------------
 
     def fail(self, message: str) -> CgraphError:
         """An error about the current node."""
         node = self.node
-        return CgraphError(f"node '{node.name}' ({node.op}, opset {node.opset}): {message}", Position(self.source))
+        return CgraphError(f"node '{node.name}' ({node.op}, opset {node.opset}): {message}", self.top)
 
     def has(self, index: int) -> bool:
         """Whether the current node has its input ``index`` (optional ones may be missing)."""
@@ -86,7 +91,7 @@ class Emitter:
             return name
         if name in self.statics:
             value = self.statics[name]
-            self.inputs[name] = InputSpec(name, value, Position(self.source))
+            self.inputs[name] = InputSpec(name, value, self.top)
             return name
         raise self.fail(f"input '{name}' is neither a graph input, an initializer nor an earlier node's output")
 
@@ -142,11 +147,15 @@ class Emitter:
             for role, arg in zip(layer_class.args if not layer_class.variadic else (), args):
                 message = message.replace("{" + role + "}", f"'{arg}'")
             raise self.fail(message.replace("{x1}", "its first input")) from None
-        self.nodes[name] = NodeSpec(name, op, args, Position(self.source), attrs)
+        self.nodes[name] = NodeSpec(name, op, args, self.top, attrs)
         self.shapes[name] = shape
-        dtypes = [self.dtypes[arg] for arg in args if arg in self.dtypes]
-        self.dtypes[name] = np.dtype(attrs["dtype"]) if op == "cast" else np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
+        self.dtypes[name] = np.dtype(attrs["dtype"]) if op == "cast" else self._result_type(args)
         return name
+
+    def _result_type(self, args: tuple[str, ...]) -> np.dtype:
+        """The dtype of a node computed from ``args`` (float64 where none has one)."""
+        dtypes = {self.dtypes[arg] for arg in args if arg in self.dtypes}
+        return dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
 
     def set_static(self, name: str, value: np.ndarray) -> None:
         """Record a value known when reading (a shape, a constant folded)."""
@@ -170,8 +179,9 @@ def converts(*ops: str, since: int = FIRST_OPSET, until: int = NEWEST_OPSET) -> 
     return enter
 
 
+@functools.cache
 def converter(op: str, opset: int) -> Converter | None:
-    """The table's converter of ``op`` at ``opset``, or None."""
+    """The table's converter of ``op`` at ``opset``, or None (looked up once per op and opset)."""
     opset = min(opset, NEWEST_OPSET)
     for (name, since, until), convert in TABLE.items():
         if name == op and since <= opset <= until:

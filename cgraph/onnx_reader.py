@@ -60,8 +60,10 @@ def read_model(
     given = frozenset(overrides)
 
     wanted = output if output is not None else graph.output[0].name if graph.output else None
-    nodes = _feeding(graph, wanted)
-    used = {name for proto in nodes for name in proto.input}
+    # Each node's op, inputs and outputs read once: every read of a protobuf field makes new objects.
+    read = [(proto, OnnxNode(proto.op_type, tuple(proto.input), tuple(proto.output), {}, opset)) for proto in graph.node]
+    nodes = _feeding(read, wanted)
+    used = {name for _, node in nodes for name in node.inputs}
     e = Emitter(source, max_elements=max_elements)
     spans = split[1] if split is not None else [None] * len(graph.initializer)
     initializers = {tensor.name: (tensor, span) for tensor, span in zip(graph.initializer, spans)}
@@ -91,20 +93,21 @@ def read_model(
         if name in declared:
             continue
         _checked_name(name, top)
-        array = tensors.array(tensor, span)
-        if name in overrides:
-            array = _given(overrides.pop(name), name, array.dtype, None)
+        if name in overrides:  # its declared dtype, its data not read
+            array = _given(overrides.pop(name), name, tensors.declared(tensor, f"tensor '{name}'")[0], None)
+        else:
+            array = tensors.array(tensor, span)
         e.set_static(name, array)
         if array.dtype.kind in FLOAT_KINDS:
             e.parameters.add(name)
     if overrides:
         name = next(iter(overrides))
-        kind = "is a node, not an input" if any(name in node.output for node in graph.node) else \
+        kind = "is a node, not an input" if any(name in node.outputs for _, node in read) else \
             f"is not an input{suggest(name, [*declared, *initializers])}"
         raise CgraphError(f"--set: '{name}' {kind}")
 
-    for proto in nodes:
-        _convert(onnx, e, proto, opset, tensors, top)
+    for proto, node in nodes:
+        _convert(onnx, e, proto, node, tensors, top)
 
     chosen = _output(e, graph, output, top)
     parameters = [name for name in e.inputs if name in initializers and name not in declared]
@@ -112,20 +115,20 @@ def read_model(
     return GraphSpec(source, ordered, e.nodes, chosen, given, None, e.constants)
 
 
-def _feeding(graph: Any, output: str | None) -> list[Any]:
-    """The nodes the tensor ``output`` is computed from, in the model's order (all of them where no
-    node makes it): the model's other outputs may need inputs that this one does not."""
-    producers = {name: proto for proto in graph.node for name in proto.output}
+def _feeding(nodes: list[tuple[Any, OnnxNode]], output: str | None) -> list[tuple[Any, OnnxNode]]:
+    """The (proto, node) pairs the tensor ``output`` is computed from, in the model's order (all of
+    them where no node makes it): the model's other outputs may need inputs that this one does not."""
+    producers = {name: index for index, (_, node) in enumerate(nodes) for name in node.outputs}
     if output not in producers:
-        return list(graph.node)
+        return nodes
     needed, pending = set(), [output]
     while pending:
-        proto = producers.get(pending.pop())
-        if proto is None or id(proto) in needed:
+        index = producers.get(pending.pop())
+        if index is None or index in needed:
             continue
-        needed.add(id(proto))
-        pending.extend(proto.input)
-    return [proto for proto in graph.node if id(proto) in needed]
+        needed.add(index)
+        pending.extend(nodes[index][1].inputs)
+    return [pair for index, pair in enumerate(nodes) if index in needed]
 
 
 def _opset(model: Any, top: Position) -> int:
@@ -162,7 +165,13 @@ def _value_type(onnx: Any, value: Any, top: Position) -> tuple[np.dtype, list[An
     return dtype, dims
 
 
+_DTYPES: dict[int, np.dtype] = {}  # the ONNX element types cgraph computes in, as found
+
+
 def _np_dtype(onnx: Any, elem_type: int, what: str, top: Position) -> np.dtype:
+    dtype = _DTYPES.get(elem_type)
+    if dtype is not None:
+        return dtype
     try:
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
     except Exception:
@@ -170,6 +179,7 @@ def _np_dtype(onnx: Any, elem_type: int, what: str, top: Position) -> np.dtype:
     if dtype is None or dtype.kind not in "fiub" or dtype.itemsize > 8:
         name = onnx.TensorProto.DataType.Name(elem_type) if elem_type in onnx.TensorProto.DataType.values() else elem_type
         raise CgraphError(f"{what} has dtype {name}, which cgraph does not compute", top)
+    _DTYPES[elem_type] = dtype
     return dtype
 
 
@@ -318,12 +328,11 @@ class _Tensors:
         return np.frombuffer(data, dtype.newbyteorder("<")).astype(dtype).reshape(dims)
 
 
-def _attributes(onnx: Any, proto: Any, tensors: _Tensors, top: Position) -> dict[str, Any]:
+def _attributes(onnx: Any, proto: Any, node: OnnxNode, tensors: _Tensors) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
     for attribute in proto.attribute:
         if attribute.type == onnx.AttributeProto.TENSOR:
-            attrs[attribute.name] = tensors.array(attribute.t, None, f"node '{proto.output[0] if proto.output else ''}' "
-                                                               f"attribute '{attribute.name}'")
+            attrs[attribute.name] = tensors.array(attribute.t, None, f"node '{node.name}' attribute '{attribute.name}'")
         elif attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
             attrs[attribute.name] = None  # subgraphs: the ops that take them are not in the table
         else:
@@ -371,16 +380,15 @@ def _fold(onnx: Any, e: Emitter, proto: Any, node: OnnxNode, opset: int) -> None
         e.set_static(name, value)
 
 
-def _convert(onnx: Any, e: Emitter, proto: Any, opset: int, tensors: _Tensors, top: Position) -> None:
-    if not proto.output:
-        raise CgraphError(f"a {proto.op_type} node has no outputs", top)
-    outputs = tuple(proto.output)
-    _checked_name(outputs[0], top)
-    e.node = OnnxNode(proto.op_type, tuple(proto.input), outputs, {}, opset)
+def _convert(onnx: Any, e: Emitter, proto: Any, node: OnnxNode, tensors: _Tensors, top: Position) -> None:
+    if not node.outputs:
+        raise CgraphError(f"a {node.op} node has no outputs", top)
+    _checked_name(node.name, top)
+    e.node = node
     if proto.domain not in ("", "ai.onnx"):
         raise e.fail(f"ops of domain '{proto.domain}' are not supported, only the default ONNX ops")
-    e.node.attrs = _attributes(onnx, proto, tensors, top)
-    node = e.node
+    node.attrs = _attributes(onnx, proto, node, tensors)
+    opset = node.opset
     if node.op == "Constant":
         e.set_static(node.name, _constant(e, node))
         return
@@ -391,7 +399,7 @@ def _convert(onnx: Any, e: Emitter, proto: Any, opset: int, tensors: _Tensors, t
         _fold(onnx, e, proto, node, opset)
         return
     convert(e, node)
-    for index, name in enumerate(outputs[1:], 2):
+    for index, name in enumerate(node.outputs[1:], 2):
         if name:
             e.unavailable[name] = (f"it uses output {index} '{name}' of node '{node.name}' ({node.op}), "
                                    "which cgraph does not compute")

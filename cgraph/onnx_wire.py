@@ -11,8 +11,6 @@ malformed file gets the parser's verdict.
 
 from __future__ import annotations
 
-from typing import Iterator
-
 # Field numbers of onnx.proto: ModelProto.graph, GraphProto.initializer, TensorProto.data_type
 # and TensorProto.raw_data.
 MODEL_GRAPH, GRAPH_INITIALIZER, TENSOR_DATA_TYPE, TENSOR_RAW_DATA = 7, 5, 2, 9
@@ -41,26 +39,33 @@ def _varint(data: bytes, at: int, end: int) -> tuple[int, int]:
     raise _Irregular
 
 
-def _fields(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
+def _fields(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int, int]]:
     """Each field of the message in ``data[start:end]``: (number, wire type, where the field starts,
     where its value starts, where it ends)."""
+    fields = []
     at = start
     while at < end:
-        key, value_at = _varint(data, at, end)
-        number, wire = key >> 3, key & 7
-        if wire == VARINT:
-            stop = _varint(data, value_at, end)[1]
-        elif wire == LENGTH_DELIMITED:
-            size, value_at = _varint(data, value_at, end)
-            stop = value_at + size
-        elif wire in (FIXED64, FIXED32):
+        key = data[at]  # the varints inline where they are one byte, as most keys and sizes are
+        key, value_at = (key, at + 1) if key < 0x80 else _varint(data, at, end)
+        wire = key & 7
+        if wire == LENGTH_DELIMITED:
+            if value_at < end and data[value_at] < 0x80:
+                stop = value_at + 1 + data[value_at]
+                value_at += 1
+            else:
+                size, value_at = _varint(data, value_at, end)
+                stop = value_at + size
+        elif wire == VARINT:
+            stop = value_at + 1 if value_at < end and data[value_at] < 0x80 else _varint(data, value_at, end)[1]
+        elif wire == FIXED64 or wire == FIXED32:
             stop = value_at + (8 if wire == FIXED64 else 4)
         else:  # groups, or no wire type at all
             raise _Irregular
-        if number == 0 or stop > end:
+        if key < 8 or stop > end:  # field number 0, or past the message's end
             raise _Irregular
-        yield number, wire, at, value_at, stop
+        fields.append((key >> 3, wire, at, value_at, stop))
         at = stop
+    return fields
 
 
 def _key(number: int, wire: int) -> bytes:
