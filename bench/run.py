@@ -974,10 +974,18 @@ def bench_onnx(batch: int, sizes: tuple[int, ...], repeat: int, folder: Path) ->
         """Every initializer as an array, all kept until the end, as a loaded graph keeps them."""
         return [numpy_helper.to_array(tensor) for tensor in onnx.load(str(path)).graph.initializer]
 
-    # One after the other, not in turns: each allocates megabytes, which the next would fault in anew.
-    onnx_load()
-    theirs = median_time(onnx_load, repeat)
-    ours = median_time(lambda: cgraph.load(str(path), overrides={"input": x}), repeat)
+    def cgraph_load() -> cgraph.Graph:
+        return cgraph.load(str(path), overrides={"input": x})
+
+    # In turns, one of each a round: the memory one load frees is there for the next to reuse or
+    # fault in anew, alike for both, and a change of the machine's load weighs on both alike.
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(10 * repeat + 1):
+        for load, taken in zip((onnx_load, cgraph_load), times):
+            started = time.perf_counter()
+            load()
+            taken.append(time.perf_counter() - started)
+    theirs, ours = (statistics.median(taken[1:]) for taken in times)  # the first round warms up
     parameters = sum(weight.size + bias.size for weight, bias in layers)
     row(f"load a {shown} MLP model ({parameters:,} parameters): read, spec, build", f"{ours * 1e3:.1f} ms",
         f"onnx.load + to_array {theirs * 1e3:.1f} ms", ours / theirs, 1.5)

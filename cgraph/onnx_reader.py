@@ -198,18 +198,23 @@ def _missing_message(missing: list[tuple[str, np.dtype, list[Any] | None]]) -> s
 def _given(value: np.ndarray, name: str, dtype: np.dtype, dims: list[Any] | None) -> np.ndarray:
     """A --set value for input ``name`` in its declared dtype, its shape checked against ``dims``."""
     value = np.asarray(value)
-    declared = f"input '{name}' ({dtype.name}, shape {_shown_dims(dims)})"
+
+    def declared() -> str:
+        return f"input '{name}' ({dtype.name}, shape {_shown_dims(dims)})"
+
     if value.dtype.kind not in "fiub":
-        raise CgraphError(f"--set {name}: {declared} cannot take values of dtype {value.dtype.name}")
+        raise CgraphError(f"--set {name}: {declared()} cannot take values of dtype {value.dtype.name}")
     if dims is not None:
         if len(dims) != value.ndim or any(type(d) is int and d != size for d, size in zip(dims, value.shape)):
-            raise CgraphError(f"--set {name}: a value of shape {list(value.shape)} does not fit {declared}")
+            raise CgraphError(f"--set {name}: a value of shape {list(value.shape)} does not fit {declared()}")
+    if value.dtype == dtype:
+        return value
     if dtype.kind in "iub" and value.dtype.kind == "f":
         if not np.all(np.isfinite(value)) or not np.all(value == np.round(value)):
-            raise CgraphError(f"--set {name}: {declared} takes whole numbers; the value of dtype "
+            raise CgraphError(f"--set {name}: {declared()} takes whole numbers; the value of dtype "
                               f"{value.dtype.name} has others")
     with np.errstate(invalid="ignore", over="ignore"):
-        return value.astype(dtype, copy=False)
+        return value.astype(dtype)
 
 
 def _check_dims(e: Emitter, declared: dict[str, Any], top: Position) -> None:
@@ -238,7 +243,7 @@ class _Tensors:
 
     def declared(self, tensor: Any, what: str) -> tuple[np.dtype, tuple[int, ...]]:
         dtype = _np_dtype(self.onnx, tensor.data_type, what, self.top)
-        dims = tuple(int(d) for d in tensor.dims)
+        dims = tuple(tensor.dims)
         if len(dims) > MAX_DIMS or any(d < 0 for d in dims):
             raise CgraphError(f"{what} declares the shape {list(dims)}: at most {MAX_DIMS} dimensions, none negative",
                               self.top)
@@ -281,7 +286,7 @@ class _Tensors:
             if len(raw) != expected:
                 raise CgraphError(f"{what} declares shape {list(dims)} ({expected:,} bytes) but holds "
                                   f"{len(raw):,} bytes", self.top)
-            return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype, copy=False).reshape(dims)
+            return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype).reshape(dims)  # writable, as a span's
         if tensor.HasField("raw_data"):
             expected = math.prod(dims) * dtype.itemsize
             if len(tensor.raw_data) != expected:

@@ -3,7 +3,7 @@
 A protobuf parser copies every bytes field it reads, and reading ``raw_data`` copies it again:
 a model's weights would be copied twice. :func:`split_raw_data` finds each initializer's
 ``raw_data`` in the serialized model and gives the model without them, so the parser reads the
-small rest and each array is copied once, from the model's own bytes. It walks three levels
+small rest and each large array is copied once, from the model's own bytes. It walks three levels
 only (the model, its graph, the graph's initializers), and gives up (None) on anything but the
 plain layout every writer produces; the caller then parses the whole model as it is, so a
 malformed file gets the parser's verdict.
@@ -15,6 +15,12 @@ from __future__ import annotations
 # and TensorProto.raw_data.
 MODEL_GRAPH, GRAPH_INITIALIZER, TENSOR_DATA_TYPE, TENSOR_RAW_DATA = 7, 5, 2, 9
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
+# The fields walked at most (about a tenth of a second): past them the parser reads the model
+# whole, as quick at millions of fields as the walk is slow.
+MAX_FIELDS = 100_000
+# Initializers smaller than this are left to the parser: copying them twice costs less than the
+# walk through their fields.
+MIN_SPLIT_BYTES = 16_384
 # The TensorProto data types whose raw data is the array's bytes, little-endian: the float and
 # integer types numpy has (not bool, whose bytes may be other than 0 and 1, nor the packed ones).
 PLAIN_DATA_TYPES = frozenset({1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13})
@@ -39,12 +45,14 @@ def _varint(data: bytes, at: int, end: int) -> tuple[int, int]:
     raise _Irregular
 
 
-def _fields(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int, int]]:
-    """Each field of the message in ``data[start:end]``: (number, wire type, where the field starts,
-    where its value starts, where it ends)."""
+def _fields(data: bytes, start: int, end: int, limit: int) -> list[tuple[int, int, int, int, int]]:
+    """Each field of the message in ``data[start:end]``, at most ``limit`` of them: (number, wire
+    type, where the field starts, where its value starts, where it ends)."""
     fields = []
     at = start
     while at < end:
+        if len(fields) == limit:
+            raise _Irregular
         key = data[at]  # the varints inline where they are one byte, as most keys and sizes are
         key, value_at = (key, at + 1) if key < 0x80 else _varint(data, at, end)
         wire = key & 7
@@ -83,24 +91,31 @@ def _encoded(value: int) -> bytes:
 
 
 def split_raw_data(model: bytes) -> tuple[bytes, list[Span | None]] | None:
-    """The serialized ``model`` without its initializers' raw data, and for each initializer, in
-    the graph's order, the (start, end) of its raw data in ``model`` (None where it kept its data).
-    None where nothing is to be split or the layout is not the plain one."""
+    """The serialized ``model`` without the raw data of its large initializers, and for each
+    initializer, in the graph's order, the (start, end) of its raw data in ``model`` (None where it
+    kept its data). None where nothing is to be split or the layout is not the plain one."""
     try:
-        graphs = [(wire, at, value_at, stop) for number, wire, at, value_at, stop in _fields(model, 0, len(model))
-                  if number == MODEL_GRAPH]
+        fields = _fields(model, 0, len(model), MAX_FIELDS)
+        graphs = [(wire, at, value_at, stop) for number, wire, at, value_at, stop in fields if number == MODEL_GRAPH]
         if len(graphs) != 1 or graphs[0][0] != LENGTH_DELIMITED:
             return None
         _, graph_at, graph_start, graph_end = graphs[0]
         pieces: list[bytes | memoryview] = []
         spans: list[Span | None] = []
         view, copied_up_to = memoryview(model), graph_start
-        for number, wire, at, value_at, stop in _fields(model, graph_start, graph_end):
+        graph_fields = _fields(model, graph_start, graph_end, MAX_FIELDS - len(fields))
+        left = MAX_FIELDS - len(fields) - len(graph_fields)
+        for number, wire, at, value_at, stop in graph_fields:
             if number != GRAPH_INITIALIZER:
                 continue
             if wire != LENGTH_DELIMITED:
                 return None
-            span, rest = _tensor_raw_data(model, value_at, stop)
+            if stop - value_at < MIN_SPLIT_BYTES:
+                spans.append(None)
+                continue
+            tensor_fields = _fields(model, value_at, stop, left)
+            left -= len(tensor_fields)
+            span, rest = _tensor_raw_data(model, tensor_fields, value_at, stop)
             spans.append(span)
             if span is not None:
                 pieces += [view[copied_up_to:at], _key(GRAPH_INITIALIZER, LENGTH_DELIMITED),
@@ -116,11 +131,13 @@ def split_raw_data(model: bytes) -> tuple[bytes, list[Span | None]] | None:
     return b"".join([head, graph, view[graph_end:]]), spans
 
 
-def _tensor_raw_data(model: bytes, start: int, end: int) -> tuple[Span | None, list[memoryview]]:
-    """The span of the raw data of the TensorProto in ``model[start:end]`` (None where it has none
-    or its type is not a plain one) and the tensor's other fields, as pieces of ``model``."""
+def _tensor_raw_data(model: bytes, fields: list[tuple[int, int, int, int, int]], start: int,
+                     end: int) -> tuple[Span | None, list[memoryview]]:
+    """The span of the raw data of the TensorProto in ``model[start:end]``, of ``fields`` (None
+    where it has none or its type is not a plain one), and the tensor's other fields, as pieces of
+    ``model``."""
     raw_data, data_type = [], None
-    for number, wire, at, value_at, stop in _fields(model, start, end):
+    for number, wire, at, value_at, stop in fields:
         if number == TENSOR_RAW_DATA:
             if wire != LENGTH_DELIMITED:
                 raise _Irregular
