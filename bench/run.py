@@ -12,6 +12,7 @@ compare against it are skipped. Times are medians of repeated runs.
 from __future__ import annotations
 
 import argparse
+import compileall
 import gc
 import json
 import os
@@ -1043,6 +1044,13 @@ GROUPS = ("start-up", "per-node", "small-arrays", "format", "network", "arrays",
           "formulas", "training", "page", "second-order", "onnx")
 
 
+def compile_package() -> None:
+    """Byte-compile cgraph as an install does, so that the processes the rows start read its
+    bytecode instead of compiling every module at every start (an editable install run with
+    PYTHONDONTWRITEBYTECODE set would otherwise compile them each time, some 0.1-0.2 s)."""
+    compileall.compile_dir(Path(cgraph.__file__).parent, quiet=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="tiny sizes: check that the benchmarks run")
@@ -1056,6 +1064,7 @@ def main() -> None:
         parser.error(f"--only: unknown group(s) {', '.join(sorted(only - set(GROUPS)))}")
     repeat = 3 if small else 5
     torch_total = None
+    compile_package()
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         if "start-up" in only:
