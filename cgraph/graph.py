@@ -321,17 +321,21 @@ class Graph:
                 raise CgraphError(f"backward: '{name}' is not an input{suggest(name, self.spec.inputs)}")
         if not self.values:
             self.forward()
-        out = np.asarray(self.values[self.output])
-        dout = cast(dout, out.dtype)
-        try:
-            fits = broadcast_shapes(dout.shape, out.shape) == out.shape
-        except ValueError:
-            fits = False
-        if not fits:
-            raise CgraphError(
-                f"--dout: shape {dout.shape} does not broadcast to the shape {out.shape} of output '{self.output}'"
-            )
-        self.dout = float(dout) if self._floats else np.array(np.broadcast_to(dout, out.shape))
+        if self._floats and (type(dout) is float or type(dout) is np.ndarray and dout.dtype == np.float64
+                             and dout.shape == ()):
+            self.dout = float(dout)  # the usual case of a sweep or a loop, without the checks below
+        else:
+            out = np.asarray(self.values[self.output])
+            dout = cast(dout, out.dtype)
+            try:
+                fits = broadcast_shapes(dout.shape, out.shape) == out.shape
+            except ValueError:
+                fits = False
+            if not fits:
+                raise CgraphError(
+                    f"--dout: shape {dout.shape} does not broadcast to the shape {out.shape} of output '{self.output}'"
+                )
+            self.dout = float(dout) if self._floats else np.array(np.broadcast_to(dout, out.shape))
 
         values = self._values
         self.grads, self.input_grads = {}, {}  # the last run's gradients: their memory is free for this run's
