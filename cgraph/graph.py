@@ -321,8 +321,8 @@ class Graph:
                 raise CgraphError(f"backward: '{name}' is not an input{suggest(name, self.spec.inputs)}")
         if not self.values:
             self.forward()
-        if self._floats and (type(dout) is float or type(dout) is np.ndarray and dout.dtype == np.float64
-                             and dout.shape == ()):
+        if self._floats and (type(dout) is float
+                             or (type(dout) is np.ndarray and dout.dtype == np.float64 and dout.shape == ())):
             self.dout = float(dout)  # the usual case of a sweep or a loop, without the checks below
         else:
             out = np.asarray(self.values[self.output])
