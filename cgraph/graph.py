@@ -81,6 +81,8 @@ class InputGrads(Slots):
                                                     for is_constant, grad in zip(constant, grads))
 
     def values(self) -> list[Any]:  # type: ignore[override]
+        if not self._constant:
+            return list(self._items)
         return [self[name] for name in self._names]
 
     def items(self) -> Iterator[tuple[str, Any]]:  # type: ignore[override]
