@@ -277,8 +277,9 @@ def test_work_and_scratch_of_the_benchmark_convolution() -> None:
     assert padded == 2 * (2 * 4 * 4) * 27 + 2 * (2 * 3 * 6 * 6) + 2 * 5 * 27
     pool = MaxPool2dLayer(size=2)
     assert pool.work((100, 30, 24, 24)) == 2 * 100 * 30 * 12 * 12 * 4
-    # The maxima of the windows' rows (100, 30, 24, 12) or their gradient, and the positions (out's size).
-    assert pool.scratch_elements((100, 30, 24, 24)) == 100 * 30 * 24 * 12 + 100 * 30 * 12 * 12
+    # The maxima over the columns from every position (100, 30, 24, 24), those of the windows' rows
+    # (100, 30, 24, 12) or their gradient, and the positions (out's size).
+    assert pool.scratch_elements((100, 30, 24, 24)) == 100 * 30 * 24 * 24 + 100 * 30 * 24 * 12 + 100 * 30 * 12 * 12
 
 
 def test_im2col_counts_in_the_memory_budget_before_anything_runs(monkeypatch: pytest.MonkeyPatch) -> None:
