@@ -778,47 +778,116 @@ def _text_batches(graph: Graph, names: list[str]) -> Iterator[list[str]]:
 
 
 def _text_blocks(graph: Graph, names: list[str], precision: int, full: bool) -> Iterator[str]:
-    """The blocks of ``names``, each one item, or in pieces where ``full`` prints a large array."""
+    """The blocks of ``names``, each one item, or in pieces where ``full`` prints a large array.
+
+    A block is a template filled in by ``str.format`` with its names and the texts of its arrays;
+    blocks that differ in nothing else (kind, op, shapes, dtype, the lengths of the names of the
+    inputs taking gradients) share one, built once (see :func:`_template`)."""
     spec_nodes, layers, shapes, backward = graph.spec.nodes, graph.layers, graph.shapes, bool(graph.grads)
-    nodes = [spec_nodes.get(name) for name in names]
-    values = [graph.values[name] for name in names]
-    heads = []
-    for name, node, value in zip(names, nodes, values):
-        dtype = dtype_name(value)
-        dtype = "" if dtype == "float64" else f", {dtype}"
-        if node:
-            signature = layers[name].signature(node.args, [shapes[arg] for arg in node.args], shapes[name])
-            heads.append(f"\n{name} = {node.op}({', '.join(node.args)})  {signature}{dtype}")
-        else:
-            heads.append(f"\n{name}: input, shape {shapes[name]}{dtype}")
-    # Each entry's rows, as (label, array): value, and after backward grad and each input's gradient.
-    rows: list[list[tuple[str, Any]]] = [[("value", value)] for value in values]
+    nodes = [*map(spec_nodes.get, names)]
+    values = [*map(graph.values.__getitem__, names)]
+    suffixes = [""] * len(values) if {float}.issuperset(map(type, values)) else [
+        "" if dtype == "float64" else f", {dtype}" for dtype in map(dtype_name, values)]
+    # Each entry's arrays: value, and after backward grad and each input's gradient but for a
+    # constant's (None), which takes no gradient and has no row.
+    arrays: list[list[Any]] = [[value] for value in values]
+    input_grads: list[Any] = [None] * len(names)
     if backward:
-        for name, node, entry in zip(names, nodes, rows):
-            entry.append(("grad", graph.grads[name]))
+        for entry, grad in zip(arrays, map(graph.grads.__getitem__, names)):
+            entry.append(grad)
+        for k, (name, node) in enumerate(zip(names, nodes)):
             if node:
-                entry += [(f"d{role} -> {arg}", grad) for role, arg, grad in
-                          zip(layers[name].args, node.args, graph.input_grads[name])
-                          if grad is not None]  # None: a constant, which takes no gradient
-    pieced = [full and any(np.size(array) > CHUNK_ELEMENTS for _, array in entry) for entry in rows]
-    arrays = [array for entry, whole in zip(rows, pieced) if not whole for _, array in entry]
-    texts = iter(format_column(arrays, precision, full))
-    for head, entry, whole in zip(heads, rows, pieced):
-        width = max([len(label) for label, _ in entry]) + 1
-        indent = 2 + width + 1
+                input_grads[k] = grads = graph.input_grads[name]
+                arrays[k] += [grad for grad in grads if grad is not None]
+    pieced = ([any(np.size(array) > CHUNK_ELEMENTS for array in entry) for entry in arrays] if full
+              else [False] * len(names))
+    texts = format_column([array for entry, whole in zip(arrays, pieced) if not whole for array in entry],
+                          precision, full)
+    multiline = "\n" in "".join(texts)
+    one_shape = len(set(shapes.values())) == 1  # then a node's input shapes are told by their number
+    constants = any(grad is None for grads in input_grads if grads for grad in grads)  # inputs taking no gradient
+    templates: dict[tuple[Any, ...], tuple[str, int] | None] = {}
+    at = 0
+    for name, node, entry, suffix, grads, whole in zip(names, nodes, arrays, suffixes, input_grads, pieced):
         if whole:
+            head, labels = _head_and_labels(graph, name, node, grads, suffix, len(entry), _as_it_is)
+            width = max(length for _, length in labels) + 1
             yield head
-            for label, array in entry:
-                yield from _labelled(f"  {label + ':':<{width}} ", array, precision, full, indent)
+            for (label, _), array in zip(labels, entry):
+                yield from _labelled(f"  {label + ':':<{width}} ", array, precision, full, 2 + width + 1)
             continue
-        pad = "\n" + " " * indent
-        lines = [head]
-        for label, _ in entry:
-            text = next(texts)
-            if "\n" in text:
-                text = text.replace("\n", pad)
-            lines.append(f"  {label + ':':<{width}} {text}")
-        yield "\n".join(lines)
+        if node is None:
+            key: tuple[Any, ...] = (shapes[name], suffix)
+            fields: tuple[str, ...] = (name,)
+        else:
+            layer, args = layers[name], node.args
+            key = (type(layer), layer.args, node.op, len(args) if one_shape else tuple(map(shapes.__getitem__, args)),
+                   shapes[name], suffix, tuple(map(len, args)),
+                   constants and grads is not None and tuple(grad is None for grad in grads),
+                   repr(layer.shown_attrs()) if layer.attrs else None)  # a layer's attributes are in its text
+            fields = (name, *args)
+        found = templates.get(key, False)
+        if found is False:
+            head, labels = _head_and_labels(graph, name, node, grads, suffix, len(entry), _as_it_is)
+            found = templates[key] = None if "\0" in head else _template(
+                *_head_and_labels(graph, name, node, grads, suffix, len(entry), _marked), len(fields))
+        own = texts[at:at + len(entry)]
+        at += len(entry)
+        if found is None:  # the layer's text holds a NUL byte, which marks the places of a template
+            yield _plain_block(*_head_and_labels(graph, name, node, grads, suffix, len(entry), _as_it_is), own)
+            continue
+        template, indent = found
+        if multiline:
+            pad = "\n" + " " * indent
+            own = [text.replace("\n", pad) for text in own]
+        yield template.format(*fields, *own)
+
+
+def _as_it_is(number: int, name: str) -> str:
+    return name
+
+
+def _marked(number: int, name: str) -> str:
+    """Where field ``number`` of a template (see :func:`_template`) goes."""
+    return f"\0{number}\0"
+
+
+def _head_and_labels(graph: Graph, name: str, node: Any, grads: Any, suffix: str, rows: int,
+                     shown: Callable[[int, str], str]) -> tuple[str, list[tuple[str, int]]]:
+    """A block's first line, and the labels of its first ``rows`` rows (value, grad, and the
+    gradients of the inputs taking one) with their printed lengths; ``shown(number, name)`` is
+    written for the block's name (0) and its inputs' names (1 on)."""
+    labels = [("value", 5), ("grad", 4)]
+    if node is None:
+        return f"\n{shown(0, name)}: input, shape {graph.shapes[name]}{suffix}", labels[:rows]
+    layer, args, shapes = graph.layers[name], node.args, graph.shapes
+    names = [shown(number, arg) for number, arg in enumerate(args, 1)]
+    signature = layer.signature(names, [shapes[arg] for arg in args], shapes[name])
+    labels += [(f"d{role} -> {shown(number, arg)}", len(role) + 5 + len(arg))
+               for number, (role, arg, grad) in enumerate(zip(layer.args, args, grads or ()), 1) if grad is not None]
+    return f"\n{shown(0, name)} = {node.op}({', '.join(names)})  {signature}{suffix}", labels[:rows]
+
+
+def _template(head: str, labels: list[tuple[str, int]], fields: int) -> tuple[str, int]:
+    """A block's template for ``str.format``, and the indent of its arrays' lines after the first:
+    ``head``, then a line ``  LABEL: TEXT`` per (label, printed length), padded to the longest.
+    ``head`` and the labels hold the mark NUL n NUL (see :func:`_marked`) where field n of
+    ``fields`` goes; the arrays' texts are the fields after those."""
+    width = max(length for _, length in labels) + 1
+    rows = [f"  {label}:{' ' * (width - length - 1)} {_marked(fields + number, '')}"
+            for number, (label, length) in enumerate(labels)]
+    pieces = "\n".join([head, *rows]).split("\0")
+    pieces[::2] = [piece.replace("{", "{{").replace("}", "}}") for piece in pieces[::2]]
+    pieces[1::2] = ["{" + piece + "}" for piece in pieces[1::2]]
+    return "".join(pieces), 2 + width + 1
+
+
+def _plain_block(head: str, labels: list[tuple[str, int]], texts: list[str]) -> str:
+    """A block written out from its head, labels and arrays' texts, without a template."""
+    width = max(length for _, length in labels) + 1
+    pad = "\n" + " " * (2 + width + 1)
+    return "\n".join([head, *(f"  {label}:{' ' * (width - length - 1)} {text.replace(chr(10), pad)}"
+                               for (label, length), text in zip(labels, texts))])
 
 
 def _labelled(label: str, value: Any, precision: int, full: bool, indent: int) -> Iterator[str]:

@@ -42,6 +42,36 @@ def test_forward_text_shows_values_and_layer_shapes() -> None:
     assert "grad" not in result.stdout
 
 
+def test_blocks_alike_but_for_attributes_names_and_constants_are_each_their_own() -> None:
+    # out = sum(f), f = e + c, e = 2 d, d = 3 c, c = sum(x, 0) + sum(x, 1). dout reaches c once
+    # directly and once through d (2 * 3), 7 in all; k's gradient is sum(2 c) = 2 (7 + 13), each x
+    # element's 7 + 7 (through a and through bb). The two sums differ only in axis, the two adds
+    # in the lengths of their inputs' names (which pad the labels); the constant 2 has no row.
+    text = ("inputs:\n  x: [[1, 2], [3, 4]]\n  k: 3\nnodes:\n  a: {op: sum, inputs: [x], axis: 0}\n"
+            "  bb: {op: sum, inputs: [x], axis: 1}\n  c: {op: add, inputs: [a, bb]}\n  d: c * k\n"
+            "  e: d * 2\n  f: {op: add, inputs: [e, c]}\n  out: {op: sum, inputs: [f]}\n")
+    result = run("backward", "-", stdin=text)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (
+        "backward, output 'out'\n  dout: 1.0\n\n"
+        "x: input, shape (2, 2)\n  value: [[1. 2.]\n          [3. 4.]]\n  grad:  [[14. 14.]\n          [14. 14.]]\n\n"
+        "k: input, shape ()\n  value: 3.0\n  grad:  40.0\n\n"
+        "a = sum(x)  SumLayer(x=x (2, 2), axis=0, keepdims=False) -> out (2,)\n"
+        "  value:   [4. 6.]\n  grad:    [7. 7.]\n  dx -> x: [[7. 7.]\n            [7. 7.]]\n\n"
+        "bb = sum(x)  SumLayer(x=x (2, 2), axis=1, keepdims=False) -> out (2,)\n"
+        "  value:   [3. 7.]\n  grad:    [7. 7.]\n  dx -> x: [[7. 7.]\n            [7. 7.]]\n\n"
+        "c = add(a, bb)  AddLayer(x=a (2,), y=bb (2,)) -> out (2,)\n"
+        "  value:    [ 7. 13.]\n  grad:     [7. 7.]\n  dx -> a:  [7. 7.]\n  dy -> bb: [7. 7.]\n\n"
+        "d = mul(c, k)  MulLayer(x=c (2,), y=k ()) -> out (2,)\n"
+        "  value:   [21. 39.]\n  grad:    [2. 2.]\n  dx -> c: [6. 6.]\n  dy -> k: 40.0\n\n"
+        "e = mul(d, 2)  MulLayer(x=d (2,), y=2 ()) -> out (2,)\n"
+        "  value:   [42. 78.]\n  grad:    [1. 1.]\n  dx -> d: [2. 2.]\n\n"
+        "f = add(e, c)  AddLayer(x=e (2,), y=c (2,)) -> out (2,)\n"
+        "  value:   [49. 91.]\n  grad:    [1. 1.]\n  dx -> e: [1. 1.]\n  dy -> c: [1. 1.]\n\n"
+        "out = sum(f)  SumLayer(x=f (2,), axis=None, keepdims=False) -> out ()\n"
+        "  value:   140.0\n  grad:    1.0\n  dx -> f: [1. 1.]\n")
+
+
 def test_layer_lines_name_the_users_inputs_beside_the_layers_roles() -> None:
     # The book's buy-apple graph: price = apple_price * tax, so d apple_price = tax = 1.1 and
     # d tax = apple_price = 200; the layer's x and y are the user's apple_price and tax.
