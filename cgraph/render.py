@@ -508,14 +508,22 @@ def format_small(array: np.ndarray, precision: int) -> str | None:
         largest, smallest = max(magnitudes), min(magnitudes)
         if largest >= 1e8 or smallest < 1e-4 or largest > 1000 * smallest or smallest < 10.0 ** -precision:
             return None  # numpy writes these in scientific notation, or would write some as 0
-    return _laid_out(*_aligned(_shortest(numbers, precision), len(numbers)), array.shape)[0]
+    return _laid_out(*_aligned(_shortest(numbers, precision, max(magnitudes, default=0.0)), len(numbers)),
+                     array.shape)[0]
 
 
-def _shortest(numbers: list[float], precision: int) -> list[str]:
+def _shortest(numbers: list[float], precision: int, largest: float) -> list[str]:
     """Each number as numpy writes it in positional notation: its shortest repr, or rounded to
     ``precision`` decimals where that is longer; trailing zeros dropped, the point kept.
-    All numbers are written by one printf and read back at once."""
+    All numbers are written by one printf and read back at once. ``largest``: the largest
+    magnitude among them.
+
+    Where the numbers' spacing (at most ``largest`` * 2**-52) is below the rounding's step
+    10**-precision, a shortest repr of at most ``precision`` decimals is the rounding itself
+    (both are the step's point nearest the number), so the roundings are all there is to write."""
     joined = "\0".join([f"%.{precision}f" if precision else "%.0f."] * len(numbers)) % tuple(numbers)
+    if largest < 2.0 ** 51 * 10.0 ** -precision:  # a factor of 2 spare
+        return _TRAILING_ZEROS.sub("", joined).split("\0")
     rounded = joined.split("\0")
     # where the rounded text reads back as the number, its shortest repr (positional, as |number| < 1e8) may be shorter
     if len(numbers) <= SMALL_ELEMENTS:  # one array: numpy's overhead would cost more than the loop
@@ -596,7 +604,8 @@ def format_small_stack(stack: np.ndarray, precision: int) -> list[str | None]:
     texts: list[str | None] = [None] * count
     if covered.size:
         numbers = flat[covered].ravel().tolist()
-        for index, text in zip(covered.tolist(), _laid_out(*_aligned(_shortest(numbers, precision), flat.shape[1]), shape)):
+        written = _shortest(numbers, precision, float(largest[covered].max()))
+        for index, text in zip(covered.tolist(), _laid_out(*_aligned(written, flat.shape[1]), shape)):
             texts[index] = text
     return texts
 
@@ -608,6 +617,8 @@ def format_column(values: list[Any], precision: int, full: bool = False) -> list
     by_shape: dict[tuple[int, ...], list[int]] = {}
     rounding, smallest = f"%.{precision}f", _positional_range(precision)
     for index, value in enumerate(values):
+        if type(value) is np.float64 or type(value) is np.ndarray and not value.ndim and value.dtype == np.float64:
+            value = float(value)  # written as the Python float of the number
         if type(value) is float:
             # format_scalar's choices for a number in positional notation, without its checks one by one
             text = repr(value)  # an exponent where |value| < 1e-4 or >= 1e16; 'n' in nan and inf
