@@ -6,9 +6,10 @@ import json
 import math
 import mmap
 import re
+from bisect import bisect_left
 from contextlib import contextmanager
 from functools import partial
-from itertools import chain, repeat
+from itertools import accumulate, chain, repeat
 from operator import attrgetter
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -172,7 +173,7 @@ def entry_batches(graph: Graph, names: list[str]) -> Iterator[tuple[list[str], l
     sizes = dict(zip(shapes, map(shape_sizes.__getitem__, shapes.values())))
     entry_sizes = [*map(sizes.__getitem__, names)]
     # As json_value gives them: non-finite numbers as strings, other dtypes' numbers as float64's.
-    convert = not graph.all_finite() or any(dtype != "float64" for dtype in dtypes)
+    convert = not graph.all_finite() or not {"float64"}.issuperset(dtypes)
     large_names = {name for name, size in sizes.items() if size > CHUNK_ELEMENTS}
     left_out_at: dict[int, list[Any]] = {}  # the arrays left out of entry k, by k
     if large_names:
@@ -201,16 +202,16 @@ def entry_batches(graph: Graph, names: list[str]) -> Iterator[tuple[list[str], l
         weights[inputs_count:] = map(int.__add__, weights[inputs_count:], arg_sizes)
     else:
         weights = [1 + size for size in entry_sizes]
-    start, weight = 0, 0
-    for stop, entry_weight in enumerate(weights, 1):
-        weight += entry_weight
-        if weight >= BATCH_WEIGHT or stop == len(weights):
-            large = [(k - start, left_out_at[k]) for k in sorted(left_out_at) if start <= k < stop]
-            with _ROOM.kept():
-                entries = _entries(graph, names, nodes, node_args, values, dtypes, grads, input_grads, inputs_count,
-                                   start, stop)
-            yield names[start:stop], entries, large
-            start, weight = stop, 0
+    # a batch ends at the entry that brings its weight to BATCH_WEIGHT, or at the last
+    totals, start = [*accumulate(weights)], 0
+    while start < len(weights):
+        stop = min(bisect_left(totals, (totals[start - 1] if start else 0) + BATCH_WEIGHT, start) + 1, len(weights))
+        large = [(k - start, left_out_at[k]) for k in sorted(left_out_at) if start <= k < stop]
+        with _ROOM.kept():
+            entries = _entries(graph, names, nodes, node_args, values, dtypes, grads, input_grads, inputs_count,
+                               start, stop)
+        yield names[start:stop], entries, large
+        start = stop
 
 
 def _in_order(mapping: Mapping[str, Any], names: list[str]) -> list[Any]:
@@ -232,12 +233,12 @@ def _entries(graph: Graph, names: list[str], nodes: list[Any], node_args: list[t
     middle = max(start, min(stop, inputs_count))  # entries start to middle are inputs, the others nodes
     if start < middle:
         batch = names[start:middle]
-        columns = [repeat(b'{"op":"input","inputs":[],"shape":'), map(shape_texts.__getitem__, map(shapes.__getitem__, batch)),
-                   repeat(b',"dtype":'), map(dtype_texts.__getitem__, dtypes[start:middle]),
-                   repeat(b',"value":'), _column(values[start:middle])]
+        columns: list[bytes | Iterable[bytes]] = [
+            b'{"op":"input","inputs":[],"shape":', _texts(shape_texts, map(shapes.__getitem__, batch)),
+            b',"dtype":', _texts(dtype_texts, dtypes[start:middle]), b',"value":', _column(values[start:middle])]
         if backward:
-            columns += [repeat(b',"grad":'), _column(grads[start:middle])]
-        entries += map(b"".join, zip(*columns, repeat(b"}")))
+            columns += [b',"grad":', _column(grads[start:middle])]
+        entries += _side_by_side([*columns, b"}"])
     if middle < stop:
         batch, first, last = names[middle:stop], middle - inputs_count, stop - inputs_count
         args = node_args[first:last]
@@ -246,27 +247,43 @@ def _entries(graph: Graph, names: list[str], nodes: list[Any], node_args: list[t
         if len(shape_texts) == 1:  # one shape for all: an entry's input shapes are told by their number
             counts = [*map(len, args)]
             count_texts = {count: _dumps([next(iter(shape_texts))] * count) for count in set(counts)}
-            input_shapes: Iterable[bytes] = map(count_texts.__getitem__, counts)
+            input_shapes = _texts(count_texts, counts)
         else:
             arg_shapes = [*map(tuple, map(map, repeat(shapes.__getitem__), args))]
-            arg_shape_texts = {arg_shape: _dumps(arg_shape) for arg_shape in set(arg_shapes)}
-            input_shapes = map(arg_shape_texts.__getitem__, arg_shapes)
-        attrs: Iterable[bytes] = repeat(b"")
+            input_shapes = _texts({arg_shape: _dumps(arg_shape) for arg_shape in set(arg_shapes)}, arg_shapes)
+        attrs: bytes | list[bytes] = b""
         if any(REGISTRY[op].attrs for op in op_texts):
             attrs = [b',"attrs":' + _dumps({key: json_value(value) for key, value in layer.shown_attrs().items()})
                      if layer.attrs else b"" for layer in map(graph.layers.__getitem__, batch)]
-        columns = [repeat(b'{"op":'), map(op_texts.__getitem__, ops),
-                   repeat(b',"inputs":'), _column(args),
-                   repeat(b',"shape":'), map(shape_texts.__getitem__, map(shapes.__getitem__, batch)),
-                   repeat(b',"dtype":'), map(dtype_texts.__getitem__, dtypes[middle:stop]),
-                   repeat(b',"value":'), _column(values[middle:stop])]
+        columns = [b'{"op":', _texts(op_texts, ops), b',"inputs":', _column(args),
+                   b',"shape":', _texts(shape_texts, map(shapes.__getitem__, batch)),
+                   b',"dtype":', _texts(dtype_texts, dtypes[middle:stop]), b',"value":', _column(values[middle:stop])]
         if backward:
-            columns += [repeat(b',"grad":'), _column(grads[middle:stop])]
-        columns += [attrs, repeat(b',"input_shapes":'), input_shapes]
+            columns += [b',"grad":', _column(grads[middle:stop])]
+        columns += [attrs, b',"input_shapes":', input_shapes]
         if backward:
-            columns += [repeat(b',"input_grads":'), _column(input_grads[first:last])]
-        entries += map(b"".join, zip(*columns, repeat(b"}")))
+            columns += [b',"input_grads":', _column(input_grads[first:last])]
+        entries += _side_by_side([*columns, b"}"])
     return entries
+
+
+def _texts(texts: dict[Any, bytes], keys: Iterable[Any]) -> bytes | Iterable[bytes]:
+    """The text of each key: one text for all where ``texts`` holds one."""
+    if len(texts) == 1:
+        return next(iter(texts.values()))
+    return map(texts.__getitem__, keys)
+
+
+def _side_by_side(columns: list[bytes | Iterable[bytes]]) -> Iterator[bytes]:
+    """Each entry's text, its columns' pieces joined; a bytes column is every entry's piece
+    (neighbouring ones joined once, beforehand)."""
+    merged: list[bytes | Iterable[bytes]] = []
+    for column in columns:
+        if isinstance(column, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] += column
+        else:
+            merged.append(column)
+    return map(b"".join, zip(*[repeat(column) if isinstance(column, bytes) else column for column in merged]))
 
 
 def _column(items: list[Any]) -> list[bytes]:
