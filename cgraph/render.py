@@ -872,6 +872,7 @@ def _text_blocks(graph: Graph, names: list[str], precision: int, full: bool) -> 
 
 
 def _as_it_is(number: int, name: str) -> str:
+    """The name itself, for a block written out (see :func:`_head_and_labels`)."""
     return name
 
 
