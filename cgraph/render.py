@@ -856,7 +856,7 @@ def _text_blocks(graph: Graph, names: list[str], precision: int, full: bool) -> 
             fields = (name, *args)
         found = templates.get(key, False)
         if found is False:
-            head, labels = _head_and_labels(graph, name, node, grads, suffix, len(entry), _as_it_is)
+            head = _head_and_labels(graph, name, node, grads, suffix, len(entry), _as_it_is)[0]
             found = templates[key] = None if "\0" in head else _template(
                 *_head_and_labels(graph, name, node, grads, suffix, len(entry), _marked), len(fields))
         own = texts[at:at + len(entry)]
